@@ -1,0 +1,185 @@
+/* api: /healthz, /readyz and the read API under /api/v1. */
+#include "api.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/doc.h"
+#include "../lib/error.h"
+#include "../lib/store.h"
+#include "../lib/verify.h"
+#include "config.h"
+#include "dbpool.h"
+#include "log.h"
+#include "writer.h"
+
+#define LIST_LIMIT_DEFAULT 50
+#define LIST_LIMIT_MAX 500
+
+static int reply_error(json_t **ret_body, int status, const char *code, const char *msg) {
+        *ret_body = doc_error(code, "%s", msg);
+        return status;
+}
+
+/* A pooled connection may have died with a database restart; one fresh retry tells. */
+static int with_store(const struct api *api, int (*fn)(struct store *, void *, struct error *),
+                      void *ctx, struct error *err) {
+        for (int attempt = 0; attempt < 2; attempt++) {
+                struct store *s = NULL;
+                int r = dbpool_acquire(api->pool, &s, err);
+
+                if (r < 0)
+                        return r;
+                r = fn(s, ctx, err);
+                dbpool_release(api->pool, s);
+                if (r != -EIO || attempt == 1)
+                        return r;
+        }
+        return -EIO;
+}
+
+static int ping(struct store *s, void *ctx, struct error *err) {
+        (void) ctx;
+        return store_ping(s, err);
+}
+
+static int readyz(const struct api *api, json_t **ret_body) {
+        struct error err = { 0 };
+        struct writer_stats st;
+
+        writer_get_stats(api->writer, &st);
+        if (with_store(api, ping, NULL, &err) < 0) {
+                *ret_body = json_pack("{s:s,s:s,s:I}", "status", "unavailable", "reason",
+                                      err.msg, "queued", (json_int_t) st.queued);
+                return 503;
+        }
+        *ret_body = json_pack("{s:s,s:I}", "status", "ready", "queued", (json_int_t) st.queued);
+        return 200;
+}
+
+struct list_ctx {
+        struct delivery_filter filter;
+        json_t *items;
+        int64_t last_id;
+};
+
+static int add_row(void *ctx, const struct delivery_row *r) {
+        struct list_ctx *c = ctx;
+        json_t *item = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:o}", "id", (json_int_t) r->id,
+                                 "source", r->source, "delivery_id", r->delivery_id, "event",
+                                 r->event, "received_at", r->received_at, "status", r->status,
+                                 "error", r->error ? json_string(r->error) : json_null());
+
+        if (!item || json_array_append_new(c->items, item) < 0)
+                return -ENOMEM;
+        c->last_id = r->id;
+        return 0;
+}
+
+static int list(struct store *s, void *ctx, struct error *err) {
+        struct list_ctx *c = ctx;
+
+        json_array_clear(c->items);
+        return store_list_deliveries(s, &c->filter, add_row, c, err);
+}
+
+static bool parse_positive(const char *v, long long max, long long *ret) {
+        char *end;
+        long long n;
+
+        if (!v || !*v)
+                return false;
+        errno = 0;
+        n = strtoll(v, &end, 10);
+        if (errno || *end || n < 1 || n > max)
+                return false;
+        *ret = n;
+        return true;
+}
+
+static int deliveries(const struct api *api, const struct api_request *req, json_t **ret_body) {
+        static const char *const statuses[] = { "received", "normalized", "ignored", "error" };
+        const char *limit = req->arg(req->ctx, "limit"), *cursor = req->arg(req->ctx, "cursor");
+        struct list_ctx c = { .filter = { .limit = LIST_LIMIT_DEFAULT } };
+        struct error err = { 0 };
+        long long n;
+        char next[24];
+        int r;
+
+        c.filter.source = req->arg(req->ctx, "source");
+        c.filter.status = req->arg(req->ctx, "status");
+        if (c.filter.status) {
+                bool known = false;
+
+                for (size_t i = 0; i < 4; i++)
+                        known |= strcmp(c.filter.status, statuses[i]) == 0;
+                if (!known)
+                        return reply_error(ret_body, 400, "invalid_parameter",
+                                           "status must be received, normalized, ignored or error");
+        }
+        if (limit) {
+                if (!parse_positive(limit, LIST_LIMIT_MAX, &n))
+                        return reply_error(ret_body, 400, "invalid_parameter",
+                                           "limit must be a whole number from 1 to 500");
+                c.filter.limit = (int) n;
+        }
+        if (cursor) {
+                if (!parse_positive(cursor, INT64_MAX, &n))
+                        return reply_error(ret_body, 400, "invalid_parameter",
+                                           "cursor is not one this API gave out");
+                c.filter.before_id = n;
+        }
+        c.items = json_array();
+        if (!c.items)
+                return reply_error(ret_body, 503, "unavailable", "Out of memory");
+        r = with_store(api, list, &c, &err);
+        if (r < 0) {
+                json_decref(c.items);
+                log_warning("Failed to list deliveries: %s", err.msg);
+                return reply_error(ret_body, 503, "unavailable", err.msg[0] ? err.msg
+                                                                           : "Out of memory");
+        }
+        snprintf(next, sizeof(next), "%" PRId64, c.last_id);
+        *ret_body = json_pack("{s:o,s:o}", "items", c.items, "next_cursor",
+                              r == c.filter.limit ? json_string(next) : json_null());
+        return 200;
+}
+
+static bool authorized(const char *tokens, const struct api_request *req, json_t **ret_body,
+                       int *ret_status) {
+        struct error err = { 0 };
+
+        if (verify_token(verify_bearer(req->authorization), tokens, &err) == 0)
+                return true;
+        *ret_status = reply_error(ret_body, 401, err.code, err.msg);
+        return false;
+}
+
+int api_handle(const struct api *api, const struct api_request *req, json_t **ret_body) {
+        bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+        int status;
+
+        if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/readyz") == 0 ||
+            strcmp(req->path, "/api/v1/deliveries") == 0) {
+                if (!get)
+                        return reply_error(ret_body, 405, "method_not_allowed",
+                                           "Use GET on this path");
+        } else {
+                return reply_error(ret_body, 404, "not_found", "No such endpoint");
+        }
+
+        if (strcmp(req->path, "/healthz") == 0) {
+                *ret_body = json_pack("{s:s}", "status", "ok");
+                return 200;
+        }
+        if (strcmp(req->path, "/readyz") == 0)
+                return readyz(api, ret_body);
+
+        if (api->cfg->api_token && *api->cfg->api_token &&
+            !authorized(api->cfg->api_token, req, ret_body, &status))
+                return status;
+        return deliveries(api, req, ret_body);
+}

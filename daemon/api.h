@@ -1,0 +1,27 @@
+/* api: the JSON endpoints other than webhook intake: /healthz, /readyz and /api/v1/... .
+ * It sees requests through struct api_request, never the HTTP library. */
+#pragma once
+
+#include <jansson.h>
+
+struct config;
+struct dbpool;
+struct writer;
+
+struct api {
+        const struct config *cfg;
+        struct dbpool *pool;
+        struct writer *writer;
+};
+
+struct api_request {
+        const char *method;
+        const char *path;                       /* e.g. "/api/v1/deliveries" */
+        const char *authorization;              /* the Authorization header, or NULL */
+        const char *(*arg)(void *ctx, const char *name); /* a query argument, or NULL */
+        void *ctx;
+};
+
+/* Answers req: returns the HTTP status and sets *ret_body to a JSON document the caller owns
+ * (NULL only on OOM). Thread-safe. */
+int api_handle(const struct api *api, const struct api_request *req, json_t **ret_body);

@@ -1,0 +1,467 @@
+/* config: one table with a row per key; loading from file, credentials, environment, flags. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum key_type {
+        KEY_STRING,
+        KEY_SECRET,     /* a string never shown; may come from $CREDENTIALS_DIRECTORY */
+        KEY_SIZE,       /* bytes, with an optional k/M/G (binary) suffix */
+        KEY_LONG,
+        KEY_BOOL,
+};
+
+struct key {
+        const char *name;
+        enum key_type type;
+        const char *def;        /* default as text; NULL: unset */
+        size_t offset;
+        long min, max;          /* for KEY_LONG and KEY_SIZE */
+        const char *(*check)(const char *value); /* extra validation: NULL or a problem */
+        const char *help;
+};
+
+static const char *check_listen(const char *v);
+static const char *check_change_policy(const char *v);
+static const char *check_service_map(const char *v);
+
+#define OFF(f) offsetof(struct config, f)
+static const struct key keys[] = {
+        { "listen", KEY_STRING, "127.0.0.1:8080", OFF(listen), 0, 0, check_listen,
+          "HOST:PORT to listen on (ignored under socket activation)" },
+        { "db", KEY_STRING, "", OFF(db), 0, 0, NULL,
+          "libpq connection string or URI (empty: libpq defaults and PG* variables)" },
+        { "spool_dir", KEY_STRING, "/var/lib/doraloop/spool", OFF(spool_dir), 0, 0, NULL,
+          "directory for the on-disk spool" },
+        { "max_body_bytes", KEY_SIZE, "1048576", OFF(max_body_bytes), 1, 256L << 20, NULL,
+          "largest webhook body accepted" },
+        { "github_secret", KEY_SECRET, NULL, OFF(github_secret), 0, 0, NULL,
+          "GitHub webhook secret(s), comma-separated while rotating" },
+        { "gitlab_token", KEY_SECRET, NULL, OFF(gitlab_token), 0, 0, NULL,
+          "GitLab secret token(s)" },
+        { "jira_secret", KEY_SECRET, NULL, OFF(jira_secret), 0, 0, NULL,
+          "Jira webhook secret(s) (HMAC) or ?token= value(s)" },
+        { "jenkins_token", KEY_SECRET, NULL, OFF(jenkins_token), 0, 0, NULL,
+          "Jenkins bearer / ?token= value(s)" },
+        { "generic_token", KEY_SECRET, NULL, OFF(generic_token), 0, 0, NULL,
+          "generic source bearer token(s)" },
+        { "api_token", KEY_SECRET, NULL, OFF(api_token), 0, 0, NULL,
+          "bearer token(s) for the read API (unset: open)" },
+        { "admin_token", KEY_SECRET, NULL, OFF(admin_token), 0, 0, NULL,
+          "bearer token(s) for admin endpoints (unset: disabled)" },
+        { "allow_unsigned", KEY_BOOL, "false", OFF(allow_unsigned), 0, 0, NULL,
+          "accept deliveries for sources with no secret configured (local trials only)" },
+        { "production_environments", KEY_STRING, "production,prod",
+          OFF(production_environments), 0, 0, NULL,
+          "environment names that count as production" },
+        { "incident_link_window_hours", KEY_LONG, "24", OFF(incident_link_window_hours),
+          0, 24 * 366, NULL, "how far back an incident links to a deployment" },
+        { "change_policy", KEY_STRING, "auto", OFF(change_policy), 0, 0, check_change_policy,
+          "auto | flag | off: production deployments that name no change request" },
+        { "service_map", KEY_STRING, "", OFF(service_map), 0, 0, check_service_map,
+          "NAME=SERVICE,... mapping repositories and Jira projects/components to services" },
+        { "writers", KEY_LONG, "2", OFF(writers), 1, 16, NULL,
+          "writer threads, each with its own database connection" },
+        { "batch_max", KEY_LONG, "256", OFF(batch_max), 1, 10000, NULL,
+          "deliveries stored in one transaction at most" },
+        { "queue_max", KEY_LONG, "4096", OFF(queue_max), 1, 1000000, NULL,
+          "deliveries waiting for a writer at most; beyond it 503 with Retry-After" },
+        { "http_threads", KEY_LONG, "0", OFF(http_threads), 0, 256, NULL,
+          "HTTP threads (0: one per CPU)" },
+        { "connection_timeout", KEY_LONG, "30", OFF(connection_timeout), 1, 3600, NULL,
+          "seconds an idle or stalled connection is kept" },
+        { "connection_limit", KEY_LONG, "1024", OFF(connection_limit), 1, 65536, NULL,
+          "concurrent connections at most" },
+};
+#undef OFF
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const char *check_listen(const char *v) {
+        const char *colon = strrchr(v, ':');
+        char *end;
+        long port;
+
+        if (!colon || colon == v)
+                return "must be HOST:PORT";
+        errno = 0;
+        port = strtol(colon + 1, &end, 10);
+        if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
+                return "must be HOST:PORT with a port from 0 to 65535";
+        return NULL;
+}
+
+static const char *check_change_policy(const char *v) {
+        if (strcmp(v, "auto") && strcmp(v, "flag") && strcmp(v, "off"))
+                return "must be auto, flag or off";
+        return NULL;
+}
+
+static const char *check_service_map(const char *v) {
+        const char *p = v;
+
+        while (*p) {
+                const char *end = strchr(p, ',');
+                size_t n = end ? (size_t) (end - p) : strlen(p);
+                const char *eq = memchr(p, '=', n);
+
+                if (n && (!eq || eq == p || eq == p + n - 1))
+                        return "must be NAME=SERVICE,...";
+                p += n + (end ? 1 : 0);
+        }
+        return NULL;
+}
+
+static const struct key *find_key(const char *name, size_t len) {
+        for (size_t i = 0; i < N_KEYS; i++) {
+                const char *k = keys[i].name;
+                size_t j;
+
+                for (j = 0; j < len && k[j]; j++) {
+                        char c = name[j] == '-' ? '_' : (char) tolower((unsigned char) name[j]);
+                        if (c != k[j])
+                                break;
+                }
+                if (j == len && !k[j])
+                        return &keys[i];
+        }
+        return NULL;
+}
+
+static void *field(struct config *cfg, const struct key *k) {
+        return (char *) cfg + k->offset;
+}
+
+static const char *parse_size(const char *v, const struct key *k, size_t *ret) {
+        char *end;
+        unsigned long long n;
+        unsigned shift = 0;
+
+        if (!isdigit((unsigned char) *v))
+                return "is not a size in bytes";
+        errno = 0;
+        n = strtoull(v, &end, 10);
+        if (*end && !end[1]) {
+                switch (tolower((unsigned char) *end)) {
+                case 'k': shift = 10; end++; break;
+                case 'm': shift = 20; end++; break;
+                case 'g': shift = 30; end++; break;
+                }
+        }
+        if (errno || *end)
+                return "is not a size in bytes (digits, optionally followed by k, M or G)";
+        if (n > (ULLONG_MAX >> 30) || (n << shift) < (unsigned long long) k->min ||
+            (n << shift) > (unsigned long long) k->max)
+                return "is out of range";
+        *ret = (size_t) (n << shift);
+        return NULL;
+}
+
+static const char *parse_long(const char *v, const struct key *k, long *ret) {
+        char *end;
+        long n;
+
+        errno = 0;
+        n = strtol(v, &end, 10);
+        if (errno || end == v || *end)
+                return "is not a whole number";
+        if (n < k->min || n > k->max)
+                return "is out of range";
+        *ret = n;
+        return NULL;
+}
+
+static const char *parse_bool(const char *v, bool *ret) {
+        static const char *const yes[] = { "1", "true", "yes", "on" };
+        static const char *const no[] = { "0", "false", "no", "off" };
+
+        for (size_t i = 0; i < 4; i++) {
+                if (strcasecmp(v, yes[i]) == 0)
+                        return *ret = true, NULL;
+                if (strcasecmp(v, no[i]) == 0)
+                        return *ret = false, NULL;
+        }
+        return "is not a boolean (true or false)";
+}
+
+/* Sets one key from text; origin says where the value came from, for the error line. */
+static int set_key(struct config *cfg, const struct key *k, const char *v, const char *origin,
+                   char *errbuf, size_t errlen) {
+        const char *problem = NULL;
+
+        switch (k->type) {
+        case KEY_STRING:
+        case KEY_SECRET: {
+                char **p = field(cfg, k);
+                char *copy = strdup(v);
+
+                if (!copy)
+                        problem = "cannot be stored: out of memory";
+                else {
+                        free(*p);
+                        *p = copy;
+                }
+                break;
+        }
+        case KEY_SIZE:
+                problem = parse_size(v, k, field(cfg, k));
+                break;
+        case KEY_LONG:
+                problem = parse_long(v, k, field(cfg, k));
+                break;
+        case KEY_BOOL:
+                problem = parse_bool(v, field(cfg, k));
+                break;
+        }
+        if (!problem && k->check)
+                problem = k->check(v);
+        if (problem) {
+                if (k->type == KEY_SECRET)
+                        snprintf(errbuf, errlen, "%s (from %s) %s", k->name, origin, problem);
+                else
+                        snprintf(errbuf, errlen, "%s (from %s): '%s' %s", k->name, origin, v,
+                                 problem);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static char *trim(char *s) {
+        char *end;
+
+        while (isspace((unsigned char) *s))
+                s++;
+        end = s + strlen(s);
+        while (end > s && isspace((unsigned char) end[-1]))
+                *--end = '\0';
+        return s;
+}
+
+static int load_file(struct config *cfg, const char *path, bool must_exist, char *errbuf,
+                     size_t errlen) {
+        FILE *f = fopen(path, "re");
+        char line[4096], origin[PATH_MAX + 32];
+        int lineno = 0, r = 0;
+
+        if (!f) {
+                if (errno == ENOENT && !must_exist)
+                        return 0;
+                snprintf(errbuf, errlen, "config: cannot open '%s': %s", path, strerror(errno));
+                return -errno;
+        }
+        while (r == 0 && fgets(line, sizeof(line), f)) {
+                char *p, *eq, *key, *value;
+                const struct key *k;
+
+                lineno++;
+                p = trim(line);
+                if (!*p || *p == '#')
+                        continue;
+                eq = strchr(p, '=');
+                if (!eq) {
+                        snprintf(errbuf, errlen, "config: %s:%d: expected 'key = value'", path,
+                                 lineno);
+                        r = -EINVAL;
+                        break;
+                }
+                *eq = '\0';
+                key = trim(p);
+                value = trim(eq + 1);
+                if (value[0] == '"' && strlen(value) >= 2 && value[strlen(value) - 1] == '"') {
+                        value[strlen(value) - 1] = '\0';
+                        value++;
+                }
+                k = find_key(key, strlen(key));
+                if (!k) {
+                        snprintf(errbuf, errlen, "config: %s:%d: unknown key '%s'", path,
+                                 lineno, key);
+                        r = -EINVAL;
+                        break;
+                }
+                snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
+                r = set_key(cfg, k, value, origin, errbuf, errlen);
+        }
+        fclose(f);
+        return r;
+}
+
+/* systemd's LoadCredential= puts each secret in a file named after it. */
+static int load_credentials(struct config *cfg, char *errbuf, size_t errlen) {
+        const char *dir = getenv("CREDENTIALS_DIRECTORY");
+
+        if (!dir || !*dir)
+                return 0;
+        for (size_t i = 0; i < N_KEYS; i++) {
+                char path[PATH_MAX], value[4096];
+                FILE *f;
+                size_t n;
+                int r;
+
+                if (keys[i].type != KEY_SECRET)
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, keys[i].name);
+                f = fopen(path, "re");
+                if (!f)
+                        continue;
+                n = fread(value, 1, sizeof(value) - 1, f);
+                fclose(f);
+                value[n] = '\0';
+                r = set_key(cfg, &keys[i], trim(value), "credentials", errbuf, errlen);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int load_environment(struct config *cfg, char *errbuf, size_t errlen) {
+        for (size_t i = 0; i < N_KEYS; i++) {
+                char var[64];
+                const char *v;
+                size_t j;
+                int r;
+
+                memcpy(var, "DORALOOP_", 9);
+                for (j = 0; keys[i].name[j] && j + 10 < sizeof(var); j++)
+                        var[9 + j] = (char) toupper((unsigned char) keys[i].name[j]);
+                var[9 + j] = '\0';
+                v = getenv(var);
+                if (!v)
+                        continue;
+                r = set_key(cfg, &keys[i], v, var, errbuf, errlen);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Walks --KEY VALUE / --KEY=VALUE flags; with cfg NULL it only finds --config. */
+static int load_flags(struct config *cfg, int argc, char *const *argv, const char **ret_path,
+                      char *errbuf, size_t errlen) {
+        for (int i = 1; i < argc; i++) {
+                const char *arg = argv[i], *name, *eq, *value;
+                const struct key *k = NULL;
+                size_t len;
+                int r;
+
+                if (strncmp(arg, "--", 2) != 0) {
+                        snprintf(errbuf, errlen, "unexpected argument '%s' (see --help)", arg);
+                        return -EINVAL;
+                }
+                name = arg + 2;
+                eq = strchr(name, '=');
+                len = eq ? (size_t) (eq - name) : strlen(name);
+                if (!(len == 6 && strncmp(name, "config", 6) == 0)) {
+                        k = find_key(name, len);
+                        if (!k) {
+                                snprintf(errbuf, errlen, "unknown option '--%.*s' (see --help)",
+                                         (int) len, name);
+                                return -EINVAL;
+                        }
+                }
+                if (eq)
+                        value = eq + 1;
+                else if (i + 1 < argc)
+                        value = argv[++i];
+                else {
+                        snprintf(errbuf, errlen, "option '--%.*s' needs a value", (int) len,
+                                 name);
+                        return -EINVAL;
+                }
+                if (!k) {
+                        *ret_path = value;
+                        continue;
+                }
+                if (!cfg)
+                        continue;
+                r = set_key(cfg, k, value, "command line", errbuf, errlen);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+struct config *config_load(int argc, char *const *argv, char *errbuf, size_t errlen) {
+        struct config *cfg = calloc(1, sizeof(*cfg));
+        const char *path = NULL;
+
+        if (!cfg) {
+                snprintf(errbuf, errlen, "config: out of memory");
+                return NULL;
+        }
+        for (size_t i = 0; i < N_KEYS; i++)
+                if (keys[i].def && set_key(cfg, &keys[i], keys[i].def, "default", errbuf,
+                                           errlen) < 0)
+                        goto fail;
+        if (load_flags(NULL, argc, argv, &path, errbuf, errlen) < 0)
+                goto fail;
+        if (!path)
+                path = getenv("DORALOOP_CONFIG");
+        if (load_file(cfg, path ? path : CONFIG_DEFAULT_PATH, path != NULL, errbuf, errlen) < 0 ||
+            load_credentials(cfg, errbuf, errlen) < 0 ||
+            load_environment(cfg, errbuf, errlen) < 0 ||
+            load_flags(cfg, argc, argv, &path, errbuf, errlen) < 0)
+                goto fail;
+        return cfg;
+fail:
+        config_free(cfg);
+        return NULL;
+}
+
+struct config *config_free(struct config *cfg) {
+        if (!cfg)
+                return NULL;
+        for (size_t i = 0; i < N_KEYS; i++)
+                if (keys[i].type == KEY_STRING || keys[i].type == KEY_SECRET)
+                        free(*(char **) field(cfg, &keys[i]));
+        free(cfg);
+        return NULL;
+}
+
+const char *config_string(const struct config *cfg, const char *key) {
+        const struct key *k = find_key(key, strlen(key));
+
+        if (!k || (k->type != KEY_STRING && k->type != KEY_SECRET))
+                return NULL;
+        return *(char *const *) ((const char *) cfg + k->offset);
+}
+
+void config_dump(const struct config *cfg, void (*fn)(const char *key, const char *value)) {
+        for (size_t i = 0; i < N_KEYS; i++) {
+                const void *p = (const char *) cfg + keys[i].offset;
+                char text[64];
+                const char *v = text;
+
+                switch (keys[i].type) {
+                case KEY_STRING:
+                        v = *(char *const *) p;
+                        break;
+                case KEY_SECRET:
+                        v = *(char *const *) p ? "(set)" : "(unset)";
+                        break;
+                case KEY_SIZE:
+                        snprintf(text, sizeof(text), "%zu", *(const size_t *) p);
+                        break;
+                case KEY_LONG:
+                        snprintf(text, sizeof(text), "%ld", *(const long *) p);
+                        break;
+                case KEY_BOOL:
+                        v = *(const bool *) p ? "true" : "false";
+                        break;
+                }
+                fn(keys[i].name, v);
+        }
+}
+
+void config_print_keys(void) {
+        for (size_t i = 0; i < N_KEYS; i++)
+                printf("  %-27s %s%s%s%s\n", keys[i].name, keys[i].help,
+                       keys[i].def && *keys[i].def ? " [" : "",
+                       keys[i].def && *keys[i].def ? keys[i].def : "",
+                       keys[i].def && *keys[i].def ? "]" : "");
+}

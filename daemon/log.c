@@ -1,0 +1,103 @@
+/* log: journald or stderr, chosen once at start. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static bool to_journal;
+
+void log_open(void) {
+        /* systemd sets JOURNAL_STREAM to the device:inode of the stream it connected; only
+         * if stderr is still that stream do we talk to journald directly. */
+        const char *js = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+        char *end;
+
+        to_journal = false;
+        if (!js || fstat(STDERR_FILENO, &st) < 0)
+                return;
+        dev = strtoull(js, &end, 10);
+        if (*end != ':')
+                return;
+        ino = strtoull(end + 1, &end, 10);
+        to_journal = !*end && dev == (unsigned long long) st.st_dev &&
+                     ino == (unsigned long long) st.st_ino;
+}
+
+static void add_field(struct iovec *iov, int *n, char *storage, size_t size, const char *name,
+                      const char *value) {
+        int len;
+
+        if (!value)
+                return;
+        len = snprintf(storage, size, "%s=%s", name, value);
+        if (len < 0)
+                return;
+        iov[*n].iov_base = storage;
+        iov[*n].iov_len = (size_t) len < size ? (size_t) len : size - 1;
+        (*n)++;
+}
+
+void log_full(int priority, const struct log_fields *f, const char *file, int line,
+              const char *func, const char *fmt, ...) {
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+
+        if (to_journal) {
+                char b[10][600], num[16];
+                struct iovec iov[10];
+                int n = 0;
+
+                snprintf(num, sizeof(num), "%d", priority);
+                add_field(iov, &n, b[n], sizeof(b[0]), "MESSAGE", msg);
+                add_field(iov, &n, b[n], sizeof(b[0]), "PRIORITY", num);
+                add_field(iov, &n, b[n], sizeof(b[0]), "CODE_FILE", file);
+                snprintf(num, sizeof(num), "%d", line);
+                add_field(iov, &n, b[n], sizeof(b[0]), "CODE_LINE", num);
+                add_field(iov, &n, b[n], sizeof(b[0]), "CODE_FUNC", func);
+                if (f) {
+                        add_field(iov, &n, b[n], sizeof(b[0]), "SOURCE", f->source);
+                        add_field(iov, &n, b[n], sizeof(b[0]), "DELIVERY_ID", f->delivery_id);
+                        add_field(iov, &n, b[n], sizeof(b[0]), "EVENT", f->event);
+                        add_field(iov, &n, b[n], sizeof(b[0]), "STATUS", f->status);
+                }
+                if (sd_journal_sendv(iov, n) >= 0)
+                        return;
+        }
+        if (f && (f->source || f->delivery_id))
+                fprintf(stderr, "<%d>%s (source=%s delivery=%s%s%s)\n", priority, msg,
+                        f->source ? f->source : "-", f->delivery_id ? f->delivery_id : "-",
+                        f->status ? " status=" : "", f->status ? f->status : "");
+        else
+                fprintf(stderr, "<%d>%s\n", priority, msg);
+}
+
+bool log_ratelimit_pass(struct log_ratelimit *rl, int *ret_suppressed) {
+        time_t now = time(NULL);
+
+        if (now - rl->start >= rl->interval) {
+                *ret_suppressed = rl->suppressed;
+                rl->start = now;
+                rl->count = 0;
+                rl->suppressed = 0;
+        } else {
+                *ret_suppressed = 0;
+        }
+        if (rl->count < rl->burst) {
+                rl->count++;
+                return true;
+        }
+        rl->suppressed++;
+        return false;
+}

@@ -1,0 +1,57 @@
+/* doc: parsing a webhook body with jansson, and typed lookups into the tree. */
+#include "doc.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+
+int doc_parse(const char *body, size_t len, json_t **ret_doc, struct error *err) {
+        json_error_t jerr;
+        json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+
+        if (!doc)
+                return error_set(err, EBADMSG, "invalid_json", NULL,
+                                 "Invalid JSON at line %d column %d: %s",
+                                 jerr.line, jerr.column, jerr.text);
+        if (!json_is_object(doc)) {
+                json_decref(doc);
+                return error_set(err, EBADMSG, "invalid_payload", NULL,
+                                 "The body must be a JSON object");
+        }
+        *ret_doc = doc;
+        return 0;
+}
+
+json_t *doc_get(json_t *obj, const char *path) {
+        char key[128];
+
+        while (obj && *path) {
+                const char *dot = strchr(path, '.');
+                size_t n = dot ? (size_t) (dot - path) : strlen(path);
+
+                if (!json_is_object(obj) || n >= sizeof(key))
+                        return NULL;
+                memcpy(key, path, n);
+                key[n] = '\0';
+                obj = json_object_get(obj, key);
+                path += n + (dot ? 1 : 0);
+        }
+        return obj;
+}
+
+const char *doc_string(json_t *obj, const char *path) {
+        return json_string_value(doc_get(obj, path));
+}
+
+json_t *doc_error(const char *code, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+}

@@ -1,0 +1,44 @@
+/* source: the table of webhook sources. A source is one file in lib/sources/ exporting a
+ * `const struct source`; everything about its wire format lives there. */
+#pragma once
+
+#include <jansson.h>
+
+struct error;
+struct hook_request;
+
+/* Longest delivery id or event name we store; longer ones are refused as invalid_payload. */
+#define SOURCE_ID_MAX 255
+
+struct source {
+        const char *name;       /* the route: POST /hooks/<name> */
+        const char *secret_key; /* the config key holding its secret(s) */
+
+        /* Authenticates req against secrets (a comma-separated list of one or two).
+         * Returns 0 or -EACCES (err->code: bad_signature, missing_signature, bad_token).
+         * Runs before the body is parsed. Thread-safe. */
+        int (*verify)(const struct hook_request *req, const char *secrets, struct error *err);
+
+        /* Finds the delivery id and event type. doc is the parsed body (borrowed). On success
+         * *ret_delivery_id and *ret_event are malloc'd strings the caller frees. Returns 0,
+         * -EBADMSG (err->code invalid_payload) or -ENOMEM. Thread-safe. */
+        int (*identify)(const struct hook_request *req, json_t *doc, char **ret_delivery_id,
+                        char **ret_event, struct error *err);
+};
+
+/* The source routed at /hooks/<name>, or NULL. */
+const struct source *source_find(const char *name);
+
+/* The NULL-terminated table of every source. */
+extern const struct source *const source_table[];
+
+/* Helpers for identify(): each returns 0 and a malloc'd string, -EBADMSG or -ENOMEM. */
+
+/* Copies s after checking it is 1..SOURCE_ID_MAX printable ASCII characters; what names the
+ * value in error messages. A NULL s is a missing value. */
+int source_copy_id(const char *s, const char *what, char **ret, struct error *err)
+        __attribute__((warn_unused_result));
+
+/* The lower-case hex SHA-256 of the body: the delivery id of sources that send none. */
+int source_body_id(const struct hook_request *req, char **ret, struct error *err)
+        __attribute__((warn_unused_result));

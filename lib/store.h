@@ -1,0 +1,54 @@
+/* store: everything doraloop keeps in PostgreSQL, over libpq. A struct store is one
+ * connection: use it from one thread at a time. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct delivery;
+struct error;
+struct store;
+
+/* Connects with a libpq conninfo string or URI. Returns 0 and a store the caller frees with
+ * store_close(), or -EIO (err says why). */
+int store_open(const char *conninfo, struct store **ret_store, struct error *err)
+        __attribute__((warn_unused_result));
+
+/* Closes the connection; NULL-safe, returns NULL. */
+struct store *store_close(struct store *s);
+
+/* Whether the connection is still up (it does not probe the server). */
+bool store_connected(const struct store *s);
+
+/* Runs SELECT 1. Returns 0 or -EIO. */
+int store_ping(struct store *s, struct error *err) __attribute__((warn_unused_result));
+
+/* Applies the compiled-in migrations not yet recorded in schema_migrations, each in its own
+ * transaction, under an advisory lock so concurrent daemons are safe. Returns the number
+ * applied, or -EIO. */
+int store_migrate(struct store *s, struct error *err) __attribute__((warn_unused_result));
+
+/* Stores n deliveries in one transaction (idempotent on source + delivery id) and sets each
+ * one's duplicate flag. Returns 0 once COMMIT succeeded, else -EIO and nothing is stored.
+ * Does not call done() or touch result. */
+int store_save_batch(struct store *s, struct delivery *const *ds, size_t n, struct error *err)
+        __attribute__((warn_unused_result));
+
+struct delivery_filter {
+        const char *source;     /* or NULL for any */
+        const char *status;     /* or NULL for any */
+        int64_t before_id;      /* only ids below this, or 0 */
+        int limit;
+};
+
+struct delivery_row {
+        int64_t id;
+        const char *source, *delivery_id, *event, *received_at, *status, *error; /* error may be NULL */
+};
+
+/* Calls row() for each stored delivery matching f, newest first. The row is borrowed for
+ * the call. Returns the number of rows, -EIO, or row()'s negative return. */
+int store_list_deliveries(struct store *s, const struct delivery_filter *f,
+                          int (*row)(void *ctx, const struct delivery_row *r), void *ctx,
+                          struct error *err) __attribute__((warn_unused_result));
