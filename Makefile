@@ -8,6 +8,8 @@ SAN ?=
 BUILD ?= $(if $(SAN),build/asan,build)
 
 CC ?= cc
+# Debian's interpreter, where install-deps puts pytest (not whatever python3 is first on PATH).
+PYTHON ?= /usr/bin/python3
 PKGS := libmicrohttpd jansson libpq libsystemd libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -42,7 +44,7 @@ all: $(BUILD)/doraloopd
 
 $(BUILD)/doraloopd: $(DAEMON_OBJ) $(BUILD)/libdoraloop.a
 	@echo "  LINK    $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
 
 $(BUILD)/libdoraloop.a: $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -62,7 +64,7 @@ $(BUILD)/migrations.o: $(BUILD)/migrations.c
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdoraloop.a
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(CFLAGS) -Ilib $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -Ilib $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
 
 unit: $(UNIT_BIN)
 
@@ -71,7 +73,7 @@ unit: $(UNIT_BIN)
 check: deps-check
 	$(MAKE) --no-print-directory all unit
 	DORALOOP_BIN=$(abspath $(BUILD)/doraloopd) DORALOOP_UNIT_DIR=$(abspath $(BUILD)/tests) \
-		python3 -m pytest -q -p no:cacheprovider tests
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 check-asan:
 	$(MAKE) --no-print-directory SAN=1 check
