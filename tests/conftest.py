@@ -539,12 +539,13 @@ class DaemonFactory:
         self.default_db = default_db
         self.started = []
 
-    def __call__(self, *, db=None, args=None, port=None, wait=True, **config):
-        """daemon(max_body_bytes=4096, github_secret=None, ...) -> a started Daemon. Keys
-        default to DEFAULT_CONFIG; None leaves a key unset."""
+    def __call__(self, *, database=None, args=None, port=None, wait=True, **config):
+        """daemon(max_body_bytes=4096, github_secret=None, ...) -> a started Daemon on the
+        module's database (or database=). Keys default to DEFAULT_CONFIG; None leaves a key
+        unset. args replaces the default flags; port then says where it listens."""
         merged = dict(DEFAULT_CONFIG)
         merged.update(config)
-        db = db or self.default_db
+        db = database or self.default_db
         workdir = Path(tempfile.mkdtemp(prefix="d", dir=self.base_dir))
         workdir.rmdir()
         d = Daemon(workdir, db.conninfo, merged, args=args, port=port)
@@ -597,7 +598,7 @@ def db(pg, request):
 
 @pytest.fixture
 def daemon(workdir, db):
-    """Factory: daemon(**config) starts a doraloopd on the module's database (or db=...);
+    """Factory: daemon(**config) starts a doraloopd on the module's database (or database=);
     every daemon it started is stopped at the end with SIGTERM, asserting exit status 0."""
     factory = DaemonFactory(workdir, db)
     yield factory
