@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../lib/delivery.h"
 #include "../lib/error.h"
@@ -25,8 +26,23 @@ struct writer {
         struct log_ratelimit db_down;
 
         int n_threads;
-        pthread_t threads[];
+        struct writer_thread {
+                pthread_t id;
+                int64_t heartbeat;      /* CLOCK_MONOTONIC us; guarded by lock */
+        } threads[];
 };
+
+struct writer_arg {
+        struct writer *w;
+        struct writer_thread *self;
+};
+
+static int64_t monotonic_us(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 int writer_submit(struct writer *w, struct delivery *d) {
         int r = 0;
@@ -50,14 +66,21 @@ int writer_submit(struct writer *w, struct delivery *d) {
         return r;
 }
 
-/* Takes up to batch_max deliveries; blocks while the queue is empty. Returns how many, or
- * 0 when stopping with nothing left. */
-static size_t take_batch(struct writer *w, struct delivery **batch) {
+/* Takes up to batch_max deliveries; blocks while the queue is empty, beating once a
+ * second. Returns how many, or 0 when stopping with nothing left. */
+static size_t take_batch(struct writer *w, struct writer_thread *self, struct delivery **batch) {
         size_t n = 0;
 
         pthread_mutex_lock(&w->lock);
-        while (!w->head && !w->stopping)
-                pthread_cond_wait(&w->nonempty, &w->lock);
+        self->heartbeat = monotonic_us();
+        while (!w->head && !w->stopping) {
+                struct timespec deadline;
+
+                clock_gettime(CLOCK_MONOTONIC, &deadline);
+                deadline.tv_sec += 1;
+                (void) pthread_cond_timedwait(&w->nonempty, &w->lock, &deadline);
+                self->heartbeat = monotonic_us();
+        }
         while (w->head && n < w->opt.batch_max) {
                 batch[n++] = w->head;
                 w->head = w->head->next;
@@ -82,14 +105,16 @@ static void log_db_failure(struct writer *w, const struct error *err, size_t n) 
 }
 
 static void *writer_main(void *arg) {
-        struct writer *w = arg;
+        struct writer *w = ((struct writer_arg *) arg)->w;
+        struct writer_thread *self = ((struct writer_arg *) arg)->self;
         struct delivery **batch = calloc(w->opt.batch_max, sizeof(*batch));
         struct store *store = NULL;
         size_t n;
 
+        free(arg);
         if (!batch)
                 abort(); /* at start-up; nothing has been accepted yet */
-        while ((n = take_batch(w, batch)) > 0) {
+        while ((n = take_batch(w, self, batch)) > 0) {
                 struct error err = { 0 };
                 int r = 0;
 
@@ -128,7 +153,8 @@ static void *writer_main(void *arg) {
 }
 
 int writer_start(const struct writer_options *o, struct writer **ret_writer) {
-        struct writer *w = calloc(1, sizeof(*w) + (size_t) o->threads * sizeof(pthread_t));
+        struct writer *w = calloc(1, sizeof(*w) + (size_t) o->threads * sizeof(w->threads[0]));
+        pthread_condattr_t attr;
 
         if (!w)
                 return -ENOMEM;
@@ -140,11 +166,20 @@ int writer_start(const struct writer_options *o, struct writer **ret_writer) {
                 return -ENOMEM;
         }
         pthread_mutex_init(&w->lock, NULL);
-        pthread_cond_init(&w->nonempty, NULL);
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->nonempty, &attr);
+        pthread_condattr_destroy(&attr);
         for (int i = 0; i < o->threads; i++) {
-                int r = pthread_create(&w->threads[i], NULL, writer_main, w);
+                struct writer_arg *arg = malloc(sizeof(*arg));
+                int r;
 
+                w->threads[i].heartbeat = monotonic_us();
+                if (arg)
+                        *arg = (struct writer_arg) { w, &w->threads[i] };
+                r = arg ? pthread_create(&w->threads[i].id, NULL, writer_main, arg) : ENOMEM;
                 if (r != 0) {
+                        free(arg);
                         writer_stop(w);
                         return -r;
                 }
@@ -162,12 +197,23 @@ struct writer *writer_stop(struct writer *w) {
         pthread_cond_broadcast(&w->nonempty);
         pthread_mutex_unlock(&w->lock);
         for (int i = 0; i < w->n_threads; i++)
-                pthread_join(w->threads[i], NULL);
+                pthread_join(w->threads[i].id, NULL);
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->nonempty);
         free(w->conninfo);
         free(w);
         return NULL;
+}
+
+int64_t writer_heartbeat(struct writer *w) {
+        int64_t oldest = INT64_MAX;
+
+        pthread_mutex_lock(&w->lock);
+        for (int i = 0; i < w->n_threads; i++)
+                if (w->threads[i].heartbeat < oldest)
+                        oldest = w->threads[i].heartbeat;
+        pthread_mutex_unlock(&w->lock);
+        return oldest;
 }
 
 void writer_get_stats(struct writer *w, struct writer_stats *ret_stats) {

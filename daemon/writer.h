@@ -32,5 +32,11 @@ int writer_submit(struct writer *w, struct delivery *d) __attribute__((warn_unus
 /* Stores everything queued, then joins the threads and frees the writer. NULL-safe. */
 struct writer *writer_stop(struct writer *w);
 
+/* The oldest heartbeat among the writer threads, in CLOCK_MONOTONIC microseconds. A writer
+ * beats every time it goes round its loop, and at least once a second while idle, so an
+ * old heartbeat means a writer is stuck (a database call, not the database itself, is
+ * bounded by statement timeouts). Thread-safe. */
+int64_t writer_heartbeat(struct writer *w);
+
 /* A snapshot of the counters. Thread-safe. */
 void writer_get_stats(struct writer *w, struct writer_stats *ret_stats);
