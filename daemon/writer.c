@@ -15,7 +15,8 @@
 
 struct writer {
         struct writer_options opt;
-        char *conninfo;
+        char *conninfo, *production;
+        struct store_model model;
 
         pthread_mutex_t lock;
         pthread_cond_t nonempty;
@@ -123,7 +124,7 @@ static void *writer_main(void *arg) {
                         r = store_open(w->conninfo, &store, &err);
                 }
                 if (r == 0)
-                        r = store_save_batch(store, batch, n, &err);
+                        r = store_save_batch(store, &w->model, batch, n, &err);
                 if (r < 0) {
                         /* Drop the connection: it may be mid-transaction or broken. */
                         store = store_close(store);
@@ -160,8 +161,12 @@ int writer_start(const struct writer_options *o, struct writer **ret_writer) {
                 return -ENOMEM;
         w->opt = *o;
         w->conninfo = strdup(o->conninfo);
+        w->production = strdup(o->production_environments ? o->production_environments : "");
+        w->model = (struct store_model) { w->production, o->incident_link_window_hours };
         w->db_down = (struct log_ratelimit) LOG_RATELIMIT(10, 3);
-        if (!w->conninfo) {
+        if (!w->conninfo || !w->production) {
+                free(w->conninfo);
+                free(w->production);
                 free(w);
                 return -ENOMEM;
         }
@@ -201,6 +206,7 @@ struct writer *writer_stop(struct writer *w) {
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->nonempty);
         free(w->conninfo);
+        free(w->production);
         free(w);
         return NULL;
 }

@@ -11,6 +11,8 @@ struct writer;
 
 struct writer_options {
         const char *conninfo;
+        const char *production_environments;
+        long incident_link_window_hours;
         int threads;
         size_t batch_max;
         size_t queue_max;

@@ -1,8 +1,14 @@
 /* delivery: one webhook delivery. */
 #include "delivery.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "doc.h"
+#include "error.h"
+#include "source.h"
 
 struct delivery *delivery_free(struct delivery *d) {
         if (!d)
@@ -12,6 +18,32 @@ struct delivery *delivery_free(struct delivery *d) {
         free(d->headers);
         free(d->body);
         json_decref(d->doc);
+        free(d->error);
+        event_list_clear(&d->events);
         free(d);
         return NULL;
+}
+
+int delivery_normalize(struct delivery *d, const struct normalize_options *o) {
+        struct error err = { 0 };
+        int r = 0;
+
+        event_list_clear(&d->events);
+        free(d->error);
+        d->error = NULL;
+        if (!d->doc)
+                r = doc_parse(d->body, d->body_len, (json_t **) &d->doc, &err);
+        if (r == 0)
+                r = d->source->normalize(d->doc, d->event, d->received_us, o, &d->events, &err);
+        if (r == -ENOMEM)
+                return r;
+        if (r > 0) {
+                d->status = "normalized";
+                return 0;
+        }
+        /* Ignored or malformed: kept as received, with the reason for whoever asks. */
+        event_list_clear(&d->events);
+        d->status = r == 0 ? "ignored" : "error";
+        d->error = strdup(err.msg[0] ? err.msg : d->status);
+        return d->error ? 0 : -ENOMEM;
 }

@@ -5,7 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "event.h"
+
 struct json_t;
+struct normalize_options;
 struct source;
 
 struct delivery {
@@ -16,7 +19,14 @@ struct delivery {
         char *body;             /* exact bytes, NUL-terminated after body_len */
         size_t body_len;
         int64_t received_us;    /* arrival, microseconds since the Unix epoch */
+        int64_t raw_id;         /* events_raw.id, when read back for a replay */
         struct json_t *doc;     /* the parsed body */
+
+        /* What the body means, decided before it is queued (normalize() runs on the HTTP
+         * thread so the writer only talks to the database). */
+        const char *status;     /* "normalized", "ignored" or "error"; static string */
+        char *error;            /* why it was ignored or failed, or NULL */
+        struct event_list events;
 
         /* Outcome, set by the writer before done() is called. */
         int result;             /* 0 when durable, else a negative errno */
@@ -31,3 +41,10 @@ struct delivery {
 
 /* Frees everything the delivery owns and the delivery itself; NULL-safe, returns NULL. */
 struct delivery *delivery_free(struct delivery *d);
+
+/* Decides what d means: parses d->body unless d->doc holds it, runs its source's
+ * normalize() and sets d->events, d->status ("normalized", "ignored" or "error") and
+ * d->error. One function for live deliveries and replays, so both give the same rows.
+ * Returns 0 (whatever the status) or -ENOMEM. Thread-safe. */
+int delivery_normalize(struct delivery *d, const struct normalize_options *o)
+        __attribute__((warn_unused_result));

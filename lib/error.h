@@ -4,7 +4,7 @@
 struct error {
         const char *code;       /* API error code, e.g. "bad_signature"; static string */
         const char *field;      /* the input field or key at fault, or NULL; static string */
-        char msg[200];
+        char msg[256];
 };
 
 /* Fills err (which may be NULL) and returns -errnum, so callers can

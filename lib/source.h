@@ -3,9 +3,12 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdint.h>
 
 struct error;
+struct event_list;
 struct hook_request;
+struct normalize_options;
 
 /* Longest delivery id or event name we store; longer ones are refused as invalid_payload. */
 #define SOURCE_ID_MAX 255
@@ -24,6 +27,17 @@ struct source {
          * -EBADMSG (err->code invalid_payload) or -ENOMEM. Thread-safe. */
         int (*identify)(const struct hook_request *req, json_t *doc, char **ret_delivery_id,
                         char **ret_event, struct error *err);
+
+        /* Appends the rows the delivery means to out (DESIGN.md's model: changes,
+         * deployments, incidents, change requests). Returns the number of rows added (> 0),
+         * 0 when the delivery is not used (err->msg says why: stored as "ignored"),
+         * -EBADMSG when a field it uses is missing or of the wrong type (err->msg, stored as
+         * "error"), or -ENOMEM. On failure out may hold partial rows; the caller clears it.
+         * received_us is when the delivery arrived, for payloads that carry no time of
+         * their own. Pure: no I/O, no clock. Thread-safe. */
+        int (*normalize)(json_t *doc, const char *event, int64_t received_us,
+                         const struct normalize_options *o, struct event_list *out,
+                         struct error *err);
 };
 
 /* The source routed at /hooks/<name>, or NULL. */

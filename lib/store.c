@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "delivery.h"
+#include "event.h"
 #include "error.h"
 #include "migrations.h"
 #include "source.h"
@@ -21,10 +22,25 @@ struct store {
         bool prepared;
 };
 
-static const char insert_raw_sql[] =
-        "INSERT INTO events_raw (source, delivery_id, event, headers, body, received_at) "
-        "VALUES ($1, $2, $3, $4, $5, to_timestamp($6::bigint / 1000000.0)) "
-        "ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id";
+/* Prepared once per connection; the writer pipelines them. */
+static const struct statement {
+        const char *name, *sql;
+        int n_params;
+} statements[] = {
+        { "insert_raw",
+          "INSERT INTO events_raw (source, delivery_id, event, headers, body, received_at, "
+          "status, error) VALUES ($1, $2, $3, $4, $5, to_timestamp($6::bigint / 1000000.0), "
+          "$7, $8) ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id", 8 },
+        { "lock_service", "SELECT pg_advisory_xact_lock(7250, hashtext($1))", 1 },
+        { "set_raw_status", "UPDATE events_raw SET status = $2, error = $3 WHERE id = $1", 3 },
+        { "apply_change", "SELECT dl_apply_change($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9 },
+        { "apply_deployment", "SELECT dl_apply_deployment($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+          "$10, $11, $12, $13, $14, $15)", 15 },
+        { "apply_incident", "SELECT dl_apply_incident($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+          "$11, $12, $13, $14, $15)", 15 },
+        { "apply_change_request", "SELECT dl_apply_change_request($1, $2, $3, $4, $5, $6, $7, "
+          "$8, $9, $10)", 10 },
+};
 
 /* Library code never logs: PostgreSQL's notices (e.g. "already exists, skipping") go nowhere. */
 static void ignore_notice(void *arg, const char *message) {
@@ -32,13 +48,24 @@ static void ignore_notice(void *arg, const char *message) {
         (void) message;
 }
 
+/* libpq's messages span lines ("...failed: ...\n\tIs the server running..."); a log line
+ * and a JSON message want one. */
 static int pg_error(struct error *err, PGconn *conn, const char *what) {
         const char *m = PQerrorMessage(conn);
-        size_t n = strlen(m);
+        char flat[sizeof(err->msg)];
+        size_t n = 0;
 
-        while (n && (m[n - 1] == '\n' || m[n - 1] == ' '))
+        for (; *m && n + 1 < sizeof(flat); m++) {
+                bool space = *m == '\n' || *m == '\t' || *m == ' ';
+
+                if (space && (n == 0 || flat[n - 1] == ' '))
+                        continue;
+                flat[n++] = space ? ' ' : *m;
+        }
+        while (n && flat[n - 1] == ' ')
                 n--;
-        return error_set(err, EIO, "unavailable", NULL, "%s: %.*s", what, (int) n, m);
+        flat[n] = '\0';
+        return error_set(err, EIO, "unavailable", NULL, "%s: %s", what, flat);
 }
 
 int store_open(const char *conninfo, struct store **ret_store, struct error *err) {
@@ -156,17 +183,20 @@ int store_migrate(struct store *s, struct error *err) {
 }
 
 static int prepare(struct store *s, struct error *err) {
-        PGresult *res;
-        int r = 0;
-
         if (s->prepared)
                 return 0;
-        res = PQprepare(s->conn, "insert_raw", insert_raw_sql, 6, NULL);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
-                r = pg_error(err, s->conn, "Preparing insert_raw");
-        PQclear(res);
-        s->prepared = r == 0;
-        return r;
+        for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+                PGresult *res = PQprepare(s->conn, statements[i].name, statements[i].sql,
+                                          statements[i].n_params, NULL);
+                int r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 :
+                        pg_error(err, s->conn, statements[i].name);
+
+                PQclear(res);
+                if (r < 0)
+                        return r;
+        }
+        s->prepared = true;
+        return 0;
 }
 
 /* Reads the results of one pipelined statement up to its terminating NULL. Returns the
@@ -189,62 +219,404 @@ static int pipeline_result(struct store *s, ExecStatusType want, struct error *e
         return r < 0 ? r : rows;
 }
 
-/* All statements go out in one pipeline: one round trip for the whole batch, and the
- * transaction is what makes the batch durable at once (one fsync). */
-int store_save_batch(struct store *s, struct delivery *const *ds, size_t n, struct error *err) {
-        PGresult *res;
+/* Text parameters for one pipelined statement; numbers and arrays are formatted into its
+ * own buffers so they live until the pipeline is flushed. */
+struct params {
+        const char *v[16];
+        char num[16][24];
+        char *owned[4];
+        int n, n_owned;
+};
+
+static void param(struct params *p, const char *v) {
+        p->v[p->n++] = v;
+}
+
+static void param_time(struct params *p, int64_t us) {
+        if (us == TIME_UNSET) {
+                param(p, NULL);
+                return;
+        }
+        snprintf(p->num[p->n], sizeof(p->num[0]), "%" PRId64, us);
+        param(p, p->num[p->n]);
+}
+
+static void param_bool(struct params *p, bool v) {
+        param(p, v ? "t" : "f");
+}
+
+/* A PostgreSQL array literal, every element quoted: {"a","b \"c\""}. NULL v gives NULL. */
+static int param_array(struct params *p, char *const *v, size_t n) {
+        size_t len = 3;
+        char *out, *q;
+
+        if (!v) {
+                param(p, NULL);
+                return 0;
+        }
+        for (size_t i = 0; i < n; i++)
+                len += 3 + 2 * strlen(v[i]);
+        out = q = malloc(len);
+        if (!out)
+                return -ENOMEM;
+        *q++ = '{';
+        for (size_t i = 0; i < n; i++) {
+                if (i)
+                        *q++ = ',';
+                *q++ = '"';
+                for (const char *c = v[i]; *c; c++) {
+                        if (*c == '"' || *c == '\\')
+                                *q++ = '\\';
+                        *q++ = *c;
+                }
+                *q++ = '"';
+        }
+        *q++ = '}';
+        *q = '\0';
+        p->owned[p->n_owned++] = out;
+        param(p, out);
+        return 0;
+}
+
+static void params_free(struct params *p) {
+        for (int i = 0; i < p->n_owned; i++)
+                free(p->owned[i]);
+}
+
+static bool send_prepared(struct store *s, const char *stmt, struct params *p) {
+        bool ok = PQsendQueryPrepared(s->conn, stmt, p->n, p->v, NULL, NULL, 0) == 1;
+
+        params_free(p);
+        return ok;
+}
+
+/* The model settings every apply function takes last. */
+struct model_params {
+        char *production;       /* array literal */
+        char window[24];
+};
+
+static int send_event(struct store *s, const char *source, const struct event *e,
+                      const struct model_params *mp) {
+        struct params p = { .n = 0 };
+
+        switch (e->kind) {
+        case EVENT_CHANGE: {
+                const struct event_change *c = &e->change;
+                param(&p, c->service), param(&p, c->repo), param(&p, c->sha);
+                param(&p, c->branch), param(&p, c->author), param(&p, c->message);
+                param_time(&p, c->committed_at);
+                param(&p, mp->production), param(&p, mp->window);
+                return send_prepared(s, "apply_change", &p) ? 1 : -EIO;
+        }
+        case EVENT_DEPLOYMENT: {
+                const struct event_deployment *d = &e->deployment;
+                param(&p, source), param(&p, d->key), param(&p, d->service);
+                param(&p, d->environment), param(&p, d->status), param(&p, d->sha);
+                param(&p, d->change_request), param_time(&p, d->started_at);
+                param_time(&p, d->finished_at), param_time(&p, d->updated_at);
+                param_bool(&p, d->rollback), param_bool(&p, d->hotfix);
+                if (param_array(&p, d->commits, d->n_commits) < 0)
+                        return -ENOMEM;
+                param(&p, mp->production), param(&p, mp->window);
+                return send_prepared(s, "apply_deployment", &p) ? 1 : -EIO;
+        }
+        case EVENT_INCIDENT: {
+                const struct event_incident *i = &e->incident;
+                param(&p, source), param(&p, i->key), param(&p, i->service);
+                param(&p, i->title), param(&p, i->status), param(&p, i->severity);
+                param(&p, i->root_cause), param(&p, i->caused_by_deployment);
+                param(&p, i->caused_by_sha), param(&p, i->change_request);
+                param_time(&p, i->opened_at), param_time(&p, i->resolved_at);
+                param_time(&p, i->updated_at);
+                param(&p, mp->production), param(&p, mp->window);
+                return send_prepared(s, "apply_incident", &p) ? 1 : -EIO;
+        }
+        case EVENT_CHANGE_REQUEST: {
+                const struct event_change_request *c = &e->change_request;
+                param(&p, source), param(&p, c->key), param(&p, c->title);
+                param(&p, c->status), param(&p, c->change_type), param(&p, c->risk);
+                if (param_array(&p, c->services, c->n_services) < 0)
+                        return -ENOMEM;
+                param_time(&p, c->planned_start), param_time(&p, c->planned_end);
+                param_time(&p, c->updated_at);
+                return send_prepared(s, "apply_change_request", &p) ? 1 : -EIO;
+        }
+        case _EVENT_MAX:
+                break;
+        }
+        return 0;
+}
+
+static const char *event_service(const struct event *e) {
+        switch (e->kind) {
+        case EVENT_CHANGE: return e->change.service;
+        case EVENT_DEPLOYMENT: return e->deployment.service;
+        case EVENT_INCIDENT: return e->incident.service;
+        default: return NULL; /* change requests are keyed by themselves */
+        }
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* Locks every service the batch touches, in sorted order, so two writers applying rows of
+ * one service serialize and never deadlock. Returns statements sent, or -errno. */
+static int send_locks(struct store *s, struct delivery *const *ds, size_t n) {
+        const char **names;
+        size_t total = 0, k = 0;
+        int sent = 0;
+
+        for (size_t i = 0; i < n; i++)
+                total += ds[i]->events.n;
+        if (!total)
+                return 0;
+        names = malloc(total * sizeof(*names));
+        if (!names)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < ds[i]->events.n; j++)
+                        if (event_service(&ds[i]->events.items[j]))
+                                names[k++] = event_service(&ds[i]->events.items[j]);
+        qsort(names, k, sizeof(*names), cmp_str);
+        for (size_t i = 0; i < k; i++) {
+                struct params p = { .n = 0 };
+
+                if (i && strcmp(names[i], names[i - 1]) == 0)
+                        continue;
+                param(&p, names[i]);
+                if (!send_prepared(s, "lock_service", &p)) {
+                        free(names);
+                        return -EIO;
+                }
+                sent++;
+        }
+        free(names);
+        return sent;
+}
+
+static int model_params_init(struct model_params *mp, const struct store_model *m) {
+        char *list = strdup(m->production_environments ? m->production_environments : "");
+        char *items[64];
+        size_t n = 0;
+        struct params p = { .n = 0 };
         int r;
+
+        if (!list)
+                return -ENOMEM;
+        for (char *tok = list, *next; tok && n < 64; tok = next) {
+                next = strchr(tok, ',');
+                if (next)
+                        *next++ = '\0';
+                while (*tok == ' ')
+                        tok++;
+                for (size_t len = strlen(tok); len && tok[len - 1] == ' '; len--)
+                        tok[len - 1] = '\0';
+                if (*tok)
+                        items[n++] = tok;
+        }
+        r = param_array(&p, items, n);
+        free(list);
+        if (r < 0)
+                return r;
+        mp->production = p.owned[0];
+        snprintf(mp->window, sizeof(mp->window), "%ld", m->incident_link_window_hours);
+        return 0;
+}
+
+/* Reads every result of the pipeline up to its sync point. Returns 0 or -EIO (err filled
+ * from the first failure); sets each delivery's duplicate flag from its insert. */
+/* Reads one statement's results; the first failure is kept in *r and err. */
+static int read_one(struct store *s, ExecStatusType want, int *r, struct error *err) {
+        int got = pipeline_result(s, want, *r < 0 ? NULL : err);
+
+        if (got < 0 && *r == 0)
+                *r = got;
+        return got;
+}
+
+static int read_results(struct store *s, struct delivery *const *ds, size_t n, int n_locks,
+                        bool replay, struct error *err) {
+        int r = 0;
+
+#define READ(want) read_one(s, want, &r, err)
+        if (!replay)
+                READ(PGRES_COMMAND_OK); /* BEGIN */
+        for (int i = 0; i < n_locks; i++)
+                READ(PGRES_TUPLES_OK);
+        for (size_t i = 0; i < n; i++) {
+                if (replay)
+                        READ(PGRES_COMMAND_OK); /* status update */
+                else
+                        ds[i]->duplicate = READ(PGRES_TUPLES_OK) == 0;
+                for (size_t j = 0; j < ds[i]->events.n; j++)
+                        READ(PGRES_TUPLES_OK);
+        }
+        if (!replay)
+                READ(PGRES_COMMAND_OK); /* COMMIT */
+#undef READ
+        {
+                PGresult *res = PQgetResult(s->conn);
+                if (PQresultStatus(res) != PGRES_PIPELINE_SYNC && r == 0)
+                        r = pg_error(err, s->conn, "Storing deliveries");
+                PQclear(res);
+        }
+        if (PQexitPipelineMode(s->conn) != 1 && r == 0)
+                r = pg_error(err, s->conn, "Leaving pipeline mode");
+        return r;
+}
+
+/* Sends BEGIN, the service locks, each delivery's raw insert and rows, and COMMIT in one
+ * pipeline: one round trip for the whole batch, and one fsync. A replay runs inside the
+ * caller's transaction and updates each delivery's status instead of inserting it. */
+static int run_batch(struct store *s, const struct store_model *m, struct delivery *const *ds,
+                     size_t n, bool replay, struct error *err) {
+        struct model_params mp = { 0 };
+        int r, n_locks = 0;
 
         r = prepare(s, err);
         if (r < 0)
                 return r;
-        if (PQenterPipelineMode(s->conn) != 1)
+        r = model_params_init(&mp, m);
+        if (r < 0)
+                return error_set(err, r, "unavailable", NULL, "Out of memory");
+        if (PQenterPipelineMode(s->conn) != 1) {
+                free(mp.production);
                 return pg_error(err, s->conn, "Entering pipeline mode");
+        }
         r = -EIO;
-        if (!PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+        if (!replay && !PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+                goto send_failed;
+        n_locks = replay ? 0 : send_locks(s, ds, n);
+        if (n_locks < 0)
                 goto send_failed;
         for (size_t i = 0; i < n; i++) {
                 const struct delivery *d = ds[i];
-                char received[24];
-                const char *params[6] = {
-                        d->source->name, d->delivery_id, d->event, d->headers, d->body, received,
-                };
 
-                snprintf(received, sizeof(received), "%" PRId64, d->received_us);
-                if (!PQsendQueryPrepared(s->conn, "insert_raw", 6, params, NULL, NULL, 0))
-                        goto send_failed;
+                if (replay) {
+                        struct params p = { .n = 0 };
+
+                        param_time(&p, d->raw_id);
+                        param(&p, d->status), param(&p, d->error);
+                        if (!send_prepared(s, "set_raw_status", &p))
+                                goto send_failed;
+                } else {
+                        struct params p = { .n = 0 };
+
+                        param(&p, d->source->name), param(&p, d->delivery_id);
+                        param(&p, d->event), param(&p, d->headers), param(&p, d->body);
+                        param_time(&p, d->received_us);
+                        param(&p, d->status ? d->status : "received"), param(&p, d->error);
+                        if (!send_prepared(s, "insert_raw", &p))
+                                goto send_failed;
+                }
+                for (size_t j = 0; j < d->events.n; j++)
+                        if (send_event(s, d->source->name, &d->events.items[j], &mp) < 0)
+                                goto send_failed;
         }
-        if (!PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
+        if ((!replay && !PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) ||
             !PQpipelineSync(s->conn))
                 goto send_failed;
-
-        r = pipeline_result(s, PGRES_COMMAND_OK, err);
-        for (size_t i = 0; i < n; i++) {
-                int rows = pipeline_result(s, PGRES_TUPLES_OK, r < 0 ? NULL : err);
-
-                if (rows < 0 && r >= 0)
-                        r = rows;
-                ds[i]->duplicate = rows == 0;
-        }
-        {
-                int c = pipeline_result(s, PGRES_COMMAND_OK, r < 0 ? NULL : err);
-                if (c < 0 && r >= 0)
-                        r = c;
-        }
-        res = PQgetResult(s->conn);
-        if (PQresultStatus(res) != PGRES_PIPELINE_SYNC && r >= 0)
-                r = pg_error(err, s->conn, "Storing deliveries");
-        PQclear(res);
-        if (PQexitPipelineMode(s->conn) != 1 && r >= 0)
-                r = pg_error(err, s->conn, "Leaving pipeline mode");
-        return r < 0 ? r : 0;
+        free(mp.production);
+        return read_results(s, ds, n, n_locks, replay, err);
 
 send_failed:
+        free(mp.production);
         r = pg_error(err, s->conn, "Sending deliveries");
         /* The connection is in an unknown state; the caller reconnects. */
-        PQreset(s->conn);
-        s->prepared = false;
         return r;
+}
+
+int store_save_batch(struct store *s, const struct store_model *m, struct delivery *const *ds,
+                     size_t n, struct error *err) {
+        return run_batch(s, m, ds, n, false, err);
+}
+
+#define REPLAY_CHUNK 500
+
+/* Loads up to REPLAY_CHUNK stored deliveries after *last_id into ds. Returns how many. */
+static int load_chunk(struct store *s, int64_t *last_id, struct delivery **ds,
+                      struct error *err) {
+        char after[24];
+        const char *params[1] = { after };
+        PGresult *res;
+        int n;
+
+        snprintf(after, sizeof(after), "%" PRId64, *last_id);
+        res = PQexecParams(s->conn,
+                           "SELECT id, source, delivery_id, event, body, "
+                           "(extract(epoch FROM received_at) * 1000000)::bigint "
+                           "FROM events_raw WHERE id > $1 ORDER BY id LIMIT "
+                           "500", 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                n = pg_error(err, s->conn, "Reading deliveries");
+                PQclear(res);
+                return n;
+        }
+        n = PQntuples(res);
+        for (int i = 0; i < n; i++) {
+                struct delivery *d = calloc(1, sizeof(*d));
+
+                if (!d) {
+                        for (int j = 0; j < i; j++)
+                                ds[j] = delivery_free(ds[j]);
+                        PQclear(res);
+                        return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
+                }
+                d->raw_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+                d->source = source_find(PQgetvalue(res, i, 1));
+                d->delivery_id = strdup(PQgetvalue(res, i, 2));
+                d->event = strdup(PQgetvalue(res, i, 3));
+                d->body_len = (size_t) PQgetlength(res, i, 4);
+                d->body = strdup(PQgetvalue(res, i, 4));
+                d->received_us = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+                ds[i] = d;
+                *last_id = d->raw_id;
+        }
+        PQclear(res);
+        return n;
+}
+
+int store_replay(struct store *s, const struct store_model *m,
+                 int (*normalize)(struct delivery *d, void *ctx), void *ctx, struct error *err) {
+        struct delivery *ds[REPLAY_CHUNK];
+        int64_t last_id = 0;
+        int r, total = 0;
+
+        /* Inserts wait for the replay (EXCLUSIVE conflicts with their ROW EXCLUSIVE), so no
+         * live delivery interleaves with the rebuild. */
+        r = exec_command(s, "BEGIN", err);
+        if (r == 0)
+                r = exec_command(s, "LOCK TABLE events_raw IN EXCLUSIVE MODE", err);
+        if (r == 0)
+                r = exec_command(s, "TRUNCATE deployment_changes, deployment_commits, incidents, "
+                                    "deployments, service_environments, changes, "
+                                    "change_requests", err);
+        while (r == 0) {
+                int n = load_chunk(s, &last_id, ds, err);
+
+                if (n <= 0) {
+                        r = n;
+                        break;
+                }
+                for (int i = 0; i < n && r == 0; i++)
+                        if (!ds[i]->source || !ds[i]->delivery_id || !ds[i]->event || !ds[i]->body)
+                                r = error_set(err, ENOMEM, "unavailable", NULL,
+                                              "Unknown source or out of memory");
+                        else
+                                r = normalize(ds[i], ctx);
+                if (r == 0)
+                        r = run_batch(s, m, ds, (size_t) n, true, err);
+                for (int i = 0; i < n; i++)
+                        ds[i] = delivery_free(ds[i]);
+                total += n;
+        }
+        if (r == 0)
+                r = exec_command(s, "COMMIT", err);
+        else
+                (void) exec_command(s, "ROLLBACK", NULL);
+        return r < 0 ? r : total;
 }
 
 int store_list_deliveries(struct store *s, const struct delivery_filter *f,

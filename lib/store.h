@@ -29,10 +29,24 @@ int store_ping(struct store *s, struct error *err) __attribute__((warn_unused_re
  * applied, or -EIO. */
 int store_migrate(struct store *s, struct error *err) __attribute__((warn_unused_result));
 
-/* Stores n deliveries in one transaction (idempotent on source + delivery id) and sets each
- * one's duplicate flag. Returns 0 once COMMIT succeeded, else -EIO and nothing is stored.
- * Does not call done() or touch result. */
-int store_save_batch(struct store *s, struct delivery *const *ds, size_t n, struct error *err)
+/* Settings the derived links depend on. */
+struct store_model {
+        const char *production_environments;    /* comma-separated */
+        long incident_link_window_hours;
+};
+
+/* Stores n deliveries in one transaction (idempotent on source + delivery id), applies the
+ * rows they normalized to (idempotent upserts, so a redelivery changes nothing) and sets
+ * each one's duplicate flag. Returns 0 once COMMIT succeeded, else -EIO and nothing is
+ * stored. Does not call done() or touch result. */
+int store_save_batch(struct store *s, const struct store_model *m, struct delivery *const *ds,
+                     size_t n, struct error *err) __attribute__((warn_unused_result));
+
+/* Empties the normalized tables and re-applies every stored delivery's rows, re-derived by
+ * normalize(d) (which fills d->events, d->status, d->error from d->body), in arrival order,
+ * in one transaction. Returns the number of deliveries, or -EIO. */
+int store_replay(struct store *s, const struct store_model *m,
+                 int (*normalize)(struct delivery *d, void *ctx), void *ctx, struct error *err)
         __attribute__((warn_unused_result));
 
 struct delivery_filter {

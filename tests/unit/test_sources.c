@@ -1,6 +1,5 @@
 /* Unit tests for the sources' verify() and identify() on the real fixtures in
  * tests/fixtures/<source>/ (argv[1] names tests/fixtures). */
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,84 +11,11 @@
 #include "source.h"
 
 #include "check.h"
+#include "fixture.h"
 
 #define FIXTURE_SECRET "It's a Secret to Everybody"
 #define GITLAB_TOKEN "fixture-webhook-token"
 #define BEARER "unit-test-token"
-
-struct fixture {
-        char *body;
-        size_t len;
-        struct hook_header headers[32];
-        char *lines[32];
-        size_t n_headers;
-};
-
-static char *slurp(const char *path, size_t *ret_len) {
-        FILE *f = fopen(path, "rb");
-        char *data = NULL;
-        long n;
-
-        if (!f)
-                return NULL;
-        if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-                data = malloc((size_t) n + 1);
-                if (data && fread(data, 1, (size_t) n, f) == (size_t) n) {
-                        data[n] = '\0';
-                        *ret_len = (size_t) n;
-                } else {
-                        free(data);
-                        data = NULL;
-                }
-        }
-        fclose(f);
-        return data;
-}
-
-static int load(const char *dir, const char *json_name, struct fixture *fx) {
-        char path[4096];
-        size_t hlen;
-        char *headers, *line, *next;
-
-        memset(fx, 0, sizeof(*fx));
-        snprintf(path, sizeof(path), "%s/%s", dir, json_name);
-        fx->body = slurp(path, &fx->len);
-        snprintf(path + strlen(path) - strlen(".json"), 9, ".headers");
-        headers = slurp(path, &hlen);
-        if (!fx->body || !headers) {
-                free(headers);
-                return -ENOENT;
-        }
-        for (line = headers; line && *line && fx->n_headers < 30; line = next) {
-                char *colon, *copy;
-
-                next = strchr(line, '\n');
-                if (next)
-                        *next++ = '\0';
-                colon = strchr(line, ':');
-                if (!colon)
-                        continue;
-                copy = strdup(line);
-                copy[colon - line] = '\0';
-                fx->lines[fx->n_headers] = copy;
-                fx->headers[fx->n_headers].name = copy;
-                fx->headers[fx->n_headers].value = copy + (colon - line) + 1 +
-                                                   strspn(colon + 1, " ");
-                fx->n_headers++;
-        }
-        free(headers);
-        return 0;
-}
-
-static void add_header(struct fixture *fx, const char *name, const char *value) {
-        fx->headers[fx->n_headers++] = (struct hook_header) { name, value };
-}
-
-static void unload(struct fixture *fx) {
-        for (size_t i = 0; i < 32; i++)
-                free(fx->lines[i]);
-        free(fx->body);
-}
 
 static const char *secret_of(const struct source *s) {
         if (strcmp(s->name, "gitlab") == 0)
@@ -135,7 +61,7 @@ static void test_fixture(const struct source *s, const char *dir, const char *na
         char bearer[64], *id = NULL, *event = NULL;
         json_t *doc = NULL;
 
-        if (load(dir, name, &fx) < 0) {
+        if (fixture_load(dir, name, &fx) < 0) {
                 fprintf(stderr, "cannot load %s/%s\n", dir, name);
                 checks_failed++;
                 return;
@@ -145,7 +71,7 @@ static void test_fixture(const struct source *s, const char *dir, const char *na
                 if (!hook_header(&(struct hook_request) { .headers = fx.headers,
                                                           .n_headers = fx.n_headers },
                                  "Authorization"))
-                        add_header(&fx, "Authorization", bearer);
+                        fixture_add_header(&fx, "Authorization", bearer);
         }
         hr = (struct hook_request) { fx.body, fx.len, fx.headers, fx.n_headers, NULL };
         /* JSM automation rules cannot sign; they pass ?token= instead. */
@@ -181,33 +107,12 @@ static void test_fixture(const struct source *s, const char *dir, const char *na
         free(id);
         free(event);
         json_decref(doc);
-        unload(&fx);
+        fixture_unload(&fx);
 }
 
-static int walk(const char *fixtures) {
-        int seen = 0;
-
-        for (size_t i = 0; source_table[i]; i++) {
-                char dir[1024];
-                struct dirent **names;
-                int n;
-
-                snprintf(dir, sizeof(dir), "%s/%s", fixtures, source_table[i]->name);
-                n = scandir(dir, &names, NULL, alphasort);
-                CHECK(n > 2); /* every source has fixtures */
-                for (int j = 0; j < n; j++) {
-                        size_t len = strlen(names[j]->d_name);
-
-                        if (len > 5 && strcmp(names[j]->d_name + len - 5, ".json") == 0) {
-                                test_fixture(source_table[i], dir, names[j]->d_name);
-                                seen++;
-                        }
-                        free(names[j]);
-                }
-                if (n > 0)
-                        free(names);
-        }
-        return seen;
+static void visit(const char *source, const char *dir, const char *name, void *ctx) {
+        (void) ctx;
+        test_fixture(source_find(source), dir, name);
 }
 
 static void test_identify_errors(void) {
@@ -234,7 +139,7 @@ static void test_identify_errors(void) {
 int main(int argc, char **argv) {
         const char *fixtures = argc > 1 ? argv[1] : "tests/fixtures";
 
-        CHECK(walk(fixtures) >= 40);
+        CHECK(fixture_walk(fixtures, visit, NULL) >= 40);
         test_identify_errors();
         return check_summary();
 }

@@ -1,0 +1,88 @@
+/* event: the source-neutral rows a delivery normalizes into (DESIGN.md, "Model"). Every
+ * string is owned by its event; times are microseconds since the Unix epoch, or
+ * TIME_UNSET. The store turns these into upserts; sources fill them from payloads. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "timefmt.h"
+
+enum event_kind {
+        EVENT_CHANGE,
+        EVENT_DEPLOYMENT,
+        EVENT_INCIDENT,
+        EVENT_CHANGE_REQUEST,
+        _EVENT_MAX,
+};
+
+/* A commit. Identity: (service, sha). */
+struct event_change {
+        char *service, *repo, *sha, *branch, *author, *message;
+        int64_t committed_at;
+};
+
+/* One attempt to deploy a service to an environment. Identity: (source, key). */
+struct event_deployment {
+        char *key;              /* unique within the source, e.g. the GitHub deployment id */
+        char *service, *environment;
+        char *status;           /* pending | in_progress | success | failure | canceled */
+        char *sha;
+        char *change_request;   /* a change-request key it names, or NULL */
+        int64_t started_at, finished_at;
+        int64_t updated_at;     /* the source's own time of this state: later wins */
+        bool rollback, hotfix;
+        char **commits;         /* shas it ships, when the source lists them */
+        size_t n_commits;
+};
+
+/* An incident. Identity: (source, key). */
+struct event_incident {
+        char *key, *service, *title;
+        char *status;           /* open | resolved | deleted */
+        char *severity;
+        char *root_cause;       /* organizational | technological | partner | process | NULL */
+        char *caused_by_deployment, *caused_by_sha, *change_request; /* explicit references */
+        int64_t opened_at, resolved_at, updated_at;
+};
+
+/* A change-control record. Identity: key (e.g. CHG-12). */
+struct event_change_request {
+        char *key, *title;
+        char *status;           /* pending | approved | declined | implementing | completed | canceled */
+        char *change_type;      /* standard | normal | emergency */
+        char *risk;             /* low | medium | high | NULL */
+        char **services;
+        size_t n_services;
+        int64_t planned_start, planned_end, updated_at;
+};
+
+struct event {
+        enum event_kind kind;
+        union {
+                struct event_change change;
+                struct event_deployment deployment;
+                struct event_incident incident;
+                struct event_change_request change_request;
+        };
+};
+
+/* A growable list of events; at most EVENT_LIST_MAX (a push lists at most a few thousand
+ * commits; anything beyond is refused as invalid_payload). */
+#define EVENT_LIST_MAX 10000
+
+struct event_list {
+        struct event *items;
+        size_t n, cap;
+};
+
+/* Appends a zeroed event of kind (times TIME_UNSET) and returns it, or NULL on OOM or past
+ * EVENT_LIST_MAX. The list owns it. */
+struct event *event_list_add(struct event_list *l, enum event_kind kind);
+
+/* Frees every event's strings and the array; the list is empty and reusable after. */
+void event_list_clear(struct event_list *l);
+
+/* strdup that passes NULL through; *ok becomes false on OOM (so callers check once). */
+char *event_strdup(const char *s, bool *ok);

@@ -1,0 +1,86 @@
+/* eventjson: normalized rows as JSON. */
+#include "eventjson.h"
+
+#include "event.h"
+
+static json_t *str(const char *s) {
+        return s ? json_string(s) : json_null();
+}
+
+static json_t *tm(int64_t us) {
+        char buf[TIMEFMT_LEN];
+
+        return us == TIME_UNSET ? json_null() : json_string(timefmt_format(us, buf));
+}
+
+static json_t *strv(char **v, size_t n) {
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < n; i++)
+                json_array_append_new(a, str(v[i]));
+        return a;
+}
+
+static json_t *dump_one(const struct event *e) {
+        switch (e->kind) {
+        case EVENT_CHANGE: {
+                const struct event_change *c = &e->change;
+                return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "kind", "change",
+                                 "service", str(c->service), "repo", str(c->repo), "sha",
+                                 str(c->sha), "branch", str(c->branch), "author", str(c->author),
+                                 "message", str(c->message), "committed_at",
+                                 tm(c->committed_at));
+        }
+        case EVENT_DEPLOYMENT: {
+                const struct event_deployment *d = &e->deployment;
+                return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:b,s:o}",
+                                 "kind", "deployment", "key", str(d->key), "service",
+                                 str(d->service), "environment", str(d->environment), "status",
+                                 str(d->status), "sha", str(d->sha), "change_request",
+                                 str(d->change_request), "started_at", tm(d->started_at),
+                                 "finished_at", tm(d->finished_at), "updated_at",
+                                 tm(d->updated_at), "rollback", d->rollback, "hotfix",
+                                 d->hotfix, "commits", strv(d->commits, d->n_commits));
+        }
+        case EVENT_INCIDENT: {
+                const struct event_incident *i = &e->incident;
+                return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+                                 "kind", "incident", "key", str(i->key), "service",
+                                 str(i->service), "title", str(i->title), "status",
+                                 str(i->status), "severity", str(i->severity), "root_cause",
+                                 str(i->root_cause), "caused_by_deployment",
+                                 str(i->caused_by_deployment), "caused_by_sha",
+                                 str(i->caused_by_sha), "change_request",
+                                 str(i->change_request), "opened_at", tm(i->opened_at),
+                                 "resolved_at", tm(i->resolved_at), "updated_at",
+                                 tm(i->updated_at));
+        }
+        case EVENT_CHANGE_REQUEST: {
+                const struct event_change_request *c = &e->change_request;
+                return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "kind",
+                                 "change_request", "key", str(c->key), "title", str(c->title),
+                                 "status", str(c->status), "change_type", str(c->change_type),
+                                 "risk", str(c->risk), "services",
+                                 strv(c->services, c->n_services), "planned_start",
+                                 tm(c->planned_start), "planned_end", tm(c->planned_end),
+                                 "updated_at", tm(c->updated_at));
+        }
+        case _EVENT_MAX:
+                break;
+        }
+        return NULL;
+}
+
+json_t *eventjson_dump(const struct event_list *l) {
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < l->n; i++) {
+                json_t *o = dump_one(&l->items[i]);
+
+                if (!o || json_array_append_new(a, o) < 0) {
+                        json_decref(a);
+                        return NULL;
+                }
+        }
+        return a;
+}

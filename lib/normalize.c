@@ -1,0 +1,286 @@
+/* normalize: settings and typed field readers shared by the sources' normalize(). */
+#include "normalize.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "doc.h"
+#include "error.h"
+#include "timefmt.h"
+
+int normalize_ignored(struct error *err, const char *fmt, ...) {
+        va_list ap;
+
+        if (err) {
+                err->code = NULL;
+                err->field = NULL;
+                va_start(ap, fmt);
+                vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+                va_end(ap);
+        }
+        return 0;
+}
+
+struct normalize_options normalize_defaults(void) {
+        return (struct normalize_options) {
+                .service_map = "",
+                .github_deploy_workflow = "deploy",
+                .github_workflow_environment = "production",
+                .incident_label = "incident",
+                .gitlab_deploy_pattern = "deploy",
+                .jira_incident_types = "Incident",
+                .jira_change_types = "Change,Change Request,Standard Change,Normal Change,"
+                                     "Emergency Change",
+                .jira_root_cause_field = "",
+                .jenkins_deploy_pattern = "deploy",
+                .jenkins_environment_param = "ENVIRONMENT",
+        };
+}
+
+/* Walks a comma-separated list; calls fn on each trimmed item until it returns true. */
+static bool list_any(const char *list, bool (*fn)(const char *item, size_t len, const void *ctx),
+                     const void *ctx) {
+        const char *p = list;
+
+        while (p && *p) {
+                const char *end = strchr(p, ',');
+                size_t len = end ? (size_t) (end - p) : strlen(p);
+                const char *s = p;
+
+                while (len && isspace((unsigned char) *s))
+                        s++, len--;
+                while (len && isspace((unsigned char) s[len - 1]))
+                        len--;
+                if (len && fn(s, len, ctx))
+                        return true;
+                p = end ? end + 1 : NULL;
+        }
+        return false;
+}
+
+static bool item_equals(const char *item, size_t len, const void *ctx) {
+        const char *value = ctx;
+
+        return strlen(value) == len && strncasecmp(item, value, len) == 0;
+}
+
+bool normalize_in_list(const char *list, const char *value) {
+        return value && list_any(list, item_equals, value);
+}
+
+struct map_lookup {
+        const char *name;
+        const char *service;
+        size_t service_len;
+};
+
+static bool map_matches(const char *item, size_t len, const void *ctx) {
+        struct map_lookup *m = (struct map_lookup *) ctx;
+        const char *eq = memchr(item, '=', len);
+        size_t klen;
+
+        if (!eq)
+                return false;
+        klen = (size_t) (eq - item);
+        m->service = eq + 1;
+        m->service_len = len - klen - 1;
+        while (klen && isspace((unsigned char) item[klen - 1]))
+                klen--;
+        if (strlen(m->name) != klen || strncasecmp(item, m->name, klen) != 0)
+                return false;
+        while (m->service_len && isspace((unsigned char) *m->service))
+                m->service++, m->service_len--;
+        return m->service_len > 0;
+}
+
+char *normalize_service(const struct normalize_options *o, const char *name) {
+        struct map_lookup m = { .name = name };
+
+        if (!name)
+                return NULL;
+        if (list_any(o->service_map, map_matches, &m))
+                return strndup(m.service, m.service_len);
+        return strdup(name);
+}
+
+char *normalize_repo_service(const struct normalize_options *o, const char *repo) {
+        struct map_lookup m = { .name = repo };
+        const char *slash;
+
+        if (!repo)
+                return NULL;
+        if (list_any(o->service_map, map_matches, &m))
+                return strndup(m.service, m.service_len);
+        slash = strrchr(repo, '/');
+        return strdup(slash && slash[1] ? slash + 1 : repo);
+}
+
+bool normalize_contains(const char *haystack, const char *needle) {
+        size_t n = needle ? strlen(needle) : 0;
+
+        if (!haystack || !n)
+                return false;
+        for (const char *p = haystack; *p; p++)
+                if (strncasecmp(p, needle, n) == 0)
+                        return true;
+        return false;
+}
+
+static int wrong_type(struct error *err, const char *path, const char *want) {
+        return error_set(err, EBADMSG, "invalid_payload", path, "%s must be %s", path, want);
+}
+
+/* The value at a dotted path. Absent (or null on the way) gives NULL; something other than
+ * an object on the way is a wrong type, so a mangled parent never reads as "absent". */
+static int lookup(json_t *obj, const char *path, json_t **ret, struct error *err) {
+        char key[128];
+        const char *p = path;
+
+        *ret = NULL;
+        while (*p) {
+                const char *dot = strchr(p, '.');
+                size_t n = dot ? (size_t) (dot - p) : strlen(p);
+
+                if (!obj || json_is_null(obj))
+                        return 0;
+                if (!json_is_object(obj)) {
+                        return error_set(err, EBADMSG, "invalid_payload", path,
+                                         "%.*s must be an object", (int) (p - path - 1), path);
+                }
+                if (n >= sizeof(key))
+                        return 0;
+                memcpy(key, p, n);
+                key[n] = '\0';
+                obj = json_object_get(obj, key);
+                p += n + (dot ? 1 : 0);
+        }
+        *ret = obj;
+        return 0;
+}
+
+static int missing(struct error *err, const char *path) {
+        return error_set(err, EBADMSG, "invalid_payload", path, "%s is missing", path);
+}
+
+int normalize_string(json_t *obj, const char *path, bool required, const char **ret,
+                     struct error *err) {
+        json_t *v;
+        int r = lookup(obj, path, &v, err);
+
+        *ret = NULL;
+        if (r < 0)
+                return r;
+        if (!v || json_is_null(v))
+                return required ? missing(err, path) : 0;
+        if (!json_is_string(v))
+                return wrong_type(err, path, "a string");
+        *ret = json_string_value(v);
+        if (required && !**ret)
+                return missing(err, path);
+        return 0;
+}
+
+static int read_time(json_t *obj, const char *path, bool required, bool epoch, int64_t *ret,
+                     struct error *err) {
+        json_t *v;
+        int r = lookup(obj, path, &v, err);
+
+        *ret = TIME_UNSET;
+        if (r < 0)
+                return r;
+        if (!v || json_is_null(v))
+                return required ? missing(err, path) : 0;
+        if (json_is_string(v)) {
+                if (timefmt_parse(json_string_value(v), ret) < 0)
+                        return error_set(err, EBADMSG, "invalid_payload", path,
+                                         "%s is not an RFC 3339 time", path);
+                return 0;
+        }
+        if (epoch && json_is_integer(v)) {
+                json_int_t n = json_integer_value(v);
+
+                /* Seconds until the year 5138, milliseconds after 1973: unambiguous. */
+                if (n < 0 || n > 100000000000000LL)
+                        return error_set(err, EBADMSG, "invalid_payload", path,
+                                         "%s is out of range", path);
+                *ret = n > 100000000000LL ? (int64_t) n * 1000 : (int64_t) n * 1000000;
+                return 0;
+        }
+        return wrong_type(err, path, epoch ? "an RFC 3339 string or a number" :
+                                             "an RFC 3339 string");
+}
+
+int normalize_time(json_t *obj, const char *path, bool required, int64_t *ret,
+                   struct error *err) {
+        return read_time(obj, path, required, false, ret, err);
+}
+
+int normalize_time_or_epoch(json_t *obj, const char *path, bool required, int64_t *ret,
+                            struct error *err) {
+        return read_time(obj, path, required, true, ret, err);
+}
+
+int normalize_bool(json_t *obj, const char *path, bool *ret, struct error *err) {
+        json_t *v;
+        int r = lookup(obj, path, &v, err);
+
+        *ret = false;
+        if (r < 0)
+                return r;
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_boolean(v))
+                return wrong_type(err, path, "true or false");
+        *ret = json_is_true(v);
+        return 0;
+}
+
+int normalize_container(json_t *obj, const char *path, json_type want, json_t **ret,
+                        struct error *err) {
+        json_t *v;
+        int r = lookup(obj, path, &v, err);
+
+        *ret = NULL;
+        if (r < 0)
+                return r;
+        if (!v || json_is_null(v))
+                return 0;
+        if (json_typeof(v) != want)
+                return wrong_type(err, path, want == JSON_OBJECT ? "an object" : "an array");
+        *ret = v;
+        return 0;
+}
+
+int normalize_id(json_t *obj, const char *path, bool required, char *buf, size_t size,
+                 const char **ret, struct error *err) {
+        json_t *v;
+        int r = lookup(obj, path, &v, err);
+
+        *ret = NULL;
+        if (r < 0)
+                return r;
+        if (!v || json_is_null(v))
+                return required ? missing(err, path) : 0;
+        if (!json_is_integer(v))
+                return wrong_type(err, path, "an integer");
+        snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        *ret = buf;
+        return 0;
+}
+
+bool normalize_is_sha(const char *s) {
+        size_t n = 0;
+
+        if (!s)
+                return false;
+        for (; s[n]; n++)
+                if (!isxdigit((unsigned char) s[n]))
+                        return false;
+        return n == 40 || n == 64;
+}

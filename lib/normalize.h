@@ -1,0 +1,74 @@
+/* normalize: settings and typed field readers shared by the sources' normalize().
+ * A reader refuses a field of the wrong JSON type with -EBADMSG naming the field, so a
+ * malformed payload ends as status "error" with a precise message, never as wrong rows. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct error;
+
+/* What decides how payloads map to rows; all borrowed strings, never NULL (may be ""). */
+struct normalize_options {
+        const char *service_map;                /* NAME=SERVICE,... */
+        const char *github_deploy_workflow;     /* workflow names containing it deploy */
+        const char *github_workflow_environment;/* environment of such a workflow run */
+        const char *incident_label;             /* GitHub/GitLab issue label for incidents */
+        const char *gitlab_deploy_pattern;      /* pipeline jobs/stages containing it deploy */
+        const char *jira_incident_types;        /* comma-separated issue type names */
+        const char *jira_change_types;          /* comma-separated issue type names */
+        const char *jira_root_cause_field;      /* custom field id holding the root cause */
+        const char *jenkins_deploy_pattern;     /* job names containing it deploy */
+        const char *jenkins_environment_param;  /* build parameter naming the environment */
+};
+
+/* Says why a delivery is not used (err->msg, shown in GET /api/v1/deliveries) and returns
+ * 0, normalize()'s "ignored". */
+int normalize_ignored(struct error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Returns the documented defaults for every option. */
+struct normalize_options normalize_defaults(void);
+
+/* The service for name: its service_map entry, else name itself. A malloc'd string, or NULL
+ * on OOM (name NULL: NULL). */
+char *normalize_service(const struct normalize_options *o, const char *name);
+
+/* The service of a repository "owner/repo" (GitLab "group/sub/project"): its service_map
+ * entry, else the part after the last '/'. A malloc'd string, or NULL on OOM or NULL repo. */
+char *normalize_repo_service(const struct normalize_options *o, const char *repo);
+
+/* Case-insensitive: haystack contains needle (an empty needle never matches). */
+bool normalize_contains(const char *haystack, const char *needle);
+
+/* Case-insensitive membership of value in a comma-separated list (items trimmed). */
+bool normalize_in_list(const char *list, const char *value);
+
+/* Readers: the value at path below obj. Absent or null gives NULL / TIME_UNSET / false and
+ * 0; the wrong type gives -EBADMSG (err->field = path), as does a missing required value. */
+int normalize_string(json_t *obj, const char *path, bool required, const char **ret,
+                     struct error *err) __attribute__((warn_unused_result));
+
+/* A time as an RFC 3339 string. */
+int normalize_time(json_t *obj, const char *path, bool required, int64_t *ret,
+                   struct error *err) __attribute__((warn_unused_result));
+
+/* A time as an RFC 3339 string, or a number of seconds (legacy GitHub pushes) or, above
+ * 1e11, of milliseconds (Jira's "timestamp", JSM automation) since the epoch: only for
+ * fields the vendor documents as numbers. */
+int normalize_time_or_epoch(json_t *obj, const char *path, bool required, int64_t *ret,
+                            struct error *err) __attribute__((warn_unused_result));
+
+int normalize_bool(json_t *obj, const char *path, bool *ret, struct error *err)
+        __attribute__((warn_unused_result));
+
+/* An object or array (want JSON_OBJECT / JSON_ARRAY); absent or null gives NULL. */
+int normalize_container(json_t *obj, const char *path, json_type want, json_t **ret,
+                        struct error *err) __attribute__((warn_unused_result));
+
+/* An integer id, as text in buf (size >= 32). */
+int normalize_id(json_t *obj, const char *path, bool required, char *buf, size_t size,
+                 const char **ret, struct error *err) __attribute__((warn_unused_result));
+
+/* Whether s is a 40-hex-digit commit sha (SHA-1) or 64 (SHA-256 repositories). */
+bool normalize_is_sha(const char *s);

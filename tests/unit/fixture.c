@@ -1,0 +1,107 @@
+/* fixture: loading the webhook fixtures for unit tests. */
+#include "fixture.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "source.h"
+
+char *fixture_slurp(const char *path, size_t *ret_len) {
+        FILE *f = fopen(path, "rb");
+        char *data = NULL;
+        long n;
+
+        if (!f)
+                return NULL;
+        if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+                data = malloc((size_t) n + 1);
+                if (data && fread(data, 1, (size_t) n, f) == (size_t) n) {
+                        data[n] = '\0';
+                        *ret_len = (size_t) n;
+                } else {
+                        free(data);
+                        data = NULL;
+                }
+        }
+        fclose(f);
+        return data;
+}
+
+int fixture_load(const char *dir, const char *name, struct fixture *fx) {
+        char path[4096];
+        size_t hlen, n;
+        char *headers, *line, *next;
+
+        memset(fx, 0, sizeof(*fx));
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        fx->body = fixture_slurp(path, &fx->len);
+        n = strlen(path);
+        if (n > 5 && strcmp(path + n - 5, ".json") == 0)
+                snprintf(path + n - 5, sizeof(path) - n + 5, ".headers");
+        headers = fixture_slurp(path, &hlen);
+        if (!fx->body || !headers) {
+                free(fx->body);
+                free(headers);
+                return -ENOENT;
+        }
+        for (line = headers; line && *line && fx->n_headers < FIXTURE_MAX_HEADERS - 2;
+             line = next) {
+                char *colon, *copy;
+
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                colon = strchr(line, ':');
+                if (!colon || !(copy = strdup(line)))
+                        continue;
+                copy[colon - line] = '\0';
+                fx->lines[fx->n_headers] = copy;
+                fx->headers[fx->n_headers].name = copy;
+                fx->headers[fx->n_headers].value = copy + (colon - line) + 1 +
+                                                   strspn(colon + 1, " ");
+                fx->n_headers++;
+        }
+        free(headers);
+        return 0;
+}
+
+void fixture_add_header(struct fixture *fx, const char *name, const char *value) {
+        if (fx->n_headers < FIXTURE_MAX_HEADERS)
+                fx->headers[fx->n_headers++] = (struct hook_header) { name, value };
+}
+
+void fixture_unload(struct fixture *fx) {
+        for (size_t i = 0; i < FIXTURE_MAX_HEADERS; i++)
+                free(fx->lines[i]);
+        free(fx->body);
+        memset(fx, 0, sizeof(*fx));
+}
+
+int fixture_walk(const char *fixtures, void (*fn)(const char *source, const char *dir,
+                                                  const char *name, void *ctx), void *ctx) {
+        int seen = 0;
+
+        for (size_t i = 0; source_table[i]; i++) {
+                char dir[2048];
+                struct dirent **names;
+                int n;
+
+                snprintf(dir, sizeof(dir), "%s/%s", fixtures, source_table[i]->name);
+                n = scandir(dir, &names, NULL, alphasort);
+                for (int j = 0; j < n; j++) {
+                        size_t len = strlen(names[j]->d_name);
+
+                        if (len > 5 && strcmp(names[j]->d_name + len - 5, ".json") == 0) {
+                                fn(source_table[i]->name, dir, names[j]->d_name, ctx);
+                                seen++;
+                        }
+                        free(names[j]);
+                }
+                if (n > 0)
+                        free(names);
+        }
+        return seen;
+}

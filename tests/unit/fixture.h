@@ -1,0 +1,31 @@
+/* fixture: loading tests/fixtures/<source>/<case>.json with its .headers, for unit tests. */
+#pragma once
+
+#include <stddef.h>
+
+#include "hook.h"
+
+#define FIXTURE_MAX_HEADERS 32
+
+struct fixture {
+        char *body;
+        size_t len;
+        struct hook_header headers[FIXTURE_MAX_HEADERS];
+        char *lines[FIXTURE_MAX_HEADERS];
+        size_t n_headers;
+};
+
+/* Reads a whole file; a malloc'd NUL-terminated buffer, or NULL. */
+char *fixture_slurp(const char *path, size_t *ret_len);
+
+/* Loads dir/<name> (a .json file) and its .headers. Returns 0 or -ENOENT. */
+int fixture_load(const char *dir, const char *name, struct fixture *fx);
+
+void fixture_add_header(struct fixture *fx, const char *name, const char *value);
+
+void fixture_unload(struct fixture *fx);
+
+/* Calls fn for every <case>.json of every source directory below fixtures, in order;
+ * returns how many. */
+int fixture_walk(const char *fixtures, void (*fn)(const char *source, const char *dir,
+                                                  const char *name, void *ctx), void *ctx);
