@@ -124,6 +124,14 @@ CREATE FUNCTION dl_status_rank(status text) RETURNS int
     SELECT CASE status WHEN 'pending' THEN 0 WHEN 'in_progress' THEN 1 WHEN 'open' THEN 1
                        WHEN 'approved' THEN 2 WHEN 'implementing' THEN 3 ELSE 4 END $$;
 
+-- Whether a reported state (new_at, new_status) supersedes the held one: the later by the
+-- source's own clock, at one instant (or with no clock) the further one.
+CREATE FUNCTION dl_newer(new_at timestamptz, new_status text, old_at timestamptz,
+                         old_status text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT (coalesce(new_at, '-infinity'), dl_status_rank(new_status))
+           > (coalesce(old_at, '-infinity'), dl_status_rank(old_status)) $$;
+
 -- The commit time of what a deployment deployed; without it, its finish bounds what it can
 -- have shipped.
 CREATE FUNCTION dl_sha_time(d deployments) RETURNS timestamptz
@@ -316,11 +324,9 @@ BEGIN
     ON CONFLICT (source, key) DO UPDATE SET
         -- The state the source reported last (by its own clock) wins; at one instant, the
         -- further one.
-        status = CASE WHEN (excluded.updated_at, dl_status_rank(excluded.status))
-                           > (d.updated_at, dl_status_rank(d.status))
+        status = CASE WHEN dl_newer(excluded.updated_at, excluded.status, d.updated_at, d.status)
                       THEN excluded.status ELSE d.status END,
-        finished_at = CASE WHEN (excluded.updated_at, dl_status_rank(excluded.status))
-                                > (d.updated_at, dl_status_rank(d.status))
+        finished_at = CASE WHEN dl_newer(excluded.updated_at, excluded.status, d.updated_at, d.status)
                            THEN coalesce(excluded.finished_at, d.finished_at)
                            ELSE coalesce(d.finished_at, excluded.finished_at) END,
         updated_at = greatest(d.updated_at, excluded.updated_at),
@@ -359,22 +365,21 @@ BEGIN
             p_by_deployment, p_by_sha, p_change_request, dl_time(p_opened_us),
             dl_time(p_resolved_us), dl_time(p_updated_us))
     ON CONFLICT (source, key) DO UPDATE SET
-        status = CASE WHEN (excluded.updated_at, dl_status_rank(excluded.status))
-                           > (i.updated_at, dl_status_rank(i.status))
+        status = CASE WHEN dl_newer(excluded.updated_at, excluded.status, i.updated_at, i.status)
                       THEN excluded.status ELSE i.status END,
         -- A reopened incident loses its resolution; a resolved one keeps the latest.
-        resolved_at = CASE WHEN (excluded.updated_at, dl_status_rank(excluded.status))
-                                > (i.updated_at, dl_status_rank(i.status))
+        resolved_at = CASE WHEN dl_newer(excluded.updated_at, excluded.status, i.updated_at, i.status)
                            THEN excluded.resolved_at ELSE i.resolved_at END,
         updated_at = greatest(i.updated_at, excluded.updated_at),
         opened_at = least(i.opened_at, excluded.opened_at),
         service = least(i.service, excluded.service),
-        title = CASE WHEN excluded.updated_at > i.updated_at
+        title = CASE WHEN dl_newer(excluded.updated_at, excluded.status, i.updated_at, i.status)
                      THEN coalesce(excluded.title, i.title) ELSE coalesce(i.title, excluded.title) END,
-        severity = CASE WHEN excluded.updated_at > i.updated_at
+        severity = CASE WHEN dl_newer(excluded.updated_at, excluded.status, i.updated_at, i.status)
                         THEN coalesce(excluded.severity, i.severity)
                         ELSE coalesce(i.severity, excluded.severity) END,
-        root_cause = CASE WHEN excluded.updated_at > i.updated_at
+        root_cause = CASE WHEN dl_newer(excluded.updated_at, excluded.status, i.updated_at,
+                                        i.status)
                           THEN coalesce(excluded.root_cause, i.root_cause)
                           ELSE coalesce(i.root_cause, excluded.root_cause) END,
         caused_by_deployment = least(i.caused_by_deployment, excluded.caused_by_deployment),
@@ -408,6 +413,6 @@ BEGIN
                 CASE WHEN newer THEN excluded.planned_start ELSE r.planned_start END,
                 CASE WHEN newer THEN excluded.planned_end ELSE r.planned_end END,
                 greatest(r.updated_at, excluded.updated_at)
-         FROM (SELECT (excluded.updated_at, dl_status_rank(excluded.status))
-                      > (r.updated_at, dl_status_rank(r.status)) AS newer) n);
+         FROM (SELECT dl_newer(excluded.updated_at, excluded.status, r.updated_at, r.status)
+                      AS newer) n);
 END $$;
