@@ -14,6 +14,7 @@
 #include "../hook.h"
 #include "../normalize.h"
 #include "../source.h"
+#include "../timefmt.h"
 #include "../verify.h"
 
 static int verify(const struct hook_request *req, const char *secrets, struct error *err) {
@@ -51,6 +52,26 @@ static int element_error(int r, struct error *err, const char *array, size_t i) 
         return r;
 }
 
+/* normalize_time, also for GitLab's "2016-08-12 15:23:28 UTC" (merge requests, pipelines,
+ * jobs). timefmt_parse does not take it yet (it eats the space before looking for " UTC");
+ * drop this once it does. */
+static int gitlab_time(json_t *obj, const char *path, bool required, int64_t *ret,
+                       struct error *err) {
+        int r = normalize_time(obj, path, required, ret, err);
+        const char *s;
+        char buf[64];
+        size_t n;
+
+        if (r != -EBADMSG || normalize_string(obj, path, false, &s, NULL) < 0 || !s)
+                return r;
+        n = strlen(s);
+        if (n < 5 || n >= sizeof(buf) || strcmp(s + n - 4, " UTC") != 0)
+                return r;
+        memcpy(buf, s, n - 4);
+        memcpy(buf + n - 4, "Z", 2);
+        return timefmt_parse(buf, ret) < 0 ? r : 0;
+}
+
 /* The project's full path ("group/sub/project") and its service, both malloc'd. */
 static int project(json_t *doc, const struct normalize_options *o, char **ret_repo,
                    char **ret_service, struct error *err) {
@@ -85,7 +106,7 @@ static int add_commit(struct event_list *out, json_t *commit, const char *repo,
         int r;
 
         if ((r = normalize_string(commit, "id", true, &sha, err)) < 0 ||
-            (r = normalize_time(commit, "timestamp", true, &at, err)) < 0 ||
+            (r = gitlab_time(commit, "timestamp", true, &at, err)) < 0 ||
             (r = normalize_string(commit, "message", false, &message, err)) < 0 ||
             (r = normalize_string(commit, "author.name", false, &author, err)) < 0)
                 return r;
@@ -94,7 +115,8 @@ static int add_commit(struct event_list *out, json_t *commit, const char *repo,
                                  "commit id '%.64s' is not a sha", sha);
         /* One commit listed twice is one change. */
         for (size_t i = 0; i < out->n; i++)
-                if (out->items[i].kind == EVENT_CHANGE && strcmp(out->items[i].change.sha, sha) == 0)
+                if (out->items[i].kind == EVENT_CHANGE &&
+                    strcmp(out->items[i].change.sha, sha) == 0)
                         return 0;
         e = event_list_add(out, EVENT_CHANGE);
         if (!e)
@@ -108,9 +130,9 @@ static int add_commit(struct event_list *out, json_t *commit, const char *repo,
         return ok ? 0 : -ENOMEM;
 }
 
-/* Push Hook: one change per listed commit. GitLab lists at most 20 commits (the newest;
- * total_commits_count says how many were pushed): the others are still shipped by the next
- * deployment, which derives them from its sha, but have no commit time of their own here. */
+/* Push Hook: one change per listed commit. GitLab lists at most 20 commits of a push
+ * (total_commits_count says how many there were): the others never become changes, so a
+ * big push's lead time rests on those 20. */
 static int push(json_t *doc, const struct normalize_options *o, struct event_list *out,
                 struct error *err) {
         const char *ref, *after;
@@ -136,10 +158,11 @@ static int push(json_t *doc, const struct normalize_options *o, struct event_lis
         for (size_t i = 0; r >= 0 && i < json_array_size(commits); i++) {
                 json_t *c = json_array_get(commits, i);
 
-                r = json_is_object(c) ? add_commit(out, c, repo, service, ref + 11, err)
-                                      : error_set(err, EBADMSG, "invalid_payload", "commits",
-                                                  "commits must hold objects");
-                r = element_error(r, err, "commits", i);
+                r = json_is_object(c)
+                        ? element_error(add_commit(out, c, repo, service, ref + 11, err), err,
+                                        "commits", i)
+                        : error_set(err, EBADMSG, "invalid_payload", "commits",
+                                    "commits[%zu] must be an object", i);
         }
         free(repo);
         free(service);
@@ -167,8 +190,8 @@ static int merge_request(json_t *doc, const struct normalize_options *o, struct 
             (r = normalize_string(doc, "object_attributes.target_branch", false, &branch,
                                   err)) < 0 ||
             (r = normalize_string(doc, "object_attributes.title", false, &title, err)) < 0 ||
-            (r = normalize_time(doc, "object_attributes.merged_at", false, &merged, err)) < 0 ||
-            (r = normalize_time(doc, "object_attributes.updated_at", true, &updated, err)) < 0)
+            (r = gitlab_time(doc, "object_attributes.merged_at", false, &merged, err)) < 0 ||
+            (r = gitlab_time(doc, "object_attributes.updated_at", true, &updated, err)) < 0)
                 return r;
         /* Fast-forward merges make no merge commit: the MR's last commit is what landed,
          * and its author wrote it. A merge commit is authored by whoever merged (user). */
@@ -269,7 +292,7 @@ static int deployment(json_t *doc, const struct normalize_options *o, struct eve
                               err)) < 0 ||
             (r = normalize_string(doc, "status", true, &status, err)) < 0 ||
             (r = normalize_string(doc, "environment", true, &env, err)) < 0 ||
-            (r = normalize_time(doc, "status_changed_at", true, &at, err)) < 0 ||
+            (r = gitlab_time(doc, "status_changed_at", true, &at, err)) < 0 ||
             (r = normalize_string(doc, "commit_url", false, &url, err)) < 0)
                 return r;
         if (!map_status(status))
@@ -291,9 +314,16 @@ static int deployment(json_t *doc, const struct normalize_options *o, struct eve
         return r < 0 ? r : 1;
 }
 
+/* Notes why a deploy job is not a deployment; the first reason is the one users see. */
+static int skip(const char **ret_skip, const char *why) {
+        if (!*ret_skip)
+                *ret_skip = why;
+        return 0;
+}
+
 /* One job of a Pipeline Hook: a deployment when its stage or name matches
- * gitlab_deploy_pattern and it starts an environment. *ret_skip says why not (a static
- * string), or stays NULL for jobs that do not deploy at all. */
+ * gitlab_deploy_pattern and it starts an environment; *ret_deploy becomes true for a deploy
+ * job, and *ret_skip says why one is not a deployment. */
 static int pipeline_job(json_t *job, const struct normalize_options *o, const char *service,
                         const char *sha, int64_t pipeline_created,
                         int64_t pipeline_finished, struct event_list *out,
@@ -314,24 +344,18 @@ static int pipeline_job(json_t *job, const struct normalize_options *o, const ch
             (r = normalize_string(job, "environment.action", false, &action, err)) < 0 ||
             (r = normalize_id(job, "id", true, idbuf, sizeof(idbuf), &id, err)) < 0 ||
             (r = normalize_string(job, "status", true, &status, err)) < 0 ||
-            (r = normalize_time(job, "created_at", false, &created, err)) < 0 ||
-            (r = normalize_time(job, "started_at", false, &started, err)) < 0 ||
-            (r = normalize_time(job, "finished_at", false, &finished, err)) < 0)
+            (r = gitlab_time(job, "created_at", false, &created, err)) < 0 ||
+            (r = gitlab_time(job, "started_at", false, &started, err)) < 0 ||
+            (r = gitlab_time(job, "finished_at", false, &finished, err)) < 0)
                 return r;
-        if (!env) {
-                *ret_skip = "its deploy jobs name no environment";
-                return 0;
-        }
+        if (!env)
+                return skip(ret_skip, "its deploy jobs name no environment");
         /* prepare, verify, access and stop jobs touch an environment without deploying. */
-        if (action && strcmp(action, "start") != 0) {
-                *ret_skip = "its deploy jobs do not start an environment";
-                return 0;
-        }
+        if (action && strcmp(action, "start") != 0)
+                return skip(ret_skip, "its deploy jobs do not start an environment");
         status = map_status(status);
-        if (!status) {
-                *ret_skip = "its deploy jobs are in a status that is not used";
-                return 0;
-        }
+        if (!status)
+                return skip(ret_skip, "its deploy jobs are in a status that is not used");
         /* The job's own times, else the pipeline's: the go-gitlab sample has finished jobs
          * without finished_at. */
         if (started == TIME_UNSET && strcmp(status, "pending") != 0 &&
@@ -364,9 +388,8 @@ static int pipeline(json_t *doc, const struct normalize_options *o, struct event
         if ((r = normalize_id(doc, "object_attributes.id", true, idbuf, sizeof(idbuf), &id,
                               err)) < 0 ||
             (r = normalize_string(doc, "object_attributes.sha", true, &sha, err)) < 0 ||
-            (r = normalize_time(doc, "object_attributes.created_at", false, &created, err)) < 0 ||
-            (r = normalize_time(doc, "object_attributes.finished_at", false, &finished,
-                                err)) < 0 ||
+            (r = gitlab_time(doc, "object_attributes.created_at", false, &created, err)) < 0 ||
+            (r = gitlab_time(doc, "object_attributes.finished_at", false, &finished, err)) < 0 ||
             (r = normalize_container(doc, "builds", JSON_ARRAY, &builds, err)) < 0)
                 return r;
         if (!normalize_is_sha(sha))
@@ -376,11 +399,11 @@ static int pipeline(json_t *doc, const struct normalize_options *o, struct event
         for (size_t i = 0; r >= 0 && i < json_array_size(builds); i++) {
                 json_t *b = json_array_get(builds, i);
 
-                r = json_is_object(b) ? pipeline_job(b, o, service, sha, created,
-                                                     finished, out, &skip, &deploy, err)
-                                      : error_set(err, EBADMSG, "invalid_payload", "builds",
-                                                  "builds must hold objects");
-                r = element_error(r, err, "builds", i);
+                r = json_is_object(b)
+                        ? element_error(pipeline_job(b, o, service, sha, created, finished,
+                                                     out, &skip, &deploy, err), err, "builds", i)
+                        : error_set(err, EBADMSG, "invalid_payload", "builds",
+                                    "builds[%zu] must be an object", i);
         }
         free(repo);
         free(service);
@@ -407,10 +430,11 @@ static int issue_labels(json_t *doc, const char *path, const struct normalize_op
                 json_t *l = json_array_get(labels, i);
                 const char *title;
 
-                r = json_is_object(l) ? normalize_string(l, "title", true, &title, err)
-                                      : error_set(err, EBADMSG, "invalid_payload", path,
-                                                  "%s must hold objects", path);
-                r = element_error(r, err, path, i);
+                r = json_is_object(l)
+                        ? element_error(normalize_string(l, "title", true, &title, err), err,
+                                        path, i)
+                        : error_set(err, EBADMSG, "invalid_payload", path,
+                                    "%s[%zu] must be an object", path, i);
                 if (r < 0)
                         break;
                 if (*o->incident_label && strcasecmp(title, o->incident_label) == 0)
@@ -458,9 +482,9 @@ static int issue(json_t *doc, const struct normalize_options *o, struct event_li
             (r = normalize_string(doc, "object_attributes.title", false, &title, err)) < 0 ||
             (r = normalize_string(doc, "object_attributes.severity", false, &severity,
                                   err)) < 0 ||
-            (r = normalize_time(doc, "object_attributes.created_at", true, &created, err)) < 0 ||
-            (r = normalize_time(doc, "object_attributes.updated_at", false, &updated, err)) < 0 ||
-            (r = normalize_time(doc, "object_attributes.closed_at", false, &closed, err)) < 0)
+            (r = gitlab_time(doc, "object_attributes.created_at", true, &created, err)) < 0 ||
+            (r = gitlab_time(doc, "object_attributes.updated_at", false, &updated, err)) < 0 ||
+            (r = gitlab_time(doc, "object_attributes.closed_at", false, &closed, err)) < 0)
                 return r;
         /* "unknown" is GitLab's default severity: none was set. */
         if (severity && strcmp(severity, "unknown") == 0)

@@ -1,12 +1,23 @@
 /* jira: Jira Cloud/Server and Jira Service Management webhooks. Signed with X-Hub-Signature
  * (HMAC-SHA256, "sha256=" prefix) when the webhook has a secret; automation rules, which
- * cannot sign, pass ?token= instead. The event type is the body's webhookEvent. */
+ * cannot sign, pass ?token= instead. The event type is the body's webhookEvent. Issues of
+ * the incident types give incidents, issues of the change types change requests. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "../doc.h"
+#include "../error.h"
+#include "../event.h"
 #include "../hook.h"
+#include "../normalize.h"
 #include "../source.h"
 #include "../verify.h"
+
+/* An issue names at most this many components (services of a change request). */
+#define COMPONENTS_MAX 100
 
 static int verify(const struct hook_request *req, const char *secrets, struct error *err) {
         if (req->query_token && !hook_header(req, "X-Hub-Signature"))
@@ -37,9 +48,340 @@ static int identify(const struct hook_request *req, json_t *doc, char **ret_deli
         return 0;
 }
 
+/* Says which element of an array a reader's error is about. */
+static int element_error(int r, struct error *err, const char *array, size_t i) {
+        char msg[sizeof(err->msg)];
+
+        if (r >= 0 || !err)
+                return r;
+        if (snprintf(msg, sizeof(msg), "%s[%zu]: %s", array, i, err->msg) >= 0)
+                memcpy(err->msg, msg, sizeof(msg));
+        return r;
+}
+
+/* What incidents and change requests both read from an issue. */
+struct issue {
+        const char *key, *type, *summary, *project;
+        json_t *fields, *components, *labels;
+        int64_t changed;        /* fields.updated, else the webhook's timestamp */
+        int64_t updated;        /* orders this state: changed, or a deletion's timestamp */
+        bool deleted;
+};
+
+/* Reads what both kinds use into is, whose key, type and deleted are set. */
+static int read_issue(json_t *doc, struct issue *is, struct error *err) {
+        int64_t timestamp;
+        int r;
+
+        if ((r = normalize_container(doc, "issue.fields", JSON_OBJECT, &is->fields, err)) < 0 ||
+            (r = normalize_string(doc, "issue.fields.summary", false, &is->summary, err)) < 0 ||
+            (r = normalize_string(doc, "issue.fields.project.key", false, &is->project,
+                                  err)) < 0 ||
+            (r = normalize_container(doc, "issue.fields.components", JSON_ARRAY,
+                                     &is->components, err)) < 0 ||
+            (r = normalize_container(doc, "issue.fields.labels", JSON_ARRAY, &is->labels,
+                                     err)) < 0 ||
+            (r = normalize_time(doc, "issue.fields.updated", false, &is->changed, err)) < 0 ||
+            (r = normalize_time_or_epoch(doc, "timestamp", false, &timestamp, err)) < 0)
+                return r;
+        /* Jira's own time of the issue's state orders updates. A deletion comes after the
+         * last update but leaves fields.updated as it was, so the webhook's time dates it;
+         * JSM automation bodies may carry only that time. */
+        if (is->changed == TIME_UNSET)
+                is->changed = timestamp;
+        if (is->changed == TIME_UNSET)
+                return error_set(err, EBADMSG, "invalid_payload", "issue.fields.updated",
+                                 "issue.fields.updated is missing");
+        is->updated = is->deleted && timestamp > is->changed ? timestamp : is->changed;
+        if (json_array_size(is->components) > COMPONENTS_MAX)
+                return error_set(err, EBADMSG, "invalid_payload", "issue.fields.components",
+                                 "issue.fields.components lists more than %d components",
+                                 COMPONENTS_MAX);
+        for (size_t i = 0; i < json_array_size(is->components); i++) {
+                json_t *c = json_array_get(is->components, i);
+                const char *name;
+
+                r = json_is_object(c)
+                        ? element_error(normalize_string(c, "name", true, &name, err), err,
+                                        "issue.fields.components", i)
+                        : error_set(err, EBADMSG, "invalid_payload", "issue.fields.components",
+                                    "issue.fields.components[%zu] must be an object", i);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < json_array_size(is->labels); i++)
+                if (!json_is_string(json_array_get(is->labels, i)))
+                        return error_set(err, EBADMSG, "invalid_payload", "issue.fields.labels",
+                                         "issue.fields.labels[%zu] must be a string", i);
+        return 0;
+}
+
+static const char *component(const struct issue *is, size_t i) {
+        return json_string_value(json_object_get(json_array_get(is->components, i), "name"));
+}
+
+/* The project of an issue: fields.project.key, else the part of the issue key before its
+ * number ("IT-4"), which is the project key by Jira's construction. Into buf. */
+static const char *project_key(const struct issue *is, char *buf, size_t size) {
+        const char *dash = strrchr(is->key, '-');
+
+        if (is->project)
+                return is->project;
+        snprintf(buf, size, "%.*s", dash && dash > is->key ? (int) (dash - is->key) : (int) size,
+                 is->key);
+        return buf;
+}
+
+/* A label "<prefix><value>" (prefix case-insensitive), or NULL. */
+static const char *label_value(const struct issue *is, const char *prefix) {
+        size_t n = strlen(prefix);
+
+        for (size_t i = 0; i < json_array_size(is->labels); i++) {
+                const char *l = json_string_value(json_array_get(is->labels, i));
+
+                if (strncasecmp(l, prefix, n) == 0)
+                        return l + n;
+        }
+        return NULL;
+}
+
+static const char *root_cause_category(const char *s) {
+        static const char *const causes[] = { "organizational", "technological", "partner",
+                                              "process" };
+
+        for (size_t i = 0; s && i < sizeof(causes) / sizeof(causes[0]); i++)
+                if (strcasecmp(s, causes[i]) == 0)
+                        return causes[i];
+        return NULL;
+}
+
+/* The root-cause category: the custom field jira_root_cause_field (a text field, or a
+ * select list's {"value": ...}), else a "root-cause:<category>" label. Anything that is
+ * not one of the four categories is no category. */
+static int root_cause(const struct issue *is, const struct normalize_options *o,
+                      const char **ret, struct error *err) {
+        json_t *v = *o->jira_root_cause_field ? json_object_get(is->fields,
+                                                                o->jira_root_cause_field)
+                                              : NULL;
+        const char *s = NULL;
+        int r;
+
+        *ret = NULL;
+        if (json_is_object(v)) {
+                r = normalize_string(v, "value", false, &s, err);
+                if (r < 0)
+                        return r;
+        } else if (json_is_string(v)) {
+                s = json_string_value(v);
+        } else if (v && !json_is_null(v)) {
+                return error_set(err, EBADMSG, "invalid_payload", "issue.fields",
+                                 "issue.fields.%.64s must be a string or an option",
+                                 o->jira_root_cause_field);
+        }
+        *ret = root_cause_category(s);
+        if (!*ret)
+                *ret = root_cause_category(label_value(is, "root-cause:"));
+        return 0;
+}
+
+static int incident(json_t *doc, const struct issue *is, const struct normalize_options *o,
+                    struct event_list *out, struct error *err) {
+        const char *severity, *category, *cause, *name;
+        char projbuf[128];
+        int64_t created, resolved;
+        struct event *e;
+        bool ok = true;
+        int r;
+
+        if ((r = normalize_time(doc, "issue.fields.created", true, &created, err)) < 0 ||
+            (r = normalize_time(doc, "issue.fields.resolutiondate", false, &resolved, err)) < 0 ||
+            (r = normalize_string(doc, "issue.fields.status.statusCategory.key", false,
+                                  &category, err)) < 0 ||
+            (r = normalize_string(doc, "issue.fields.priority.name", false, &severity,
+                                  err)) < 0 ||
+            (r = root_cause(is, o, &cause, err)) < 0)
+                return r;
+        /* Resolved by a resolution date, or by a workflow that reaches a done status
+         * without setting a resolution: then its last change is when. */
+        if (resolved == TIME_UNSET && category && strcmp(category, "done") == 0)
+                resolved = is->changed;
+        name = json_array_size(is->components) ? component(is, 0)
+                                               : project_key(is, projbuf, sizeof(projbuf));
+        e = event_list_add(out, EVENT_INCIDENT);
+        if (!e)
+                return -ENOMEM;
+        e->incident.key = event_strdup(is->key, &ok);
+        e->incident.service = normalize_service(o, name);
+        ok = ok && e->incident.service;
+        e->incident.title = event_strdup(is->summary, &ok);
+        e->incident.status = event_strdup(is->deleted ? "deleted" :
+                                          resolved != TIME_UNSET ? "resolved" : "open", &ok);
+        e->incident.severity = event_strdup(severity, &ok);
+        e->incident.root_cause = event_strdup(cause, &ok);
+        e->incident.opened_at = created;
+        e->incident.resolved_at = resolved;
+        e->incident.updated_at = is->updated;
+        return ok ? 1 : -ENOMEM;
+}
+
+/* A change's workflow status -> ours: JSM's change workflow (Planning, Awaiting CAB
+ * approval, Awaiting implementation, Implementing...) and the usual generic names. */
+static const char *change_status(const char *name, const char *category) {
+        static const char *const names[][2] = {
+                { "Open", "pending" },
+                { "To Do", "pending" },
+                { "Planning", "pending" },
+                { "Awaiting approval", "pending" },
+                { "Awaiting CAB approval", "pending" },
+                { "Waiting for approval", "pending" },
+                { "Approved", "approved" },
+                { "Scheduled", "approved" },
+                { "Awaiting implementation", "approved" },
+                { "Declined", "declined" },
+                { "Rejected", "declined" },
+                { "Implementing", "implementing" },
+                { "In Progress", "implementing" },
+                { "Completed", "completed" },
+                { "Done", "completed" },
+                { "Closed", "completed" },
+                { "Resolved", "completed" },
+                { "Canceled", "canceled" },
+                { "Cancelled", "canceled" },
+        };
+        /* Other statuses by the category every Jira status belongs to. */
+        static const char *const categories[][2] = {
+                { "new", "pending" },
+                { "indeterminate", "implementing" },
+                { "done", "completed" },
+        };
+
+        for (size_t i = 0; name && i < sizeof(names) / sizeof(names[0]); i++)
+                if (strcasecmp(name, names[i][0]) == 0)
+                        return names[i][1];
+        for (size_t i = 0; category && i < sizeof(categories) / sizeof(categories[0]); i++)
+                if (strcmp(category, categories[i][0]) == 0)
+                        return categories[i][1];
+        return NULL;
+}
+
+/* "Emergency Change" is emergency, "Standard Change" standard, anything else normal. */
+static const char *change_type(const char *type) {
+        if (normalize_contains(type, "emergency"))
+                return "emergency";
+        if (normalize_contains(type, "standard"))
+                return "standard";
+        return "normal";
+}
+
+/* A "risk:<level>" label; JSM's "Critical" risk is our high. */
+static const char *change_risk(const struct issue *is) {
+        static const char *const risks[][2] = {
+                { "low", "low" }, { "medium", "medium" }, { "high", "high" },
+                { "critical", "high" },
+        };
+        const char *v = label_value(is, "risk:");
+
+        for (size_t i = 0; v && i < sizeof(risks) / sizeof(risks[0]); i++)
+                if (strcasecmp(v, risks[i][0]) == 0)
+                        return risks[i][1];
+        return NULL;
+}
+
+static int change_request(json_t *doc, const struct issue *is,
+                          const struct normalize_options *o, struct event_list *out,
+                          struct error *err) {
+        const char *name, *category, *status;
+        char projbuf[128];
+        struct event_change_request *c;
+        struct event *e;
+        size_t n;
+        bool ok = true;
+        int r;
+
+        if ((r = normalize_string(doc, "issue.fields.status.name", false, &name, err)) < 0 ||
+            (r = normalize_string(doc, "issue.fields.status.statusCategory.key", false,
+                                  &category, err)) < 0)
+                return r;
+        /* A deleted change authorizes nothing any more. */
+        status = is->deleted ? "canceled" : change_status(name, category);
+        if (!status)
+                return normalize_ignored(err, "change %s has status '%s', which is not a known "
+                                         "change status", is->key, name ? name : "(none)");
+        e = event_list_add(out, EVENT_CHANGE_REQUEST);
+        if (!e)
+                return -ENOMEM;
+        c = &e->change_request;
+        c->key = event_strdup(is->key, &ok);
+        c->title = event_strdup(is->summary, &ok);
+        c->status = event_strdup(status, &ok);
+        c->change_type = event_strdup(change_type(is->type), &ok);
+        c->risk = event_strdup(change_risk(is), &ok);
+        c->updated_at = is->updated;
+        /* Its services: the components, else the project, each through service_map. */
+        n = json_array_size(is->components);
+        c->services = calloc(n ? n : 1, sizeof(char *));
+        if (!c->services)
+                return -ENOMEM;
+        for (size_t i = 0; i < (n ? n : 1); i++) {
+                char *s = normalize_service(o, n ? component(is, i)
+                                                 : project_key(is, projbuf, sizeof(projbuf)));
+                bool seen = false;
+
+                if (!s)
+                        return -ENOMEM;
+                for (size_t j = 0; j < c->n_services; j++)
+                        seen = seen || strcmp(c->services[j], s) == 0;
+                if (seen)
+                        free(s);
+                else
+                        c->services[c->n_services++] = s;
+        }
+        return ok ? 1 : -ENOMEM;
+}
+
+/* jira:issue_created, jira:issue_updated, JSM automation bodies and jira:issue_deleted. */
+static int issue_event(json_t *doc, bool deleted, const struct normalize_options *o,
+                       struct event_list *out, struct error *err) {
+        struct issue is = { .deleted = deleted };
+        int r;
+
+        if ((r = normalize_string(doc, "issue.key", true, &is.key, err)) < 0 ||
+            (r = normalize_string(doc, "issue.fields.issuetype.name", false, &is.type, err)) < 0)
+                return r;
+        if (!is.type)
+                return normalize_ignored(err, "issue %s names no issue type", is.key);
+        if (!normalize_in_list(o->jira_incident_types, is.type) &&
+            !normalize_in_list(o->jira_change_types, is.type))
+                return normalize_ignored(err, "issue type '%s' is neither an incident type "
+                                         "(jira_incident_types) nor a change type "
+                                         "(jira_change_types)", is.type);
+        r = read_issue(doc, &is, err);
+        if (r < 0)
+                return r;
+        if (normalize_in_list(o->jira_incident_types, is.type))
+                return incident(doc, &is, o, out, err);
+        return change_request(doc, &is, o, out, err);
+}
+
+static int normalize(json_t *doc, const char *event, int64_t received_us,
+                     const struct normalize_options *o, struct event_list *out,
+                     struct error *err) {
+        (void) received_us; /* Jira dates everything it sends */
+        if (strcmp(event, "jira:issue_created") == 0 || strcmp(event, "jira:issue_updated") == 0 ||
+            strcmp(event, "automation") == 0)
+                return issue_event(doc, false, o, out, err);
+        if (strcmp(event, "jira:issue_deleted") == 0)
+                return issue_event(doc, true, o, out, err);
+        if (strncmp(event, "comment_", 8) == 0)
+                return normalize_ignored(err, "comment events are not used: issue events carry "
+                                         "the issue's state");
+        return normalize_ignored(err, "Jira event '%s' is not used", event);
+}
+
 const struct source source_jira = {
         .name = "jira",
         .secret_key = "jira_secret",
         .verify = verify,
         .identify = identify,
+        .normalize = normalize,
 };
