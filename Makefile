@@ -6,6 +6,9 @@ PREFIX ?= /usr
 DESTDIR ?=
 SAN ?=
 BUILD ?= $(if $(SAN),build/asan,build)
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),/lib/systemd/system)
+SYSUSERSDIR ?= $(or $(shell pkg-config --variable=sysusersdir systemd 2>/dev/null),/usr/lib/sysusers.d)
 
 CC ?= cc
 # Debian's interpreter, where install-deps puts pytest (not whatever python3 is first on PATH).
@@ -39,7 +42,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/migrations.o
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check check-asan unit run bench deps clean install deb lint
+.PHONY: all check check-asan unit run bench deps clean install deb lint fault
 all: $(BUILD)/doraloopd
 
 $(BUILD)/doraloopd: $(DAEMON_OBJ) $(BUILD)/libdoraloop.a
@@ -68,10 +71,25 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdoraloop.a
 
 unit: $(UNIT_BIN)
 
+# The daemon with fault injection compiled in (-DDORALOOP_FAULT_INJECTION: see main.c), for
+# the watchdog tests only; never installed. build/fault/doraloopd, build/asan/fault/doraloopd.
+FAULT_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/fault/%.o)
+
+$(BUILD)/fault/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (fault injection)"
+	$(Q)$(CC) $(CFLAGS) -DDORALOOP_FAULT_INJECTION -c -o $@ $<
+
+$(BUILD)/fault/doraloopd: $(FAULT_OBJ) $(BUILD)/libdoraloop.a
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
+
+fault: $(BUILD)/fault/doraloopd
+
 # The test suite: C unit tests and integration tests against a throwaway PostgreSQL
 # cluster and the real daemon, all driven by pytest (its summary line ends the output).
 check: deps-check
-	$(MAKE) --no-print-directory all unit
+	$(MAKE) --no-print-directory all unit fault
 	DORALOOP_BIN=$(abspath $(BUILD)/doraloopd) DORALOOP_UNIT_DIR=$(abspath $(BUILD)/tests) \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests
 
@@ -96,8 +114,25 @@ install: all
 	install -D -m 0755 $(BUILD)/doraloopd $(DESTDIR)$(PREFIX)/sbin/doraloopd
 	install -d $(DESTDIR)$(PREFIX)/share/doraloop/sql
 	install -m 0644 $(SQL) $(DESTDIR)$(PREFIX)/share/doraloop/sql/
+	install -D -m 0644 systemd/doraloop.service $(DESTDIR)$(SYSTEMDUNITDIR)/doraloop.service
+	install -D -m 0644 systemd/doraloop.socket $(DESTDIR)$(SYSTEMDUNITDIR)/doraloop.socket
+	install -D -m 0644 packaging/doraloop.sysusers $(DESTDIR)$(SYSUSERSDIR)/doraloop.conf
+	install -D -m 0644 packaging/doraloopd.8 $(DESTDIR)$(PREFIX)/share/man/man8/doraloopd.8
+	install -D -m 0644 packaging/doraloop.conf $(DESTDIR)$(SYSCONFDIR)/doraloop/doraloop.conf
+
+# A Debian package from the working tree: build/deb/doraloop_$(VERSION)-*_*.deb. The
+# sources and packaging/debian are copied to build/deb/doraloop-$(VERSION)/, where
+# `dpkg-buildpackage -us -uc -b` runs (it can be run there again by hand).
+DEB_SRC := Makefile README.md daemon lib sql scripts systemd packaging
+deb:
+	@scripts/install-deps deb
+	rm -rf build/deb && mkdir -p build/deb/doraloop-$(VERSION)
+	cp -R $(DEB_SRC) build/deb/doraloop-$(VERSION)/
+	cp -R packaging/debian build/deb/doraloop-$(VERSION)/debian
+	cd build/deb/doraloop-$(VERSION) && dpkg-buildpackage -us -uc -b
+	@ls -1 build/deb/*.deb
 
 clean:
 	rm -rf build
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -name '*.d' -type f 2>/dev/null)

@@ -178,8 +178,8 @@ int api_handle(const struct api *api, const struct api_request *req, json_t **re
         if (strcmp(req->path, "/readyz") == 0)
                 return readyz(api, ret_body);
 
-        if (api->cfg->api_token && *api->cfg->api_token &&
-            !authorized(api->cfg->api_token, req, ret_body, &status))
+        if (req->cfg->api_token && *req->cfg->api_token &&
+            !authorized(req->cfg->api_token, req, ret_body, &status))
                 return status;
         return deliveries(api, req, ret_body);
 }

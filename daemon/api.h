@@ -9,12 +9,12 @@ struct dbpool;
 struct writer;
 
 struct api {
-        const struct config *cfg;
         struct dbpool *pool;
         struct writer *writer;
 };
 
 struct api_request {
+        const struct config *cfg;               /* the config this request started under */
         const char *method;
         const char *path;                       /* e.g. "/api/v1/deliveries" */
         const char *authorization;              /* the Authorization header, or NULL */

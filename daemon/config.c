@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ struct key {
         long min, max;          /* for KEY_LONG and KEY_SIZE */
         const char *(*check)(const char *value); /* extra validation: NULL or a problem */
         const char *help;
+        bool restart;           /* read only at start: a reload keeps the running value */
 };
 
 static const char *check_listen(const char *v);
@@ -33,54 +35,61 @@ static const char *check_change_policy(const char *v);
 static const char *check_service_map(const char *v);
 
 #define OFF(f) offsetof(struct config, f)
+#define RESTART true     /* a reload keeps the running value */
+#define LIVE false       /* a reload applies it to requests that start after it */
 static const struct key keys[] = {
         { "listen", KEY_STRING, "127.0.0.1:8080", OFF(listen), 0, 0, check_listen,
-          "HOST:PORT to listen on (ignored under socket activation)" },
+          "HOST:PORT to listen on (ignored under socket activation)", RESTART },
         { "db", KEY_STRING, "", OFF(db), 0, 0, NULL,
-          "libpq connection string or URI (empty: libpq defaults and PG* variables)" },
+          "libpq connection string or URI (empty: libpq defaults and PG* variables)",
+          RESTART },
         { "spool_dir", KEY_STRING, "/var/lib/doraloop/spool", OFF(spool_dir), 0, 0, NULL,
-          "directory for the on-disk spool" },
+          "directory for the on-disk spool", RESTART },
         { "max_body_bytes", KEY_SIZE, "1048576", OFF(max_body_bytes), 1, 256L << 20, NULL,
-          "largest webhook body accepted" },
+          "largest webhook body accepted", LIVE },
         { "github_secret", KEY_SECRET, NULL, OFF(github_secret), 0, 0, NULL,
-          "GitHub webhook secret(s), comma-separated while rotating" },
+          "GitHub webhook secret(s), comma-separated while rotating", LIVE },
         { "gitlab_token", KEY_SECRET, NULL, OFF(gitlab_token), 0, 0, NULL,
-          "GitLab secret token(s)" },
+          "GitLab secret token(s)", LIVE },
         { "jira_secret", KEY_SECRET, NULL, OFF(jira_secret), 0, 0, NULL,
-          "Jira webhook secret(s) (HMAC) or ?token= value(s)" },
+          "Jira webhook secret(s) (HMAC) or ?token= value(s)", LIVE },
         { "jenkins_token", KEY_SECRET, NULL, OFF(jenkins_token), 0, 0, NULL,
-          "Jenkins bearer / ?token= value(s)" },
+          "Jenkins bearer / ?token= value(s)", LIVE },
         { "generic_token", KEY_SECRET, NULL, OFF(generic_token), 0, 0, NULL,
-          "generic source bearer token(s)" },
+          "generic source bearer token(s)", LIVE },
         { "api_token", KEY_SECRET, NULL, OFF(api_token), 0, 0, NULL,
-          "bearer token(s) for the read API (unset: open)" },
+          "bearer token(s) for the read API (unset: open)", LIVE },
         { "admin_token", KEY_SECRET, NULL, OFF(admin_token), 0, 0, NULL,
-          "bearer token(s) for admin endpoints (unset: disabled)" },
+          "bearer token(s) for admin endpoints (unset: disabled)", LIVE },
         { "allow_unsigned", KEY_BOOL, "false", OFF(allow_unsigned), 0, 0, NULL,
-          "accept deliveries for sources with no secret configured (local trials only)" },
+          "accept deliveries for sources with no secret configured (local trials only)",
+          LIVE },
         { "production_environments", KEY_STRING, "production,prod",
           OFF(production_environments), 0, 0, NULL,
-          "environment names that count as production" },
+          "environment names that count as production", LIVE },
         { "incident_link_window_hours", KEY_LONG, "24", OFF(incident_link_window_hours),
-          0, 24 * 366, NULL, "how far back an incident links to a deployment" },
+          0, 24 * 366, NULL, "how far back an incident links to a deployment", LIVE },
         { "change_policy", KEY_STRING, "auto", OFF(change_policy), 0, 0, check_change_policy,
-          "auto | flag | off: production deployments that name no change request" },
+          "auto | flag | off: production deployments that name no change request", LIVE },
         { "service_map", KEY_STRING, "", OFF(service_map), 0, 0, check_service_map,
-          "NAME=SERVICE,... mapping repositories and Jira projects/components to services" },
+          "NAME=SERVICE,... mapping repositories and Jira projects/components to services",
+          LIVE },
         { "writers", KEY_LONG, "2", OFF(writers), 1, 16, NULL,
-          "writer threads, each with its own database connection" },
+          "writer threads, each with its own database connection", RESTART },
         { "batch_max", KEY_LONG, "256", OFF(batch_max), 1, 10000, NULL,
-          "deliveries stored in one transaction at most" },
+          "deliveries stored in one transaction at most", RESTART },
         { "queue_max", KEY_LONG, "4096", OFF(queue_max), 1, 1000000, NULL,
-          "deliveries waiting for a writer at most; beyond it 503 with Retry-After" },
+          "deliveries waiting for a writer at most; beyond it 503 with Retry-After", RESTART },
         { "http_threads", KEY_LONG, "0", OFF(http_threads), 0, 256, NULL,
-          "HTTP threads (0: one per CPU)" },
+          "HTTP threads (0: one per CPU)", RESTART },
         { "connection_timeout", KEY_LONG, "30", OFF(connection_timeout), 1, 3600, NULL,
-          "seconds an idle or stalled connection is kept" },
+          "seconds an idle or stalled connection is kept", RESTART },
         { "connection_limit", KEY_LONG, "1024", OFF(connection_limit), 1, 65536, NULL,
-          "concurrent connections at most" },
+          "concurrent connections at most", RESTART },
 };
 #undef OFF
+#undef RESTART
+#undef LIVE
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
 static const char *check_listen(const char *v) {
@@ -464,4 +473,119 @@ void config_print_keys(void) {
                        keys[i].def && *keys[i].def ? " [" : "",
                        keys[i].def && *keys[i].def ? keys[i].def : "",
                        keys[i].def && *keys[i].def ? "]" : "");
+}
+
+/* Whether key k holds the same value in a and b. */
+static bool same_value(const struct config *a, const struct config *b, const struct key *k) {
+        const void *pa = (const char *) a + k->offset, *pb = (const char *) b + k->offset;
+
+        switch (k->type) {
+        case KEY_STRING:
+        case KEY_SECRET: {
+                const char *sa = *(char *const *) pa, *sb = *(char *const *) pb;
+
+                return sa == sb || (sa && sb && strcmp(sa, sb) == 0);
+        }
+        case KEY_SIZE:
+                return *(const size_t *) pa == *(const size_t *) pb;
+        case KEY_LONG:
+                return *(const long *) pa == *(const long *) pb;
+        case KEY_BOOL:
+                return *(const bool *) pa == *(const bool *) pb;
+        }
+        return false;
+}
+
+struct config *config_reload(const struct config *old, int argc, char *const *argv,
+                             char *ret_kept, size_t keptlen, char *errbuf, size_t errlen) {
+        struct config *cfg = config_load(argc, argv, errbuf, errlen);
+        size_t used = 0;
+
+        if (keptlen)
+                ret_kept[0] = '\0';
+        if (!cfg)
+                return NULL;
+        for (size_t i = 0; i < N_KEYS; i++) {
+                const struct key *k = &keys[i];
+                void *p = field(cfg, k);
+                const void *po = (const char *) old + k->offset;
+
+                if (!k->restart || same_value(old, cfg, k))
+                        continue;
+                if (k->type == KEY_STRING || k->type == KEY_SECRET) {
+                        const char *v = *(char *const *) po;
+                        char *copy = v ? strdup(v) : NULL;
+
+                        if (v && !copy) {
+                                snprintf(errbuf, errlen, "config: out of memory");
+                                return config_free(cfg);
+                        }
+                        free(*(char **) p);
+                        *(char **) p = copy;
+                } else if (k->type == KEY_SIZE) {
+                        *(size_t *) p = *(const size_t *) po;
+                } else if (k->type == KEY_LONG) {
+                        *(long *) p = *(const long *) po;
+                } else {
+                        *(bool *) p = *(const bool *) po;
+                }
+                if (used < keptlen) {
+                        int n = snprintf(ret_kept + used, keptlen - used, "%s%s",
+                                         used ? ", " : "", k->name);
+
+                        used += n > 0 ? (size_t) n : 0;
+                }
+        }
+        return cfg;
+}
+
+/* Retired configs stay allocated until config_live_free(): a request handler may still
+ * hold one it read before the swap, and reloads are too rare for this to matter. */
+struct retired {
+        struct config *cfg;
+        struct retired *next;
+};
+
+struct config_live {
+        _Atomic(struct config *) current;
+        struct retired *retired;
+};
+
+struct config_live *config_live_new(struct config *cfg) {
+        struct config_live *l = calloc(1, sizeof(*l));
+
+        if (!l)
+                return NULL;
+        atomic_init(&l->current, cfg);
+        return l;
+}
+
+const struct config *config_live_get(struct config_live *l) {
+        return atomic_load_explicit(&l->current, memory_order_acquire);
+}
+
+int config_live_swap(struct config_live *l, struct config *cfg) {
+        struct retired *r = malloc(sizeof(*r));
+
+        if (!r)
+                return -ENOMEM;
+        r->cfg = atomic_exchange_explicit(&l->current, cfg, memory_order_acq_rel);
+        r->next = l->retired;
+        l->retired = r;
+        return 0;
+}
+
+struct config_live *config_live_free(struct config_live *l) {
+        if (!l)
+                return NULL;
+        while (l->retired) {
+                struct retired *next = l->retired->next;
+
+                config_free(l->retired->cfg);
+                free(l->retired);
+                l->retired = next;
+        }
+        config_free(atomic_load(&l->current));
+        free(l);
+        return NULL;
 }

@@ -1,6 +1,8 @@
 /* config: doraloop's settings, from the config file, $CREDENTIALS_DIRECTORY, DORALOOP_*
  * environment variables and command-line flags, in rising precedence. One table in
- * config.c has a row per key. A config is immutable once loaded. */
+ * config.c has a row per key. A config is immutable once loaded; a reload (SIGHUP) builds a
+ * new one and swaps it into a struct config_live, which request handlers read once per
+ * request. */
 #pragma once
 
 #include <stdbool.h>
@@ -41,6 +43,34 @@ struct config *config_load(int argc, char *const *argv, char *errbuf, size_t err
 
 /* NULL-safe; returns NULL. */
 struct config *config_free(struct config *cfg);
+
+/* For a reload: loads a new config from the same argv (so the file and the credentials are
+ * read again), then puts back the running value of every key that only takes effect at
+ * start (listen, db, writers, ...), naming those that had changed in ret_kept (", "
+ * separated; empty when none). Returns the new config, or NULL with errbuf filled when it
+ * does not validate; old is only read. */
+struct config *config_reload(const struct config *old, int argc, char *const *argv,
+                             char *ret_kept, size_t keptlen, char *errbuf, size_t errlen);
+
+/* The running config, swapped whole on reload. */
+struct config_live;
+
+/* Takes ownership of cfg. Returns NULL on OOM (cfg is then still the caller's). */
+struct config_live *config_live_new(struct config *cfg);
+
+/* The current config, borrowed: it stays valid until config_live_free(), so a request may
+ * keep the pointer it read at its start. Thread-safe, lock-free. */
+const struct config *config_live_get(struct config_live *l);
+
+/* Makes cfg (owned from now on) the current config; the previous one is retired, not freed.
+ * Returns 0, or -ENOMEM with nothing changed (cfg is then still the caller's). Call from one
+ * thread at a time; concurrent config_live_get() calls are fine. */
+int config_live_swap(struct config_live *l, struct config *cfg)
+        __attribute__((warn_unused_result));
+
+/* Frees the current and every retired config; NULL-safe, returns NULL. No reader may be
+ * left. */
+struct config_live *config_live_free(struct config_live *l);
 
 /* The value of a string key by name (e.g. a source's secret_key), or NULL when unset. */
 const char *config_string(const struct config *cfg, const char *key);

@@ -32,7 +32,7 @@
 
 struct http {
         struct MHD_Daemon *mhd;
-        const struct config *cfg;
+        struct config_live *live;       /* read once per request, so SIGHUP applies to new ones */
         struct writer *writer;
         const struct api *api;
 
@@ -53,6 +53,7 @@ enum request_state {
 struct request {
         struct http *http;
         struct MHD_Connection *conn;
+        const struct config *cfg;       /* the config when the request started */
         const struct source *source;
         enum request_state state;
         struct buf body;
@@ -131,7 +132,10 @@ static enum MHD_Result reject(struct request *req, struct MHD_Connection *conn, 
                 snprintf(st, sizeof(st), "%u", status);
                 log_at(status >= 500 ? LOG_ERR : LOG_WARNING,
                        (&(struct log_fields) { .source = req->source ? req->source->name : NULL,
-                                               .delivery_id = delivery_id, .status = st }),
+                                               .delivery_id = delivery_id,
+                                               .event = req->delivery ? req->delivery->event
+                                                                      : NULL,
+                                               .status = st }),
                        "Rejected webhook with %u %s: %s (%zu bytes)%s", status, code, err->msg,
                        req->body.len, suppressed ? " (similar messages were suppressed)" : "");
         }
@@ -210,7 +214,7 @@ static void on_stored(struct delivery *d) {
 /* The whole body is in: verify, parse, identify, then hand over to the writer. */
 static enum MHD_Result take_delivery(struct request *req, struct MHD_Connection *conn) {
         struct http *h = req->http;
-        const struct config *cfg = h->cfg;
+        const struct config *cfg = req->cfg;
         const char *secrets = config_string(cfg, req->source->secret_key);
         struct header_list headers = { .n = 0 };
         struct hook_request hr;
@@ -298,7 +302,7 @@ static enum MHD_Result answer_stored(struct request *req, struct MHD_Connection 
 /* First call for a webhook: everything decidable from the headers alone. */
 static enum MHD_Result start_hook(struct request *req, struct MHD_Connection *conn,
                                   const char *method) {
-        const struct config *cfg = req->http->cfg;
+        const struct config *cfg = req->cfg;
         const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_TYPE);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -331,6 +335,7 @@ static const char *query_arg(void *ctx, const char *name) {
 static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *conn,
                                   const char *url, const char *method) {
         const struct api_request ar = {
+                .cfg = req->cfg,
                 .method = method,
                 .path = url,
                 .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -358,6 +363,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         return MHD_NO;
                 req->http = h;
                 req->conn = conn;
+                req->cfg = config_live_get(h->live);
                 *con_cls = req;
                 pthread_mutex_lock(&h->lock);
                 h->in_flight++;
@@ -404,7 +410,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 /* Too large: drop the rest unread into memory, answer 413 at its end, but do
                  * not read an endless body just to say so. */
                 req->discarded += n;
-                return req->discarded > 4 * h->cfg->max_body_bytes ? MHD_NO : MHD_YES;
+                return req->discarded > 4 * req->cfg->max_body_bytes ? MHD_NO : MHD_YES;
         }
 
         /* The request is complete. */
@@ -412,7 +418,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 struct error err = { 0 };
 
                 error_set(&err, E2BIG, "payload_too_large", NULL,
-                          "The body is larger than max_body_bytes (%zu)", h->cfg->max_body_bytes);
+                          "The body is larger than max_body_bytes (%zu)",
+                          req->cfg->max_body_bytes);
                 return reject(req, conn, -E2BIG, &err, NULL);
         }
         if (req->source)
@@ -489,12 +496,13 @@ int http_start(const struct http_options *o, struct http **ret_http, char *errbu
         struct sockaddr_storage addr = { 0 };
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-        long threads = o->cfg->http_threads;
+        const struct config *cfg = config_live_get(o->live);
+        long threads = cfg->http_threads;
         int r;
 
         if (!h)
                 return -ENOMEM;
-        h->cfg = o->cfg;
+        h->live = o->live;
         h->writer = o->writer;
         h->api = o->api;
         h->rejects = (struct log_ratelimit) LOG_RATELIMIT(10, 20);
@@ -503,7 +511,7 @@ int http_start(const struct http_options *o, struct http **ret_http, char *errbu
         if (threads == 0)
                 threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 2;
         if (o->listen_fd < 0) {
-                r = resolve_listen(o->cfg->listen, &addr, errbuf, errlen);
+                r = resolve_listen(cfg->listen, &addr, errbuf, errlen);
                 if (r < 0)
                         goto fail;
                 if (addr.ss_family == AF_INET6)
@@ -514,8 +522,8 @@ int http_start(const struct http_options *o, struct http **ret_http, char *errbu
                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned) threads,
-                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) o->cfg->connection_timeout,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned) o->cfg->connection_limit,
+                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) cfg->connection_timeout,
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned) cfg->connection_limit,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024,
                 MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
                 o->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
@@ -523,7 +531,7 @@ int http_start(const struct http_options *o, struct http **ret_http, char *errbu
                 MHD_OPTION_END);
         if (!h->mhd) {
                 snprintf(errbuf, errlen, "listen: cannot serve on '%s' (address in use?)",
-                         o->listen_fd >= 0 ? "the inherited socket" : o->cfg->listen);
+                         o->listen_fd >= 0 ? "the inherited socket" : cfg->listen);
                 r = -EADDRNOTAVAIL;
                 goto fail;
         }
@@ -534,6 +542,12 @@ fail:
         pthread_cond_destroy(&h->idle);
         free(h);
         return r;
+}
+
+int http_listen_fd(struct http *h) {
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_LISTEN_FD);
+
+        return info ? (int) info->listen_fd : -1;
 }
 
 bool http_drain(struct http *h, int timeout_ms) {

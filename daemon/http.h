@@ -6,12 +6,12 @@
 #include <stddef.h>
 
 struct api;
-struct config;
+struct config_live;
 struct http;
 struct writer;
 
 struct http_options {
-        const struct config *cfg;
+        struct config_live *live;       /* borrowed for the server's lifetime */
         struct writer *writer;
         const struct api *api;
         int listen_fd;          /* an inherited listening socket, or -1 to bind cfg->listen */
@@ -20,6 +20,10 @@ struct http_options {
 /* Starts serving. Returns 0 and the server, or a negative errno with errbuf filled. */
 int http_start(const struct http_options *o, struct http **ret_http, char *errbuf, size_t errlen)
         __attribute__((warn_unused_result));
+
+/* The listening socket, for the watchdog's self-probe; -1 once draining. The server keeps
+ * ownership. */
+int http_listen_fd(struct http *h);
 
 /* Stops accepting connections and waits (up to timeout_ms) for requests in flight to be
  * answered. Returns true when none is left. */

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+/* We send CODE_FILE/LINE/FUNC of the caller ourselves; without this, sd_journal_sendv() is a
+ * macro that adds log.c's own location as a second value of each. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 #include <sys/uio.h>
 #include <unistd.h>
