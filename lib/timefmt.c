@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Howard Hinnant's days_from_civil: exact for every proleptic Gregorian date. */
 int64_t timefmt_days_from_civil(int64_t y, unsigned m, unsigned d) {
@@ -85,6 +86,8 @@ int timefmt_parse(const char *s, int64_t *ret_us) {
                 p++;
         if (*p == 'Z' || *p == 'z') {
                 p++;
+        } else if (strncmp(p, "UTC", 3) == 0) {
+                p += 3; /* GitLab: "2016-08-12 15:23:28 UTC" */
         } else if (*p == '+' || *p == '-') {
                 sign = *p++ == '-' ? -1 : 1;
                 if (!digits(&p, 2, &oh))
@@ -93,8 +96,6 @@ int timefmt_parse(const char *s, int64_t *ret_us) {
                         p++;
                 if (!digits(&p, 2, &om))
                         return -EINVAL;
-        } else if (*p == ' ' && p[1] == 'U' && p[2] == 'T' && p[3] == 'C') {
-                p += 4;
         }
         if (*p || mo < 1 || mo > 12 || d < 1 || (unsigned) d > days_in_month(y, mo) || h > 23 ||
             mi > 59 || sec > 60 || oh > 23 || om > 59)

@@ -52,26 +52,6 @@ static int element_error(int r, struct error *err, const char *array, size_t i) 
         return r;
 }
 
-/* normalize_time, also for GitLab's "2016-08-12 15:23:28 UTC" (merge requests, pipelines,
- * jobs). timefmt_parse does not take it yet (it eats the space before looking for " UTC");
- * drop this once it does. */
-static int gitlab_time(json_t *obj, const char *path, bool required, int64_t *ret,
-                       struct error *err) {
-        int r = normalize_time(obj, path, required, ret, err);
-        const char *s;
-        char buf[64];
-        size_t n;
-
-        if (r != -EBADMSG || normalize_string(obj, path, false, &s, NULL) < 0 || !s)
-                return r;
-        n = strlen(s);
-        if (n < 5 || n >= sizeof(buf) || strcmp(s + n - 4, " UTC") != 0)
-                return r;
-        memcpy(buf, s, n - 4);
-        memcpy(buf + n - 4, "Z", 2);
-        return timefmt_parse(buf, ret) < 0 ? r : 0;
-}
-
 /* The project's full path ("group/sub/project") and its service, both malloc'd. */
 static int project(json_t *doc, const struct normalize_options *o, char **ret_repo,
                    char **ret_service, struct error *err) {
@@ -106,7 +86,7 @@ static int add_commit(struct event_list *out, json_t *commit, const char *repo,
         int r;
 
         if ((r = normalize_string(commit, "id", true, &sha, err)) < 0 ||
-            (r = gitlab_time(commit, "timestamp", true, &at, err)) < 0 ||
+            (r = normalize_time(commit, "timestamp", true, &at, err)) < 0 ||
             (r = normalize_string(commit, "message", false, &message, err)) < 0 ||
             (r = normalize_string(commit, "author.name", false, &author, err)) < 0)
                 return r;
@@ -190,8 +170,8 @@ static int merge_request(json_t *doc, const struct normalize_options *o, struct 
             (r = normalize_string(doc, "object_attributes.target_branch", false, &branch,
                                   err)) < 0 ||
             (r = normalize_string(doc, "object_attributes.title", false, &title, err)) < 0 ||
-            (r = gitlab_time(doc, "object_attributes.merged_at", false, &merged, err)) < 0 ||
-            (r = gitlab_time(doc, "object_attributes.updated_at", true, &updated, err)) < 0)
+            (r = normalize_time(doc, "object_attributes.merged_at", false, &merged, err)) < 0 ||
+            (r = normalize_time(doc, "object_attributes.updated_at", true, &updated, err)) < 0)
                 return r;
         /* Fast-forward merges make no merge commit: the MR's last commit is what landed,
          * and its author wrote it. A merge commit is authored by whoever merged (user). */
@@ -292,7 +272,7 @@ static int deployment(json_t *doc, const struct normalize_options *o, struct eve
                               err)) < 0 ||
             (r = normalize_string(doc, "status", true, &status, err)) < 0 ||
             (r = normalize_string(doc, "environment", true, &env, err)) < 0 ||
-            (r = gitlab_time(doc, "status_changed_at", true, &at, err)) < 0 ||
+            (r = normalize_time(doc, "status_changed_at", true, &at, err)) < 0 ||
             (r = normalize_string(doc, "commit_url", false, &url, err)) < 0)
                 return r;
         if (!map_status(status))
@@ -344,9 +324,9 @@ static int pipeline_job(json_t *job, const struct normalize_options *o, const ch
             (r = normalize_string(job, "environment.action", false, &action, err)) < 0 ||
             (r = normalize_id(job, "id", true, idbuf, sizeof(idbuf), &id, err)) < 0 ||
             (r = normalize_string(job, "status", true, &status, err)) < 0 ||
-            (r = gitlab_time(job, "created_at", false, &created, err)) < 0 ||
-            (r = gitlab_time(job, "started_at", false, &started, err)) < 0 ||
-            (r = gitlab_time(job, "finished_at", false, &finished, err)) < 0)
+            (r = normalize_time(job, "created_at", false, &created, err)) < 0 ||
+            (r = normalize_time(job, "started_at", false, &started, err)) < 0 ||
+            (r = normalize_time(job, "finished_at", false, &finished, err)) < 0)
                 return r;
         if (!env)
                 return skip(ret_skip, "its deploy jobs name no environment");
@@ -388,8 +368,8 @@ static int pipeline(json_t *doc, const struct normalize_options *o, struct event
         if ((r = normalize_id(doc, "object_attributes.id", true, idbuf, sizeof(idbuf), &id,
                               err)) < 0 ||
             (r = normalize_string(doc, "object_attributes.sha", true, &sha, err)) < 0 ||
-            (r = gitlab_time(doc, "object_attributes.created_at", false, &created, err)) < 0 ||
-            (r = gitlab_time(doc, "object_attributes.finished_at", false, &finished, err)) < 0 ||
+            (r = normalize_time(doc, "object_attributes.created_at", false, &created, err)) < 0 ||
+            (r = normalize_time(doc, "object_attributes.finished_at", false, &finished, err)) < 0 ||
             (r = normalize_container(doc, "builds", JSON_ARRAY, &builds, err)) < 0)
                 return r;
         if (!normalize_is_sha(sha))
@@ -482,9 +462,9 @@ static int issue(json_t *doc, const struct normalize_options *o, struct event_li
             (r = normalize_string(doc, "object_attributes.title", false, &title, err)) < 0 ||
             (r = normalize_string(doc, "object_attributes.severity", false, &severity,
                                   err)) < 0 ||
-            (r = gitlab_time(doc, "object_attributes.created_at", true, &created, err)) < 0 ||
-            (r = gitlab_time(doc, "object_attributes.updated_at", false, &updated, err)) < 0 ||
-            (r = gitlab_time(doc, "object_attributes.closed_at", false, &closed, err)) < 0)
+            (r = normalize_time(doc, "object_attributes.created_at", true, &created, err)) < 0 ||
+            (r = normalize_time(doc, "object_attributes.updated_at", false, &updated, err)) < 0 ||
+            (r = normalize_time(doc, "object_attributes.closed_at", false, &closed, err)) < 0)
                 return r;
         /* "unknown" is GitLab's default severity: none was set. */
         if (severity && strcmp(severity, "unknown") == 0)
