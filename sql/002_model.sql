@@ -292,7 +292,14 @@ BEGIN
         branch = least(c.branch, excluded.branch),
         author = least(c.author, excluded.author),
         message = least(c.message, excluded.message),
-        committed_at = least(c.committed_at, excluded.committed_at);
+        committed_at = least(c.committed_at, excluded.committed_at)
+    -- A report that changes nothing (a redelivery, the same commit in two pushes) writes
+    -- no new row version.
+    WHERE (c.repo, c.branch, c.author, c.message, c.committed_at)
+          IS DISTINCT FROM (least(c.repo, excluded.repo), least(c.branch, excluded.branch),
+                            least(c.author, excluded.author),
+                            least(c.message, excluded.message),
+                            least(c.committed_at, excluded.committed_at));
     IF before IS NOT NULL AND before = dl_time(p_committed_us) THEN
         RETURN; -- the commit time, all that derived state depends on, is unchanged
     END IF;
