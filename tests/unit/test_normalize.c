@@ -174,9 +174,31 @@ out:
         fixture_unload(&fx);
 }
 
+/* Runs only the fixture named by ctx ("<source>/<case>.json"), when given. */
+static void test_one(const char *source, const char *dir, const char *name, void *ctx) {
+        char id[1024];
+
+        snprintf(id, sizeof(id), "%s/%s", source, name);
+        if (strcmp(id, ctx) == 0) {
+                checks_passed++; /* found */
+                test_fixture(source, dir, name, NULL);
+        }
+}
+
+/* test_normalize [FIXTURES [SOURCE/CASE.json]]: every fixture, or just the one named. */
 int main(int argc, char **argv) {
         const char *fixtures = argc > 1 ? argv[1] : "tests/fixtures";
 
+        if (argc > 2) {
+                int before = checks_passed;
+
+                fixture_walk(fixtures, test_one, argv[2]);
+                if (checks_passed == before) {
+                        fprintf(stderr, "no fixture %s\n", argv[2]);
+                        checks_failed++;
+                }
+                return check_summary();
+        }
         CHECK(fixture_walk(fixtures, test_fixture, NULL) >= 40);
         printf("type mutations: %d tried, %d gave an error, the rest no change\n", mutations,
                mutation_errors);
