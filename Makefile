@@ -21,7 +21,7 @@ WARN := -Wall -Wextra -Wformat=2 -Wshadow -Werror
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -pthread $(PKG_CFLAGS) \
 	-DDORALOOP_VERSION='"$(VERSION)"'
-LDLIBS += $(PKG_LIBS) -pthread
+LDLIBS += $(PKG_LIBS) -pthread -lm
 ifneq ($(SAN),)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined

@@ -13,6 +13,7 @@
 #include "../lib/verify.h"
 #include "config.h"
 #include "dbpool.h"
+#include "dora.h"
 #include "log.h"
 #include "writer.h"
 
@@ -163,7 +164,7 @@ int api_handle(const struct api *api, const struct api_request *req, json_t **re
         int status;
 
         if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/readyz") == 0 ||
-            strcmp(req->path, "/api/v1/deliveries") == 0) {
+            strcmp(req->path, "/api/v1/deliveries") == 0 || dora_path(req->path)) {
                 if (!get)
                         return reply_error(ret_body, 405, "method_not_allowed",
                                            "Use GET on this path");
@@ -181,5 +182,7 @@ int api_handle(const struct api *api, const struct api_request *req, json_t **re
         if (req->cfg->api_token && *req->cfg->api_token &&
             !authorized(req->cfg->api_token, req, ret_body, &status))
                 return status;
+        if (dora_path(req->path))
+                return dora_handle(api, req, ret_body);
         return deliveries(api, req, ret_body);
 }

@@ -24,7 +24,9 @@
 #include "../lib/source.h"
 #include "api.h"
 #include "config.h"
+#include "dora.h"
 #include "log.h"
+#include "stats.h"
 #include "writer.h"
 
 #define MAX_HEADERS 128
@@ -59,6 +61,8 @@ struct request {
         struct buf body;
         size_t discarded;
         struct delivery *delivery;
+        uint64_t started_ns;            /* for the latency histogram (stats.c) */
+        unsigned status;                /* the status answered, once answered */
 };
 
 /* Builds and queues a JSON response; takes ownership of body. */
@@ -97,8 +101,35 @@ static enum MHD_Result reply(struct request *req, struct MHD_Connection *conn, u
         }
         ret = MHD_queue_response(conn, status, resp);
         MHD_destroy_response(resp);
-        if (req)
+        if (req) {
                 req->state = REQ_ANSWERED;
+                req->status = status;
+        }
+        return ret;
+}
+
+/* GET /metrics: Prometheus text, or a JSON error. */
+static enum MHD_Result answer_metrics(struct request *req, struct MHD_Connection *conn,
+                                      const struct api_request *ar) {
+        json_t *error = NULL;
+        char *text = NULL;
+        int status = dora_metrics(req->http->api, ar, &text, &error);
+        struct MHD_Response *resp;
+        enum MHD_Result ret;
+
+        if (!text)
+                return reply(req, conn, (unsigned) status, error);
+        resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(text);
+                return MHD_NO;
+        }
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                       "text/plain; version=0.0.4; charset=utf-8");
+        ret = MHD_queue_response(conn, (unsigned) status, resp);
+        MHD_destroy_response(resp);
+        req->state = REQ_ANSWERED;
+        req->status = (unsigned) status;
         return ret;
 }
 
@@ -344,7 +375,11 @@ static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *co
                 .ctx = conn,
         };
         json_t *body = NULL;
-        int status = api_handle(req->http->api, &ar, &body);
+        int status;
+
+        if (strcmp(url, "/metrics") == 0)
+                return answer_metrics(req, conn, &ar);
+        status = api_handle(req->http->api, &ar, &body);
 
         return reply(req, conn, (unsigned) status, body);
 }
@@ -364,6 +399,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 req->http = h;
                 req->conn = conn;
                 req->cfg = config_live_get(h->live);
+                req->started_ns = stats_now_ns();
                 *con_cls = req;
                 pthread_mutex_lock(&h->lock);
                 h->in_flight++;
@@ -437,6 +473,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         (void) toe;
         if (!req)
                 return;
+        if (req->status)
+                stats_request_done(req->status, stats_now_ns() - req->started_ns);
         buf_free(&req->body);
         delivery_free(req->delivery);
         free(req);

@@ -98,6 +98,10 @@ struct store *store_close(struct store *s) {
         return NULL;
 }
 
+struct pg_conn *store_pgconn(struct store *s) {
+        return s->conn;
+}
+
 bool store_connected(const struct store *s) {
         return s && PQstatus(s->conn) == CONNECTION_OK;
 }
@@ -453,6 +457,7 @@ static int read_results(struct store *s, struct delivery *const *ds, size_t n, i
                 for (size_t j = 0; j < ds[i]->events.n; j++)
                         READ(PGRES_TUPLES_OK);
         }
+        READ(PGRES_TUPLES_OK); /* dl_refresh_rollups() */
         if (!replay)
                 READ(PGRES_COMMAND_OK); /* COMMIT */
 #undef READ
@@ -515,6 +520,10 @@ static int run_batch(struct store *s, const struct store_model *m, struct delive
                         if (send_event(s, d->source->name, &d->events.items[j], &mp) < 0)
                                 goto send_failed;
         }
+        /* The DORA rollups of every (service, environment, day) the batch touched. */
+        if (!PQsendQueryParams(s->conn, "SELECT dl_refresh_rollups()", 0, NULL, NULL, NULL, NULL,
+                               0))
+                goto send_failed;
         if ((!replay && !PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) ||
             !PQpipelineSync(s->conn))
                 goto send_failed;

@@ -18,6 +18,9 @@ int store_open(const char *conninfo, struct store **ret_store, struct error *err
 /* Closes the connection; NULL-safe, returns NULL. */
 struct store *store_close(struct store *s);
 
+/* The libpq connection, for the other store modules (store_dora.c) only. Borrowed. */
+struct pg_conn *store_pgconn(struct store *s);
+
 /* Whether the connection is still up (it does not probe the server). */
 bool store_connected(const struct store *s);
 

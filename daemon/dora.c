@@ -1,0 +1,991 @@
+/* dora: the DORA read API and GET /metrics, over an in-memory mirror of the rollups. */
+#include "dora.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../lib/buf.h"
+#include "../lib/cube.h"
+#include "../lib/doc.h"
+#include "../lib/error.h"
+#include "../lib/metrics.h"
+#include "../lib/store.h"
+#include "../lib/store_dora.h"
+#include "../lib/timefmt.h"
+#include "../lib/verify.h"
+#include "api.h"
+#include "config.h"
+#include "dbpool.h"
+#include "log.h"
+#include "stats.h"
+#include "writer.h"
+
+#define DAY_US CUBE_DAY_US
+#define MAX_ENVS 32
+#define MAX_SPAN_DAYS 3660
+#define MAX_BUCKETS 3700
+#define LIST_LIMIT_DEFAULT 50
+#define LIST_LIMIT_MAX 500
+#define METRICS_MAX_BYTES (64u << 20)
+
+/* The process's one mirror. Every use holds `lock`; a request brings the mirror up to date
+ * unless another request did so after it arrived (fetches counts the syncs begun, and is
+ * only written under the lock), so a burst of requests costs one small query. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cube *cube;
+static atomic_uint_fast64_t fetches;
+
+static int64_t now_us(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int reply_error(json_t **ret_body, int status, const char *code, const char *msg) {
+        *ret_body = doc_error(code, "%s", msg);
+        return status;
+}
+
+static int bad_param(json_t **ret_body, const char *name, const char *why) {
+        *ret_body = doc_error("invalid_parameter", "%s: %s", name, why);
+        return 400;
+}
+
+/* ------------------------------------------------------------------ the mirror session */
+
+struct session {
+        const struct api *api;
+        struct store *store;    /* acquired lazily */
+        struct error err;
+};
+
+static void sink_reset(void *ctx, int64_t epoch) {
+        (void) ctx;
+        cube_reset(cube, epoch);
+}
+
+static int sink_row(void *ctx, const struct cube_row *r) {
+        (void) ctx;
+        return cube_apply(cube, r);
+}
+
+/* Runs fn on the session's connection; a dead pooled connection gets one fresh retry. */
+static int with_conn(struct session *s, int (*fn)(struct session *s, void *ctx), void *ctx) {
+        for (int attempt = 0; attempt < 2; attempt++) {
+                int r;
+
+                if (!s->store) {
+                        r = dbpool_acquire(s->api->pool, &s->store, &s->err);
+                        if (r < 0)
+                                return r;
+                }
+                r = fn(s, ctx);
+                if (r != -EIO || store_connected(s->store))
+                        return r;
+                dbpool_release(s->api->pool, s->store);
+                s->store = NULL;
+        }
+        return -EIO;
+}
+
+static int sync_rollups(struct session *s, void *ctx) {
+        const struct store_rollup_sink sink = { .reset = sink_reset, .row = sink_row };
+        uint64_t xmin = 0;
+        int r;
+
+        (void) ctx;
+        r = store_dora_rollups(s->store, cube_epoch(cube), cube_xmin(cube), &sink, &xmin, &s->err);
+        if (r == 0)
+                cube_set_xmin(cube, xmin);
+        return r;
+}
+
+/* Locks the mirror and brings it up to date. Returns 0 (locked: call session_end) or a
+ * negative errno (unlocked). */
+static int session_begin(struct session *s, const struct api *api) {
+        uint64_t seen = atomic_load(&fetches);
+        int r = 0;
+
+        *s = (struct session) { .api = api };
+        pthread_mutex_lock(&lock);
+        if (!cube)
+                cube = cube_new();
+        if (!cube)
+                r = error_set(&s->err, ENOMEM, "unavailable", NULL, "Out of memory");
+        else if (atomic_load(&fetches) == seen) {
+                atomic_fetch_add(&fetches, 1);
+                r = with_conn(s, sync_rollups, NULL);
+        }
+        if (r < 0) {
+                dbpool_release(api->pool, s->store);
+                pthread_mutex_unlock(&lock);
+        }
+        return r;
+}
+
+static void session_end(struct session *s) {
+        dbpool_release(s->api->pool, s->store);
+        s->store = NULL;
+        pthread_mutex_unlock(&lock);
+}
+
+struct day_events {
+        struct cube_event_in *ev;
+        size_t n, cap;
+};
+
+static int collect_event(void *ctx, const struct cube_event_in *e) {
+        struct day_events *d = ctx;
+        struct cube_event_in c = *e;
+
+        if (d->n == d->cap) {
+                size_t cap = d->cap ? 2 * d->cap : 256;
+                struct cube_event_in *n = realloc(d->ev, cap * sizeof(*n));
+
+                if (!n)
+                        return -ENOMEM;
+                d->ev = n;
+                d->cap = cap;
+        }
+        c.service = strdup(e->service);
+        c.environment = strdup(e->environment);
+        d->ev[d->n++] = c;
+        return c.service && c.environment ? 0 : -ENOMEM;
+}
+
+static void day_events_free(struct day_events *d) {
+        for (size_t i = 0; i < d->n; i++) {
+                free((char *) d->ev[i].service);
+                free((char *) d->ev[i].environment);
+        }
+        free(d->ev);
+        *d = (struct day_events) { .n = 0 };
+}
+
+struct load_day {
+        int32_t day;
+        struct day_events events;
+};
+
+static int load_day(struct session *s, void *ctx) {
+        struct load_day *l = ctx;
+        int r;
+
+        day_events_free(&l->events);
+        r = store_dora_events(s->store, (int64_t) l->day * DAY_US, (int64_t) (l->day + 1) * DAY_US,
+                              collect_event, &l->events, &s->err);
+        return r < 0 ? r : 0;
+}
+
+/* Sums q (under the session's lock), loading edge days as needed. */
+static int session_sum(struct session *s, const struct cube_query *q, struct metrics_acc *acc) {
+        for (int attempt = 0; attempt < 4; attempt++) {
+                struct load_day l = { .day = 0 };
+                uint64_t token;
+                int r = cube_sum(cube, q, acc, &l.day);
+
+                if (r != -ENOENT)
+                        return r == -ENOMEM ? error_set(&s->err, ENOMEM, "unavailable", NULL,
+                                                        "Out of memory") : r;
+                token = cube_detail_token(cube, l.day);
+                r = with_conn(s, load_day, &l);
+                if (r == 0)
+                        r = cube_set_detail(cube, l.day, token, l.events.ev, l.events.n);
+                day_events_free(&l.events);
+                if (r < 0)
+                        return r == -ENOMEM ? error_set(&s->err, ENOMEM, "unavailable", NULL,
+                                                        "Out of memory") : r;
+        }
+        return error_set(&s->err, EIO, "unavailable", NULL, "Edge days keep changing");
+}
+
+/* ------------------------------------------------------------------ parameters */
+
+struct params {
+        const char *service;            /* NULL: all */
+        char env_buf[512];
+        const char *envs[MAX_ENVS];
+        size_t n_envs;
+        bool unlinked;                  /* the set holds a production environment */
+        char env_label[512];
+        int64_t from_us, to_us;
+        enum metrics_bands bands;
+};
+
+/* Splits a comma-separated list into buf/items. Returns the count (0 when empty). */
+static size_t split_list(const char *s, char *buf, size_t buf_len, const char **items,
+                         size_t max) {
+        size_t n = 0;
+
+        snprintf(buf, buf_len, "%s", s ? s : "");
+        for (char *tok = buf, *next; tok && n < max; tok = next) {
+                next = strchr(tok, ',');
+                if (next)
+                        *next++ = '\0';
+                while (*tok == ' ')
+                        tok++;
+                for (size_t len = strlen(tok); len && tok[len - 1] == ' '; len--)
+                        tok[len - 1] = '\0';
+                if (*tok)
+                        items[n++] = tok;
+        }
+        return n;
+}
+
+/* service, environment, window | from/to, bands. Returns 0 or an HTTP status. */
+static int parse_params(const struct api_request *req, struct params *p, json_t **ret_body) {
+        const char *window = req->arg(req->ctx, "window"), *from = req->arg(req->ctx, "from");
+        const char *to = req->arg(req->ctx, "to"), *env = req->arg(req->ctx, "environment");
+        const char *bands = req->arg(req->ctx, "bands");
+        const char *prod[MAX_ENVS];
+        char prod_buf[512];
+        size_t n_prod;
+        int64_t now = now_us();
+
+        *p = (struct params) { .bands = METRICS_BANDS_2023 };
+        p->service = req->arg(req->ctx, "service");
+        if (p->service && !*p->service)
+                return bad_param(ret_body, "service", "must not be empty");
+        n_prod = split_list(req->cfg->production_environments, prod_buf, sizeof(prod_buf), prod,
+                            MAX_ENVS);
+        if (env) {
+                if (strlen(env) >= sizeof(p->env_buf))
+                        return bad_param(ret_body, "environment", "too long");
+                p->n_envs = split_list(env, p->env_buf, sizeof(p->env_buf), p->envs, MAX_ENVS);
+                if (!p->n_envs)
+                        return bad_param(ret_body, "environment",
+                                         "name one environment or a comma-separated list");
+        } else {
+                p->n_envs = split_list(req->cfg->production_environments, p->env_buf,
+                                       sizeof(p->env_buf), p->envs, MAX_ENVS);
+        }
+        for (size_t i = 0; i < p->n_envs; i++) {
+                for (size_t j = 0; j < n_prod; j++)
+                        p->unlinked |= strcmp(p->envs[i], prod[j]) == 0;
+                snprintf(p->env_label + strlen(p->env_label),
+                         sizeof(p->env_label) - strlen(p->env_label), "%s%s", i ? "," : "",
+                         p->envs[i]);
+        }
+        if (bands && metrics_bands_parse(bands, &p->bands) < 0)
+                return bad_param(ret_body, "bands", "must be 2021, 2023 or 2024");
+        if (window && (from || to))
+                return bad_param(ret_body, "window", "give either window or from/to, not both");
+        if (from || to) {
+                if (from && timefmt_parse(from, &p->from_us) < 0)
+                        return bad_param(ret_body, "from", "must be an RFC 3339 time");
+                if (to && timefmt_parse(to, &p->to_us) < 0)
+                        return bad_param(ret_body, "to", "must be an RFC 3339 time");
+                if (!to)
+                        p->to_us = now;
+                if (!from)
+                        p->from_us = p->to_us - 30 * DAY_US;
+                if (p->from_us >= p->to_us)
+                        return bad_param(ret_body, from ? "from" : "to", "from must be before to");
+        } else {
+                long days = 30;
+
+                if (window) {
+                        char *end;
+
+                        errno = 0;
+                        days = strtol(window, &end, 10);
+                        if (errno || end == window || strcmp(end, "d") != 0 || days < 1 ||
+                            days > MAX_SPAN_DAYS)
+                                return bad_param(ret_body, "window",
+                                                 "must be a number of days such as 7d, 30d or 90d");
+                }
+                p->to_us = now;
+                p->from_us = now - days * DAY_US;
+        }
+        if (p->to_us - p->from_us > MAX_SPAN_DAYS * DAY_US)
+                return bad_param(ret_body, from ? "from" : "window",
+                                 "the window is longer than 3660 days");
+        return 0;
+}
+
+/* ------------------------------------------------------------------ JSON */
+
+static json_t *number(double v) {
+        return isnan(v) ? json_null() : json_real(v);
+}
+
+static json_t *string_or_null(const char *s) {
+        return s ? json_string(s) : json_null();
+}
+
+static json_t *time_json(int64_t us) {
+        char buf[TIMEFMT_LEN];
+
+        return json_string(timefmt_format(us, buf));
+}
+
+/* Sets the six metric objects of f on o. Returns 0 or -ENOMEM. */
+static int set_figures(json_t *o, const struct metrics_figures *f, enum metrics_bands b) {
+        int r = 0;
+
+        r |= json_object_set_new(o, "deployment_frequency", json_pack(
+                "{s:I,s:o,s:o}", "deployments", (json_int_t) f->deployments,
+                "per_day", number(f->per_day),
+                "band", string_or_null(metrics_band_deployment_frequency(b, f->per_day))));
+        r |= json_object_set_new(o, "lead_time_for_changes", json_pack(
+                "{s:I,s:o,s:o,s:o}", "changes", (json_int_t) f->changes,
+                "median_seconds", number(f->lead_median), "p90_seconds", number(f->lead_p90),
+                "band", string_or_null(metrics_band_lead_time(b, f->lead_median))));
+        r |= json_object_set_new(o, "change_failure_rate", json_pack(
+                "{s:I,s:I,s:o,s:o}", "deployments", (json_int_t) f->deployments,
+                "failed_deployments", (json_int_t) f->failed, "rate", number(f->failure_rate),
+                "band", string_or_null(metrics_band_change_failure_rate(b, f->failure_rate))));
+        r |= json_object_set_new(o, "time_to_restore", json_pack(
+                "{s:I,s:o,s:o}", "incidents", (json_int_t) f->incidents,
+                "median_seconds", number(f->restore_median),
+                "band", string_or_null(metrics_band_recovery_time(b, f->restore_median))));
+        r |= json_object_set_new(o, "failed_deployment_recovery_time", json_pack(
+                "{s:I,s:o,s:o}", "failed_deployments", (json_int_t) f->failed,
+                "median_seconds", number(f->recovery_median),
+                "band", string_or_null(metrics_band_recovery_time(b, f->recovery_median))));
+        r |= json_object_set_new(o, "rework_rate", json_pack(
+                "{s:I,s:I,s:o}", "deployments", (json_int_t) f->deployments,
+                "rework_deployments", (json_int_t) f->rework, "rate", number(f->rework_rate)));
+        return r ? -ENOMEM : 0;
+}
+
+static json_t *window_json(int64_t from_us, int64_t to_us) {
+        double days = (double) (to_us - from_us) / (double) DAY_US;
+        json_t *d = (to_us - from_us) % DAY_US == 0
+                    ? json_integer((json_int_t) ((to_us - from_us) / DAY_US)) : json_real(days);
+
+        return json_pack("{s:o,s:o,s:o}", "from", time_json(from_us), "to", time_json(to_us),
+                         "days", d);
+}
+
+static struct cube_query query_of(const struct params *p, int64_t from, int64_t to, bool cache) {
+        return (struct cube_query) { .service = p->service, .envs = p->envs, .n_envs = p->n_envs,
+                                     .unlinked = p->unlinked, .from_us = from, .to_us = to,
+                                     .cache = cache };
+}
+
+static int unavailable(json_t **ret_body, const struct error *err, const char *what) {
+        log_warning("Failed to answer %s: %s", what, err->msg);
+        return reply_error(ret_body, 503, "unavailable", err->msg[0] ? err->msg : "Out of memory");
+}
+
+/* GET /api/v1/dora */
+static int dora(const struct api *api, const struct api_request *req, json_t **ret_body) {
+        struct metrics_acc *acc = NULL;
+        struct metrics_figures f;
+        struct session s;
+        struct params p;
+        struct cube_query q;
+        json_t *o;
+        int r;
+
+        r = parse_params(req, &p, ret_body);
+        if (r)
+                return r;
+        acc = malloc(sizeof(*acc));
+        if (!acc)
+                return reply_error(ret_body, 503, "unavailable", "Out of memory");
+        q = query_of(&p, p.from_us, p.to_us, true);
+        r = session_begin(&s, api);
+        if (r == 0) {
+                r = session_sum(&s, &q, acc);
+                session_end(&s);
+        }
+        if (r < 0) {
+                free(acc);
+                return unavailable(ret_body, &s.err, "a DORA query");
+        }
+        metrics_figures(acc, (double) (p.to_us - p.from_us) / 1e6, &f);
+        free(acc);
+        o = json_pack("{s:o,s:s,s:s,s:o,s:n}", "service", string_or_null(p.service),
+                      "environment", p.env_label, "bands", metrics_bands_name(p.bands),
+                      "window", window_json(p.from_us, p.to_us), "change_control");
+        if (!o || set_figures(o, &f, p.bands) < 0) {
+                json_decref(o);
+                return reply_error(ret_body, 503, "unavailable", "Out of memory");
+        }
+        *ret_body = o;
+        return 200;
+}
+
+static int64_t floor_div(int64_t a, int64_t b) {
+        return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+/* GET /api/v1/dora/series?bucket=day|week: day buckets start at UTC midnight, week buckets
+ * on Monday at UTC midnight; the first and last are cut to the window. */
+static int series(const struct api *api, const struct api_request *req, json_t **ret_body) {
+        const char *bucket = req->arg(req->ctx, "bucket");
+        struct metrics_acc *acc = NULL;
+        json_t *buckets = NULL;
+        struct session s;
+        struct params p;
+        int64_t width;
+        int r, n = 0;
+
+        r = parse_params(req, &p, ret_body);
+        if (r)
+                return r;
+        if (!bucket || strcmp(bucket, "day") == 0)
+                width = DAY_US;
+        else if (strcmp(bucket, "week") == 0)
+                width = 7 * DAY_US;
+        else
+                return bad_param(ret_body, "bucket", "must be day or week");
+        acc = malloc(sizeof(*acc));
+        buckets = json_array();
+        if (!acc || !buckets) {
+                free(acc);
+                json_decref(buckets);
+                return reply_error(ret_body, 503, "unavailable", "Out of memory");
+        }
+        r = session_begin(&s, api);
+        if (r == 0) {
+                /* 1970-01-01 was a Thursday: Mondays are 4 days after a multiple of 7. */
+                int64_t offset = width == DAY_US ? 0 : 4 * DAY_US;
+                int64_t start = floor_div(p.from_us - offset, width) * width + offset;
+
+                for (int64_t b = start; b < p.to_us && r == 0 && n < MAX_BUCKETS; b += width, n++) {
+                        int64_t lo = b > p.from_us ? b : p.from_us;
+                        int64_t hi = b + width < p.to_us ? b + width : p.to_us;
+                        struct cube_query q = query_of(&p, lo, hi, false);
+                        struct metrics_figures f;
+                        json_t *o;
+
+                        r = session_sum(&s, &q, acc);
+                        if (r < 0)
+                                break;
+                        metrics_figures(acc, (double) (hi - lo) / 1e6, &f);
+                        o = json_pack("{s:o,s:o}", "from", time_json(lo), "to", time_json(hi));
+                        if (!o || set_figures(o, &f, p.bands) < 0 ||
+                            json_array_append_new(buckets, o) < 0) {
+                                json_decref(o);
+                                r = error_set(&s.err, ENOMEM, "unavailable", NULL,
+                                              "Out of memory");
+                        }
+                }
+                session_end(&s);
+        }
+        free(acc);
+        if (r < 0) {
+                json_decref(buckets);
+                return unavailable(ret_body, &s.err, "a DORA series");
+        }
+        *ret_body = json_pack("{s:o}", "buckets", buckets);
+        return 200;
+}
+
+/* ------------------------------------------------------------------ lists */
+
+struct list {
+        json_t *items;
+        const char *last_id;
+        char last_id_buf[24];
+        json_t *one;            /* the first row as an object */
+};
+
+/* A row as a JSON object, by the kinds the store gives. */
+static json_t *row_json(const struct store_dora_row *r) {
+        json_t *o = json_object();
+
+        if (!o)
+                return NULL;
+        for (int c = 0; c < r->n; c++) {
+                const char *v = r->values[c];
+                json_t *j;
+
+                if (!v)
+                        j = json_null();
+                else if (r->kinds[c] == 'n')
+                        j = strchr(v, '.') || strchr(v, 'e') ? json_real(strtod(v, NULL))
+                                                             : json_integer(strtoll(v, NULL, 10));
+                else if (r->kinds[c] == 'b')
+                        j = json_boolean(v[0] == 't');
+                else if (r->kinds[c] == 'j')
+                        j = json_loads(v, JSON_DECODE_ANY, NULL);
+                else
+                        j = json_string(v);
+                if (!j || json_object_set_new(o, r->names[c], j) < 0) {
+                        json_decref(o);
+                        return NULL;
+                }
+        }
+        return o;
+}
+
+static int add_item(void *ctx, const struct store_dora_row *r) {
+        struct list *l = ctx;
+        json_t *o = row_json(r);
+
+        if (!o)
+                return -ENOMEM;
+        if (l->items) {
+                if (json_array_append_new(l->items, o) < 0)
+                        return -ENOMEM;
+        } else {
+                json_decref(l->one);
+                l->one = o;
+        }
+        snprintf(l->last_id_buf, sizeof(l->last_id_buf), "%s", r->values[0] ? r->values[0] : "");
+        l->last_id = l->last_id_buf;
+        return 0;
+}
+
+struct list_call {
+        enum store_dora_list which;
+        const char *const *params;
+        struct list *list;
+        int rows;
+};
+
+static int run_list(struct session *s, void *ctx) {
+        struct list_call *c = ctx;
+        int r;
+
+        if (c->list->items)
+                json_array_clear(c->list->items);
+        r = store_dora_list(s->store, c->which, c->params, add_item, c->list, &s->err);
+        if (r >= 0)
+                c->rows = r;
+        return r < 0 ? r : 0;
+}
+
+/* Runs a list query on a pooled connection (not under the mirror's lock). */
+static int list_query(const struct api *api, struct list_call *c, struct error *err) {
+        struct session s = { .api = api };
+        int r = with_conn(&s, run_list, c);
+
+        dbpool_release(api->pool, s.store);
+        *err = s.err;
+        if (r == -ENOMEM)
+                error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
+        return r;
+}
+
+static bool parse_positive(const char *v, long long max, long long *ret) {
+        char *end;
+        long long n;
+
+        if (!v || !*v)
+                return false;
+        errno = 0;
+        n = strtoll(v, &end, 10);
+        if (errno || *end || n < 1 || n > max)
+                return false;
+        *ret = n;
+        return true;
+}
+
+/* An environment list as a PostgreSQL array literal into buf. */
+static void env_array(const struct params *p, char *buf, size_t len) {
+        size_t at = 0;
+
+        at += (size_t) snprintf(buf, len, "{");
+        for (size_t i = 0; i < p->n_envs && at < len; i++) {
+                at += (size_t) snprintf(buf + at, len - at, "%s\"", i ? "," : "");
+                for (const char *c = p->envs[i]; *c && at + 3 < len; c++) {
+                        if (*c == '"' || *c == '\\')
+                                buf[at++] = '\\';
+                        buf[at++] = *c;
+                }
+                at += (size_t) snprintf(buf + at, len - at, "\"");
+        }
+        if (at < len)
+                snprintf(buf + at, len - at, "}");
+}
+
+/* GET /api/v1/deployments and /api/v1/incidents */
+static int list(const struct api *api, const struct api_request *req, bool deployments,
+                json_t **ret_body) {
+        const char *limit = req->arg(req->ctx, "limit"), *cursor = req->arg(req->ctx, "cursor");
+        const char *since = req->arg(req->ctx, "since"), *service = req->arg(req->ctx, "service");
+        char envs[1200], since_buf[24], cursor_buf[24], limit_buf[24];
+        struct list l = { .items = json_array() };
+        struct list_call c = { .list = &l };
+        const char *params[5];
+        struct error err = { 0 };
+        struct params p;
+        long long n = LIST_LIMIT_DEFAULT, before = 0;
+        int64_t since_us;
+        int r;
+
+        if (!l.items)
+                return reply_error(ret_body, 503, "unavailable", "Out of memory");
+        /* The window parameters do not apply to lists; the environment ones do. */
+        {
+                const struct api_request plain = { .cfg = req->cfg, .arg = req->arg, .ctx = req->ctx };
+
+                r = parse_params(&plain, &p, ret_body);
+        }
+        if (r) {
+                json_decref(l.items);
+                return r;
+        }
+        if (service && !*service)
+                service = NULL;
+        if (limit && !parse_positive(limit, LIST_LIMIT_MAX, &n)) {
+                json_decref(l.items);
+                return bad_param(ret_body, "limit", "must be a whole number from 1 to 500");
+        }
+        if (cursor && !parse_positive(cursor, INT64_MAX, &before)) {
+                json_decref(l.items);
+                return bad_param(ret_body, "cursor", "is not one this API gave out");
+        }
+        if (since && timefmt_parse(since, &since_us) < 0) {
+                json_decref(l.items);
+                return bad_param(ret_body, "since", "must be an RFC 3339 time");
+        }
+        if (since)
+                snprintf(since_buf, sizeof(since_buf), "%" PRId64, since_us);
+        snprintf(cursor_buf, sizeof(cursor_buf), "%lld", before);
+        snprintf(limit_buf, sizeof(limit_buf), "%lld", n);
+        env_array(&p, envs, sizeof(envs));
+        if (deployments) {
+                params[0] = service, params[1] = envs, params[2] = since ? since_buf : NULL;
+                params[3] = cursor ? cursor_buf : NULL, params[4] = limit_buf;
+                c.which = STORE_DORA_DEPLOYMENTS;
+        } else {
+                params[0] = service, params[1] = since ? since_buf : NULL;
+                params[2] = cursor ? cursor_buf : NULL, params[3] = limit_buf;
+                c.which = STORE_DORA_INCIDENTS;
+        }
+        c.params = params;
+        r = list_query(api, &c, &err);
+        if (r < 0) {
+                json_decref(l.items);
+                return unavailable(ret_body, &err, deployments ? "a deployment list"
+                                                               : "an incident list");
+        }
+        *ret_body = json_pack("{s:o,s:o}", "items", l.items, "next_cursor",
+                              c.rows == n && l.last_id ? json_string(l.last_id) : json_null());
+        return 200;
+}
+
+/* GET /api/v1/deployments/{id} */
+static int deployment(const struct api *api, const char *id, json_t **ret_body) {
+        struct list l = { .items = NULL };
+        struct list_call c = { .which = STORE_DORA_DEPLOYMENT, .list = &l };
+        const char *params[1] = { id };
+        struct error err = { 0 };
+        long long n;
+        int r;
+
+        if (!parse_positive(id, INT64_MAX, &n))
+                return reply_error(ret_body, 404, "not_found", "No such deployment");
+        c.params = params;
+        r = list_query(api, &c, &err);
+        if (r < 0) {
+                json_decref(l.one);
+                return unavailable(ret_body, &err, "a deployment");
+        }
+        if (!l.one)
+                return reply_error(ret_body, 404, "not_found", "No such deployment");
+        *ret_body = l.one;
+        return 200;
+}
+
+/* GET /api/v1/services */
+static int services(const struct api *api, const struct api_request *req, json_t **ret_body) {
+        struct list l = { .items = json_array() };
+        struct list_call c = { .which = STORE_DORA_SERVICES, .list = &l };
+        char prod_buf[512], envs[1200];
+        struct error err = { 0 };
+        struct params p = { .n_envs = 0 };
+        const char *params[1] = { envs };
+        int r;
+
+        if (!l.items)
+                return reply_error(ret_body, 503, "unavailable", "Out of memory");
+        p.n_envs = split_list(req->cfg->production_environments, prod_buf, sizeof(prod_buf),
+                              p.envs, MAX_ENVS);
+        env_array(&p, envs, sizeof(envs));
+        c.params = params;
+        r = list_query(api, &c, &err);
+        if (r < 0) {
+                json_decref(l.items);
+                return unavailable(ret_body, &err, "the service list");
+        }
+        *ret_body = json_pack("{s:o}", "services", l.items);
+        return 200;
+}
+
+/* ------------------------------------------------------------------ routing */
+
+#define PREFIX "/api/v1/"
+
+bool dora_path(const char *path) {
+        static const char *const exact[] = { PREFIX "dora", PREFIX "dora/series",
+                                             PREFIX "services", PREFIX "deployments",
+                                             PREFIX "incidents" };
+
+        for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+                if (strcmp(path, exact[i]) == 0)
+                        return true;
+        return strncmp(path, PREFIX "deployments/", strlen(PREFIX "deployments/")) == 0 &&
+               path[strlen(PREFIX "deployments/")] && !strchr(path + strlen(PREFIX "deployments/"), '/');
+}
+
+int dora_handle(const struct api *api, const struct api_request *req, json_t **ret_body) {
+        const char *path = req->path;
+
+        if (strcmp(path, PREFIX "dora") == 0)
+                return dora(api, req, ret_body);
+        if (strcmp(path, PREFIX "dora/series") == 0)
+                return series(api, req, ret_body);
+        if (strcmp(path, PREFIX "services") == 0)
+                return services(api, req, ret_body);
+        if (strcmp(path, PREFIX "deployments") == 0)
+                return list(api, req, true, ret_body);
+        if (strcmp(path, PREFIX "incidents") == 0)
+                return list(api, req, false, ret_body);
+        if (dora_path(path))
+                return deployment(api, path + strlen(PREFIX "deployments/"), ret_body);
+        return reply_error(ret_body, 404, "not_found", "No such endpoint");
+}
+
+/* ------------------------------------------------------------------ /metrics */
+
+struct metric_series {
+        char *service, *environment;
+};
+
+struct series_list {
+        struct metric_series *items;
+        size_t n, cap;
+        int r;
+};
+
+static void add_series(void *ctx, const char *service, const char *environment) {
+        struct series_list *l = ctx;
+
+        if (!*environment || l->r < 0)
+                return; /* unlinked incidents count within each production environment */
+        if (l->n == l->cap) {
+                size_t cap = l->cap ? 2 * l->cap : 64;
+                struct metric_series *n = realloc(l->items, cap * sizeof(*n));
+
+                if (!n) {
+                        l->r = -ENOMEM;
+                        return;
+                }
+                l->items = n;
+                l->cap = cap;
+        }
+        l->items[l->n].service = strdup(service);
+        l->items[l->n].environment = strdup(environment);
+        l->n++;
+        if (!l->items[l->n - 1].service || !l->items[l->n - 1].environment)
+                l->r = -ENOMEM;
+}
+
+static int cmp_series(const void *a, const void *b) {
+        const struct metric_series *x = a, *y = b;
+        int c = strcmp(x->service, y->service);
+
+        return c ? c : strcmp(x->environment, y->environment);
+}
+
+/* A label value escaped as the text format wants (\\, \", \n). */
+static void label(char *out, size_t len, const char *v) {
+        size_t at = 0;
+
+        for (; *v && at + 3 < len; v++) {
+                if (*v == '\\' || *v == '"') {
+                        out[at++] = '\\';
+                        out[at++] = *v;
+                } else if (*v == '\n') {
+                        out[at++] = '\\';
+                        out[at++] = 'n';
+                } else {
+                        out[at++] = *v;
+                }
+        }
+        out[at] = '\0';
+}
+
+enum { G_DEPLOYMENTS, G_PER_DAY, G_LEAD_MEDIAN, G_LEAD_P90, G_CFR, G_RESTORE, G_RECOVERY,
+       G_REWORK, G_CHANGES, G_INCIDENTS, G_FAILED, _G_MAX };
+
+static const struct gauge {
+        const char *name, *help;
+} gauges[_G_MAX] = {
+        [G_DEPLOYMENTS] = { "doraloop_deployments", "Successful deployments in the last 30 days." },
+        [G_PER_DAY] = { "doraloop_deployment_frequency_per_day",
+                        "Successful deployments per day over the last 30 days." },
+        [G_LEAD_MEDIAN] = { "doraloop_lead_time_for_changes_median_seconds",
+                            "Median lead time for changes shipped in the last 30 days." },
+        [G_LEAD_P90] = { "doraloop_lead_time_for_changes_p90_seconds",
+                         "90th percentile lead time for changes shipped in the last 30 days." },
+        [G_CFR] = { "doraloop_change_failure_ratio",
+                    "Change failure rate over the last 30 days (0 to 1)." },
+        [G_RESTORE] = { "doraloop_time_to_restore_median_seconds",
+                        "Median time to restore service, incidents resolved in the last 30 days." },
+        [G_RECOVERY] = { "doraloop_failed_deployment_recovery_median_seconds",
+                         "Median failed deployment recovery time over the last 30 days." },
+        [G_REWORK] = { "doraloop_rework_ratio",
+                       "Rework rate over the last 30 days: rollback or hotfix deployments (0 to 1)." },
+        [G_CHANGES] = { "doraloop_changes_shipped", "Changes shipped in the last 30 days." },
+        [G_INCIDENTS] = { "doraloop_incidents_resolved",
+                          "Incidents resolved in the last 30 days." },
+        [G_FAILED] = { "doraloop_failed_deployments",
+                       "Failed deployments among those of the last 30 days." },
+};
+
+static double gauge_value(const struct metrics_figures *f, int g) {
+        switch (g) {
+        case G_DEPLOYMENTS: return (double) f->deployments;
+        case G_PER_DAY: return f->per_day;
+        case G_LEAD_MEDIAN: return f->lead_median;
+        case G_LEAD_P90: return f->lead_p90;
+        case G_CFR: return f->failure_rate;
+        case G_RESTORE: return f->restore_median;
+        case G_RECOVERY: return f->recovery_median;
+        case G_REWORK: return f->rework_rate;
+        case G_CHANGES: return (double) f->changes;
+        case G_INCIDENTS: return (double) f->incidents;
+        case G_FAILED: return (double) f->failed;
+        }
+        return NAN;
+}
+
+static int put(struct buf *b, const char *s) {
+        return buf_puts(b, s);
+}
+
+/* The DORA gauges of every known (service, environment) over the last 30 days. */
+static int write_dora(const struct api *api, const struct config *cfg, struct buf *out,
+                      struct error *err) {
+        struct series_list l = { .n = 0 };
+        struct metrics_figures *figs = NULL;
+        struct metrics_acc *acc = malloc(sizeof(*acc));
+        const char *prod[MAX_ENVS];
+        char prod_buf[512], line[1200], svc[400], env[400];
+        size_t n_prod;
+        int64_t now = now_us();
+        struct session s;
+        int r;
+
+        if (!acc)
+                return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
+        n_prod = split_list(cfg->production_environments, prod_buf, sizeof(prod_buf), prod,
+                            MAX_ENVS);
+        r = session_begin(&s, api);
+        if (r < 0) {
+                *err = s.err;
+                free(acc);
+                return r;
+        }
+        cube_series(cube, add_series, &l);
+        r = l.r;
+        if (r == 0 && l.n) {
+                qsort(l.items, l.n, sizeof(*l.items), cmp_series);
+                figs = calloc(l.n, sizeof(*figs));
+                if (!figs)
+                        r = -ENOMEM;
+        }
+        for (size_t i = 0; i < l.n && r == 0; i++) {
+                const char *envs[1] = { l.items[i].environment };
+                struct cube_query q = { .service = l.items[i].service, .envs = envs, .n_envs = 1,
+                                        .from_us = now - 30 * DAY_US, .to_us = now,
+                                        .cache = false };
+
+                for (size_t j = 0; j < n_prod; j++)
+                        q.unlinked |= strcmp(prod[j], envs[0]) == 0;
+                r = session_sum(&s, &q, acc);
+                if (r == 0)
+                        metrics_figures(acc, 30 * 86400.0, &figs[i]);
+        }
+        if (r < 0)
+                *err = s.err;
+        session_end(&s);
+        if (r == -ENOMEM)
+                r = error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
+        for (int g = 0; g < _G_MAX && r == 0; g++) {
+                snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s gauge\n", gauges[g].name,
+                         gauges[g].help, gauges[g].name);
+                r = put(out, line);
+                for (size_t i = 0; i < l.n && r == 0; i++) {
+                        double v = gauge_value(&figs[i], g);
+
+                        if (isnan(v))
+                                continue;
+                        label(svc, sizeof(svc), l.items[i].service);
+                        label(env, sizeof(env), l.items[i].environment);
+                        snprintf(line, sizeof(line), "%s{service=\"%s\",environment=\"%s\"} %.17g\n",
+                                 gauges[g].name, svc, env, v);
+                        r = put(out, line);
+                }
+        }
+        for (size_t i = 0; i < l.n; i++) {
+                free(l.items[i].service);
+                free(l.items[i].environment);
+        }
+        free(l.items);
+        free(figs);
+        free(acc);
+        return r;
+}
+
+static int write_writer(const struct api *api, struct buf *out) {
+        struct writer_stats st;
+        char text[1400];
+
+        if (!api->writer)
+                return 0;
+        writer_get_stats(api->writer, &st);
+        snprintf(text, sizeof(text),
+                 "# HELP doraloop_deliveries_stored_total Deliveries committed to PostgreSQL.\n"
+                 "# TYPE doraloop_deliveries_stored_total counter\n"
+                 "doraloop_deliveries_stored_total %" PRIu64 "\n"
+                 "# HELP doraloop_deliveries_duplicate_total Redeliveries recognised and not counted.\n"
+                 "# TYPE doraloop_deliveries_duplicate_total counter\n"
+                 "doraloop_deliveries_duplicate_total %" PRIu64 "\n"
+                 "# HELP doraloop_deliveries_failed_total Deliveries whose batch failed to commit.\n"
+                 "# TYPE doraloop_deliveries_failed_total counter\n"
+                 "doraloop_deliveries_failed_total %" PRIu64 "\n"
+                 "# HELP doraloop_batches_total Group commits.\n"
+                 "# TYPE doraloop_batches_total counter\n"
+                 "doraloop_batches_total %" PRIu64 "\n"
+                 "# HELP doraloop_ingest_queue_depth Deliveries waiting for the writer.\n"
+                 "# TYPE doraloop_ingest_queue_depth gauge\n"
+                 "doraloop_ingest_queue_depth %zu\n",
+                 st.stored, st.duplicates, st.failed, st.batches, st.queued);
+        return put(out, text);
+}
+
+int dora_metrics(const struct api *api, const struct api_request *req, char **ret_text,
+                 json_t **ret_error) {
+        const char *token = req->cfg->api_token;
+        struct error err = { 0 };
+        struct buf out;
+        int r;
+
+        *ret_text = NULL;
+        if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0)
+                return reply_error(ret_error, 405, "method_not_allowed", "Use GET on this path");
+        if (token && *token &&
+            verify_token(verify_bearer(req->authorization), token, &err) < 0)
+                return reply_error(ret_error, 401, err.code, err.msg);
+        buf_init(&out, METRICS_MAX_BYTES);
+        r = write_dora(api, req->cfg, &out, &err);
+        if (r == 0)
+                r = stats_write(&out);
+        if (r == 0)
+                r = write_writer(api, &out);
+        if (r < 0) {
+                buf_free(&out);
+                return unavailable(ret_error, &err, "GET /metrics");
+        }
+        *ret_text = buf_steal(&out);
+        if (!*ret_text)
+                *ret_text = strdup("");
+        return *ret_text ? 200 : reply_error(ret_error, 503, "unavailable", "Out of memory");
+}

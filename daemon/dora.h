@@ -1,0 +1,24 @@
+/* dora: the DORA read API (GET /api/v1/dora, /dora/series, /services, /deployments[/{id}],
+ * /incidents) and GET /metrics. Figures come from an in-memory mirror of the daily rollups
+ * (lib/cube.c), brought up to date with one small query per request burst, so a query costs
+ * O(days in the window) and never scans events except those of its two edge days. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct api;
+struct api_request;
+
+/* Whether path is one of the endpoints dora_handle() answers. */
+bool dora_path(const char *path);
+
+/* Answers a GET on a dora_path(); authorization is the caller's. Returns the HTTP status and
+ * sets *ret_body to a JSON document the caller owns (NULL only on OOM). Thread-safe. */
+int dora_handle(const struct api *api, const struct api_request *req, json_t **ret_body);
+
+/* GET /metrics (checks api_token itself). Returns the HTTP status with either *ret_text
+ * (Prometheus text format, malloc'ed, the caller frees it) or *ret_error (a JSON error the
+ * caller owns). Thread-safe. */
+int dora_metrics(const struct api *api, const struct api_request *req, char **ret_text,
+                 json_t **ret_error);
