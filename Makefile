@@ -13,7 +13,7 @@ SYSUSERSDIR ?= $(or $(shell pkg-config --variable=sysusersdir systemd 2>/dev/nul
 CC ?= cc
 # Debian's interpreter, where install-deps puts pytest (not whatever python3 is first on PATH).
 PYTHON ?= /usr/bin/python3
-PKGS := libmicrohttpd jansson libpq libsystemd libcrypto
+PKGS := libmicrohttpd jansson libpq libsystemd libcrypto libisal
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -41,6 +41,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/migrations.o
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_SUPPORT := $(BUILD)/tests/unit/fixture.o
 
 .PHONY: all check check-asan unit run bench deps clean install deb lint fault
 all: $(BUILD)/doraloopd
@@ -64,10 +65,12 @@ $(BUILD)/migrations.c: $(SQL) scripts/embed-sql
 $(BUILD)/migrations.o: $(BUILD)/migrations.c
 	$(Q)$(CC) $(CFLAGS) -Ilib -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdoraloop.a
+$(BUILD)/tests/unit/%.o: CFLAGS += -Ilib
+
+$(BUILD)/tests/%: tests/unit/%.c $(UNIT_SUPPORT) $(BUILD)/libdoraloop.a
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(CFLAGS) -Ilib $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -Ilib $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
 unit: $(UNIT_BIN)
 

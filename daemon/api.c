@@ -4,13 +4,17 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/delivery.h"
 #include "../lib/doc.h"
+#include "../lib/normalize.h"
 #include "../lib/error.h"
 #include "../lib/store.h"
 #include "../lib/verify.h"
+#include "changes.h"
 #include "config.h"
 #include "dbpool.h"
 #include "dora.h"
@@ -25,8 +29,7 @@ static int reply_error(json_t **ret_body, int status, const char *code, const ch
         return status;
 }
 
-/* A pooled connection may have died with a database restart; one fresh retry tells. */
-static int with_store(const struct api *api, int (*fn)(struct store *, void *, struct error *),
+int api_with_store(const struct api *api, int (*fn)(struct store *, void *, struct error *),
                       void *ctx, struct error *err) {
         for (int attempt = 0; attempt < 2; attempt++) {
                 struct store *s = NULL;
@@ -47,18 +50,24 @@ static int ping(struct store *s, void *ctx, struct error *err) {
         return store_ping(s, err);
 }
 
+/* Ready: the database answers and no acknowledged delivery still waits in the spool. */
 static int readyz(const struct api *api, json_t **ret_body) {
         struct error err = { 0 };
         struct writer_stats st;
+        char reason[320];
 
         writer_get_stats(api->writer, &st);
-        if (with_store(api, ping, NULL, &err) < 0) {
-                *ret_body = json_pack("{s:s,s:s,s:I}", "status", "unavailable", "reason",
-                                      err.msg, "queued", (json_int_t) st.queued);
-                return 503;
-        }
-        *ret_body = json_pack("{s:s,s:I}", "status", "ready", "queued", (json_int_t) st.queued);
-        return 200;
+        if (api_with_store(api, ping, NULL, &err) < 0)
+                snprintf(reason, sizeof(reason), "%s", err.msg);
+        else if (st.spooled > 0)
+                snprintf(reason, sizeof(reason), "%zu deliveries in the spool wait to be "
+                         "replayed into the database", st.spooled);
+        else
+                reason[0] = '\0';
+        *ret_body = json_pack("{s:s,s:s*,s:I,s:I}", "status", reason[0] ? "unavailable" : "ready",
+                              "reason", reason[0] ? reason : NULL, "queued",
+                              (json_int_t) st.queued, "spooled", (json_int_t) st.spooled);
+        return reason[0] ? 503 : 200;
 }
 
 struct list_ctx {
@@ -136,7 +145,7 @@ static int deliveries(const struct api *api, const struct api_request *req, json
         c.items = json_array();
         if (!c.items)
                 return reply_error(ret_body, 503, "unavailable", "Out of memory");
-        r = with_store(api, list, &c, &err);
+        r = api_with_store(api, list, &c, &err);
         if (r < 0) {
                 json_decref(c.items);
                 log_warning("Failed to list deliveries: %s", err.msg);
@@ -159,12 +168,67 @@ static bool authorized(const char *tokens, const struct api_request *req, json_t
         return false;
 }
 
+struct replay_ctx {
+        struct normalize_options options;
+        struct store_model model;
+        int replayed;
+};
+
+static int normalize_stored(struct delivery *d, void *ctx) {
+        return delivery_normalize(d, &((struct replay_ctx *) ctx)->options);
+}
+
+static int replay_all(struct store *s, void *ctx, struct error *err) {
+        struct replay_ctx *c = ctx;
+        int r = store_replay(s, &c->model, normalize_stored, c, err);
+
+        if (r >= 0)
+                c->replayed = r;
+        return r < 0 ? r : 0;
+}
+
+/* POST /api/v1/replay: re-derives every normalized table from events_raw, e.g. after an
+ * upgrade changed a parser or a setting such as service_map changed. */
+static int replay(const struct api *api, const struct api_request *req, json_t **ret_body) {
+        struct replay_ctx c = {
+                .options = config_normalize_options(req->cfg),
+                .model = { req->cfg->production_environments,
+                           req->cfg->incident_link_window_hours },
+        };
+        struct error err = { 0 };
+        int r;
+
+        log_notice("Replaying every stored delivery");
+        r = api_with_store(api, replay_all, &c, &err);
+        if (r < 0) {
+                log_error("Failed to replay deliveries: %s", err.msg);
+                return reply_error(ret_body, 503, "unavailable", err.msg[0] ? err.msg
+                                                                            : "Out of memory");
+        }
+        log_notice("Replayed %d deliveries", c.replayed);
+        *ret_body = json_pack("{s:s,s:i}", "status", "replayed", "deliveries", c.replayed);
+        return 200;
+}
+
 int api_handle(const struct api *api, const struct api_request *req, json_t **ret_body) {
         bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
         int status;
 
+        if (strcmp(req->path, "/api/v1/replay") == 0) {
+                if (strcmp(req->method, "POST") != 0)
+                        return reply_error(ret_body, 405, "method_not_allowed",
+                                           "Use POST on this path");
+                if (!req->cfg->admin_token || !*req->cfg->admin_token)
+                        return reply_error(ret_body, 401, "bad_token",
+                                           "admin_token is not configured, so admin endpoints "
+                                           "are disabled");
+                if (!authorized(req->cfg->admin_token, req, ret_body, &status))
+                        return status;
+                return replay(api, req, ret_body);
+        }
         if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/readyz") == 0 ||
-            strcmp(req->path, "/api/v1/deliveries") == 0 || dora_path(req->path)) {
+            strcmp(req->path, "/api/v1/deliveries") == 0 || dora_path(req->path) ||
+            changes_path(req->path)) {
                 if (!get)
                         return reply_error(ret_body, 405, "method_not_allowed",
                                            "Use GET on this path");
@@ -184,5 +248,7 @@ int api_handle(const struct api *api, const struct api_request *req, json_t **re
                 return status;
         if (dora_path(req->path))
                 return dora_handle(api, req, ret_body);
+        if (changes_path(req->path))
+                return changes_handle(api, req, ret_body);
         return deliveries(api, req, ret_body);
 }

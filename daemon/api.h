@@ -22,6 +22,13 @@ struct api_request {
         void *ctx;
 };
 
+/* Runs fn with a pooled database connection; a pooled connection that died with a
+ * database restart gets one fresh retry. Returns fn's result, or -EIO. Thread-safe. */
+struct error;
+struct store;
+int api_with_store(const struct api *api, int (*fn)(struct store *, void *, struct error *),
+                   void *ctx, struct error *err) __attribute__((warn_unused_result));
+
 /* Answers req: returns the HTTP status and sets *ret_body to a JSON document the caller owns
  * (NULL only on OOM). Thread-safe. */
 int api_handle(const struct api *api, const struct api_request *req, json_t **ret_body);

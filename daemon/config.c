@@ -1,6 +1,8 @@
 /* config: one table with a row per key; loading from file, credentials, environment, flags. */
 #include "config.h"
 
+#include "../lib/normalize.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -66,14 +68,43 @@ static const struct key keys[] = {
           LIVE },
         { "production_environments", KEY_STRING, "production,prod",
           OFF(production_environments), 0, 0, NULL,
-          "environment names that count as production", LIVE },
+          "environment names that count as production", RESTART },
         { "incident_link_window_hours", KEY_LONG, "24", OFF(incident_link_window_hours),
-          0, 24 * 366, NULL, "how far back an incident links to a deployment", LIVE },
+          0, 24 * 366, NULL, "how far back an incident links to a deployment", RESTART },
         { "change_policy", KEY_STRING, "auto", OFF(change_policy), 0, 0, check_change_policy,
-          "auto | flag | off: production deployments that name no change request", LIVE },
+          "auto | flag | off: production deployments that name no change request", RESTART },
+        { "change_key_projects", KEY_STRING, "CHG", OFF(change_key_projects), 0, 0, NULL,
+          "Jira project keys (comma-separated) whose issue keys in commit messages and "
+          "branch names name a deployment's change request", RESTART },
         { "service_map", KEY_STRING, "", OFF(service_map), 0, 0, check_service_map,
           "NAME=SERVICE,... mapping repositories and Jira projects/components to services",
           LIVE },
+        { "github_deploy_workflow", KEY_STRING, "deploy", OFF(github_deploy_workflow), 0, 0,
+          NULL, "GitHub workflow runs whose name contains this are deployments", LIVE },
+        { "github_workflow_environment", KEY_STRING, "production",
+          OFF(github_workflow_environment), 0, 0, NULL,
+          "environment of such workflow runs", LIVE },
+        { "incident_label", KEY_STRING, "incident", OFF(incident_label), 0, 0, NULL,
+          "GitHub/GitLab issue label that makes an issue an incident", LIVE },
+        { "gitlab_deploy_pattern", KEY_STRING, "deploy", OFF(gitlab_deploy_pattern), 0, 0,
+          NULL, "GitLab pipelines with a job or stage containing this are deployments", LIVE },
+        { "jira_incident_types", KEY_STRING, "Incident", OFF(jira_incident_types), 0, 0, NULL,
+          "Jira issue types (comma-separated) that are incidents", LIVE },
+        { "jira_change_types", KEY_STRING,
+          "Change,Change Request,Standard Change,Normal Change,Emergency Change",
+          OFF(jira_change_types), 0, 0, NULL,
+          "Jira issue types (comma-separated) that are change requests", LIVE },
+        { "jira_root_cause_field", KEY_STRING, "", OFF(jira_root_cause_field), 0, 0, NULL,
+          "Jira custom field id (customfield_NNNNN) holding an incident's root cause", LIVE },
+        { "jira_planned_start_field", KEY_STRING, "", OFF(jira_planned_start_field), 0, 0,
+          NULL, "Jira custom field id holding a change's planned start", LIVE },
+        { "jira_planned_end_field", KEY_STRING, "", OFF(jira_planned_end_field), 0, 0, NULL,
+          "Jira custom field id holding a change's planned end", LIVE },
+        { "jenkins_deploy_pattern", KEY_STRING, "deploy", OFF(jenkins_deploy_pattern), 0, 0,
+          NULL, "Jenkins jobs whose name contains this are deployments", LIVE },
+        { "jenkins_environment_param", KEY_STRING, "ENVIRONMENT",
+          OFF(jenkins_environment_param), 0, 0, NULL,
+          "Jenkins build parameter naming the environment", LIVE },
         { "writers", KEY_LONG, "2", OFF(writers), 1, 16, NULL,
           "writer threads, each with its own database connection", RESTART },
         { "batch_max", KEY_LONG, "256", OFF(batch_max), 1, 10000, NULL,
@@ -430,6 +461,24 @@ struct config *config_free(struct config *cfg) {
                         free(*(char **) field(cfg, &keys[i]));
         free(cfg);
         return NULL;
+}
+
+struct normalize_options config_normalize_options(const struct config *cfg) {
+        return (struct normalize_options) {
+                .service_map = cfg->service_map,
+                .github_deploy_workflow = cfg->github_deploy_workflow,
+                .github_workflow_environment = cfg->github_workflow_environment,
+                .incident_label = cfg->incident_label,
+                .gitlab_deploy_pattern = cfg->gitlab_deploy_pattern,
+                .jira_incident_types = cfg->jira_incident_types,
+                .jira_change_types = cfg->jira_change_types,
+                .jira_root_cause_field = cfg->jira_root_cause_field,
+                .jira_planned_start_field = cfg->jira_planned_start_field,
+                .jira_planned_end_field = cfg->jira_planned_end_field,
+                .change_key_projects = cfg->change_key_projects,
+                .jenkins_deploy_pattern = cfg->jenkins_deploy_pattern,
+                .jenkins_environment_param = cfg->jenkins_environment_param,
+        };
 }
 
 const char *config_string(const struct config *cfg, const char *key) {

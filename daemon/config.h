@@ -27,6 +27,18 @@ struct config {
         long incident_link_window_hours;
         char *change_policy;
         char *service_map;
+        char *github_deploy_workflow;   /* the normalization settings: lib/normalize.h */
+        char *github_workflow_environment;
+        char *incident_label;
+        char *gitlab_deploy_pattern;
+        char *jira_incident_types;
+        char *jira_change_types;
+        char *jira_root_cause_field;
+        char *jira_planned_start_field;
+        char *jira_planned_end_field;
+        char *change_key_projects;
+        char *jenkins_deploy_pattern;
+        char *jenkins_environment_param;
         long writers;                   /* writer threads, each with its own connection */
         long batch_max;                 /* deliveries per group commit at most */
         long queue_max;                 /* deliveries waiting for a writer at most */
@@ -43,6 +55,9 @@ struct config *config_load(int argc, char *const *argv, char *errbuf, size_t err
 
 /* NULL-safe; returns NULL. */
 struct config *config_free(struct config *cfg);
+
+/* The normalization settings of cfg; the strings are borrowed from it. */
+struct normalize_options config_normalize_options(const struct config *cfg);
 
 /* For a reload: loads a new config from the same argv (so the file and the credentials are
  * read again), then puts back the running value of every key that only takes effect at

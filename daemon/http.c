@@ -21,6 +21,7 @@
 #include "../lib/doc.h"
 #include "../lib/error.h"
 #include "../lib/hook.h"
+#include "../lib/normalize.h"
 #include "../lib/source.h"
 #include "api.h"
 #include "config.h"
@@ -173,6 +174,24 @@ static enum MHD_Result reject(struct request *req, struct MHD_Connection *conn, 
         return reply(req, conn, status, doc_error(code, "%s", err->msg));
 }
 
+/* A delivery we store but cannot use: the sender should hear of it, without a flood. */
+static void log_stored_error(struct http *h, const struct delivery *d) {
+        int suppressed;
+        bool pass;
+
+        pthread_mutex_lock(&h->lock);
+        pass = log_ratelimit_pass(&h->rejects, &suppressed);
+        pthread_mutex_unlock(&h->lock);
+        if (pass)
+                log_at(LOG_WARNING,
+                       (&(struct log_fields) { .source = d->source->name,
+                                               .delivery_id = d->delivery_id,
+                                               .event = d->event, .status = "error" }),
+                       "Storing %s delivery '%s' (%s, %zu bytes) as unusable: %s%s",
+                       d->source->name, d->delivery_id, d->event, d->body_len,
+                       d->error ? d->error : "", suppressed ? " (similar messages were suppressed)" : "");
+}
+
 static bool is_json_media_type(const char *ct) {
         size_t n = strlen("application/json");
 
@@ -278,6 +297,7 @@ static enum MHD_Result take_delivery(struct request *req, struct MHD_Connection 
                 return reject(req, conn, -ENOMEM, &err, NULL);
         req->delivery = d;
         d->source = req->source;
+        d->body_len = req->body.len;
         d->received_us = now_us();
         d->done = on_stored;
         d->userdata = req;
@@ -286,10 +306,17 @@ static enum MHD_Result take_delivery(struct request *req, struct MHD_Connection 
                 r = req->source->identify(&hr, d->doc, &d->delivery_id, &d->event, &err);
         if (r < 0)
                 return reject(req, conn, r, &err, d->delivery_id);
+        {
+                struct normalize_options no = config_normalize_options(cfg);
+
+                if (delivery_normalize(d, &no) < 0)
+                        return reject(req, conn, -ENOMEM, &err, d->delivery_id);
+        }
+        if (strcmp(d->status, "error") == 0)
+                log_stored_error(h, d);
         d->headers = headers_json(&headers);
         if (!d->headers)
                 return reject(req, conn, -ENOMEM, &err, d->delivery_id);
-        d->body_len = req->body.len;
         d->body = buf_steal(&req->body);
         if (!d->body) {
                 d->body = strdup("");

@@ -97,16 +97,27 @@ static int migrate(const struct config *cfg) {
         struct error err = { 0 };
         int r;
 
+        int applied = 0;
+
         r = store_open(cfg->db, &s, &err);
         if (r == 0)
-                r = store_migrate(s, &err);
+                r = applied = store_migrate(s, &err);
+        if (r >= 0) {
+                /* What derived state depends on, for every writer (and every daemon). */
+                const char *names[] = { "production_environments", "change_policy",
+                                        "change_key_projects" };
+                const char *values[] = { cfg->production_environments, cfg->change_policy,
+                                         cfg->change_key_projects };
+
+                r = store_configure(s, names, values, 3, &err);
+        }
         store_close(s);
         if (r < 0) {
                 log_error("Failed to prepare the database: %s", err.msg);
                 return r;
         }
-        if (r > 0)
-                log_info("Applied %d database migration(s)", r);
+        if (applied > 0)
+                log_info("Applied %d database migration(s)", applied);
         return 0;
 }
 
@@ -693,11 +704,14 @@ int main(int argc, char **argv) {
                         .queue_max = (size_t) cfg->queue_max,
                         .production_environments = cfg->production_environments,
                         .incident_link_window_hours = cfg->incident_link_window_hours,
+                        .spool_dir = cfg->spool_dir,
+                        .normalize = config_normalize_options(cfg),
                 };
+                char why[512];
 
-                r = writer_start(&wo, &s.writer);
+                r = writer_start(&wo, &s.writer, why, sizeof(why));
                 if (r < 0) {
-                        log_error("Failed to start the writer: %s", strerror(-r));
+                        log_error("Failed to start the writer: %s", why);
                         goto out;
                 }
         }

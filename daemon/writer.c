@@ -1,30 +1,46 @@
-/* writer: the ingest queue and the writer threads behind it (group commit). */
+/* writer: the ingest queue and the writer threads behind it (group commit), with the
+ * spool for when PostgreSQL cannot take a batch. */
 #include "writer.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../lib/delivery.h"
 #include "../lib/error.h"
+#include "../lib/idset.h"
+#include "../lib/source.h"
+#include "../lib/spool.h"
 #include "../lib/store.h"
 #include "log.h"
+
+#define DRAIN_RETRY_US 1000000  /* how often to try the database while the spool waits */
 
 struct writer {
         struct writer_options opt;
         char *conninfo, *production;
         struct store_model model;
 
-        pthread_mutex_t lock;
+        pthread_mutex_t lock;           /* the queue, stats and heartbeats */
         pthread_cond_t nonempty;
         struct delivery *head, *tail;
         size_t queued;
         bool stopping;
         struct writer_stats stats;
         struct log_ratelimit db_down;
+
+        /* The spool, its ids (for "duplicate" while they wait) and the next time to try a
+         * replay. Held across an append or a whole replay, so batches cannot overtake the
+         * spool into the database. Taken before lock, never after. */
+        pthread_mutex_t spool_lock;
+        struct spool *spool;
+        struct idset *spooled_ids;
+        int64_t next_drain_us;
 
         int n_threads;
         struct writer_thread {
@@ -37,6 +53,33 @@ struct writer_arg {
         struct writer *w;
         struct writer_thread *self;
 };
+
+/* The calling writer thread, so long operations deep inside can show they are moving. */
+static __thread struct writer_thread *current;
+
+static int64_t monotonic_us(void);
+
+static void beat(struct writer *w) {
+        if (!current)
+                return;
+        pthread_mutex_lock(&w->lock);
+        current->heartbeat = monotonic_us();
+        pthread_mutex_unlock(&w->lock);
+}
+
+/* Waits for the spool, beating meanwhile: another writer may hold it through a long
+ * replay, which is progress, not a hang. */
+static void lock_spool(struct writer *w) {
+        for (;;) {
+                struct timespec deadline;
+
+                clock_gettime(CLOCK_REALTIME, &deadline);
+                deadline.tv_sec += 1;
+                if (pthread_mutex_timedlock(&w->spool_lock, &deadline) == 0)
+                        return;
+                beat(w);
+        }
+}
 
 static int64_t monotonic_us(void) {
         struct timespec ts;
@@ -68,15 +111,16 @@ int writer_submit(struct writer *w, struct delivery *d) {
 }
 
 /* Takes up to batch_max deliveries; blocks while the queue is empty, beating once a
- * second. Returns how many, or 0 when stopping with nothing left. */
-static size_t take_batch(struct writer *w, struct writer_thread *self, struct delivery **batch) {
+ * second (and returning, so a waiting spool is retried). Returns how many; 0 with
+ * *ret_stop set when stopping with nothing left. */
+static size_t take_batch(struct writer *w, struct writer_thread *self, struct delivery **batch,
+                         bool *ret_stop) {
+        struct timespec deadline;
         size_t n = 0;
 
         pthread_mutex_lock(&w->lock);
         self->heartbeat = monotonic_us();
-        while (!w->head && !w->stopping) {
-                struct timespec deadline;
-
+        if (!w->head && !w->stopping) {
                 clock_gettime(CLOCK_MONOTONIC, &deadline);
                 deadline.tv_sec += 1;
                 (void) pthread_cond_timedwait(&w->nonempty, &w->lock, &deadline);
@@ -89,11 +133,13 @@ static size_t take_batch(struct writer *w, struct writer_thread *self, struct de
         if (!w->head)
                 w->tail = NULL;
         w->queued -= n;
+        *ret_stop = n == 0 && w->stopping;
         pthread_mutex_unlock(&w->lock);
         return n;
 }
 
-static void log_db_failure(struct writer *w, const struct error *err, size_t n) {
+static void log_db_failure(struct writer *w, const struct error *err, size_t n,
+                           const char *what) {
         int suppressed;
         bool pass;
 
@@ -101,8 +147,214 @@ static void log_db_failure(struct writer *w, const struct error *err, size_t n) 
         pass = log_ratelimit_pass(&w->db_down, &suppressed);
         pthread_mutex_unlock(&w->lock);
         if (pass)
-                log_error("Failed to store %zu deliveries: %s%s", n, err->msg,
+                log_error("Failed to store %zu deliveries (%s): %s%s", n, what, err->msg,
                           suppressed ? " (similar messages were suppressed)" : "");
+}
+
+static int ensure_connected(struct writer *w, struct store **store, struct error *err) {
+        if (store_connected(*store))
+                return 0;
+        *store = store_close(*store);
+        return store_open(w->conninfo, store, err);
+}
+
+/* The database took the statements but refused one of them: store each delivery on its
+ * own, and one that still fails as raw bytes with status "error", so a bad row never
+ * blocks the others nor loses a delivery. Returns -EIO if the database went away. */
+static int save_each(struct writer *w, struct store *store, struct delivery **batch, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                struct error err = { 0 };
+
+                if (store_save_batch(store, &w->model, &batch[i], 1, &err) == 0)
+                        continue;
+                if (!store_connected(store))
+                        return -EIO;
+                log_at(LOG_ERR, (&(struct log_fields) { .source = batch[i]->source->name,
+                                                        .delivery_id = batch[i]->delivery_id,
+                                                        .event = batch[i]->event,
+                                                        .status = "error" }),
+                       "Failed to apply delivery '%s'; storing it unnormalized: %s",
+                       batch[i]->delivery_id, err.msg);
+                event_list_clear(&batch[i]->events);
+                batch[i]->status = "error";
+                free(batch[i]->error);
+                batch[i]->error = strdup(err.msg);
+                if (store_save_batch(store, &w->model, &batch[i], 1, &err) < 0)
+                        return -EIO;
+        }
+        return 0;
+}
+
+/* Stores a batch in PostgreSQL. Returns 0, or -EIO when the database cannot take it. */
+static int save(struct writer *w, struct store **store, struct delivery **batch, size_t n,
+                const char *what) {
+        struct error err = { 0 };
+        int r = ensure_connected(w, store, &err);
+
+        if (r == 0)
+                r = store_save_batch(*store, &w->model, batch, n, &err);
+        if (r < 0 && store_connected(*store))
+                r = save_each(w, *store, batch, n);
+        if (r < 0) {
+                /* The connection may be mid-transaction or gone: start afresh next time. */
+                *store = store_close(*store);
+                log_db_failure(w, &err, n, what);
+                return -EIO;
+        }
+        return 0;
+}
+
+/* Appends a batch to the spool, answering duplicates from the ids waiting there.
+ * Call with spool_lock held. Returns 0 once durable, or -EIO. */
+static int spool_batch(struct writer *w, struct delivery **batch, size_t n) {
+        struct delivery **fresh = malloc(n * sizeof(*fresh));
+        struct error err = { 0 };
+        size_t k = 0;
+        int r;
+
+        if (!fresh)
+                return -EIO;
+        for (size_t i = 0; i < n; i++) {
+                batch[i]->duplicate = idset_contains(w->spooled_ids, batch[i]->source->name,
+                                                     batch[i]->delivery_id);
+                if (!batch[i]->duplicate) {
+                        fresh[k++] = batch[i];
+                        if (idset_add(w->spooled_ids, batch[i]->source->name,
+                                      batch[i]->delivery_id) < 0) {
+                                /* Forget the ids added so far, as below: none of them is
+                                 * spooled, and a retry must not be taken for a duplicate. */
+                                for (size_t j = 0; j < k; j++)
+                                        idset_remove(w->spooled_ids, fresh[j]->source->name,
+                                                     fresh[j]->delivery_id);
+                                free(fresh);
+                                return -EIO;
+                        }
+                }
+        }
+        r = k ? spool_append(w->spool, fresh, k, &err) : 0;
+        if (r < 0) {
+                /* Not durable: forget the ids, so a retry is not taken for a duplicate. */
+                for (size_t i = 0; i < k; i++)
+                        idset_remove(w->spooled_ids, fresh[i]->source->name,
+                                     fresh[i]->delivery_id);
+                log_error("Failed to spool %zu deliveries: %s", k, err.msg);
+                r = -EIO;
+        } else {
+                pthread_mutex_lock(&w->lock);
+                w->stats.spooled += k;
+                w->stats.spooled_total += k;
+                pthread_mutex_unlock(&w->lock);
+        }
+        free(fresh);
+        return r;
+}
+
+struct drain {
+        struct writer *w;
+        struct store **store;
+        struct delivery **chunk;
+        size_t n;
+        uint64_t replayed;
+};
+
+static int drain_flush(struct drain *dr) {
+        int r;
+
+        beat(dr->w);
+        r = dr->n ? save(dr->w, dr->store, dr->chunk, dr->n, "replaying the spool") : 0;
+
+        for (size_t i = 0; i < dr->n; i++)
+                dr->chunk[i] = delivery_free(dr->chunk[i]);
+        if (r == 0)
+                dr->replayed += dr->n;
+        dr->n = 0;
+        return r;
+}
+
+static int drain_one(struct delivery *d, void *ctx) {
+        struct drain *dr = ctx;
+
+        /* Normalized anew: the spool keeps what arrived, not what it meant. */
+        if (delivery_normalize(d, &dr->w->opt.normalize) < 0) {
+                delivery_free(d);
+                return -ENOMEM;
+        }
+        dr->chunk[dr->n++] = d;
+        return dr->n == dr->w->opt.batch_max ? drain_flush(dr) : 0;
+}
+
+/* Replays the spool into the database, then empties it. Call with spool_lock held. A
+ * replay cut short (the database went away again) is simply done again: every write is
+ * idempotent, so nothing counts twice. */
+static void drain(struct writer *w, struct store **store) {
+        struct drain dr = { .w = w, .store = store };
+        struct spool_report rep;
+        struct error err = { 0 };
+        int r;
+
+        if (monotonic_us() < w->next_drain_us)
+                return;
+        w->next_drain_us = monotonic_us() + DRAIN_RETRY_US;
+        if (ensure_connected(w, store, &err) < 0)
+                return;
+        dr.chunk = calloc(w->opt.batch_max, sizeof(*dr.chunk));
+        if (!dr.chunk)
+                return;
+        r = spool_read(w->spool, drain_one, &dr, &rep, &err);
+        if (r == 0)
+                r = drain_flush(&dr);
+        for (size_t i = 0; i < dr.n; i++)
+                delivery_free(dr.chunk[i]);
+        free(dr.chunk);
+        if (r < 0)
+                return;
+        if (rep.damaged || rep.torn_bytes)
+                log_warning("The spool held %" PRIu64 " damaged record(s) (%" PRIu64
+                            " bytes skipped) and %" PRIu64 " bytes of a torn last record; "
+                            "those were not replayed", rep.damaged, rep.skipped_bytes,
+                            rep.torn_bytes);
+        if (spool_clear(w->spool, &err) < 0) {
+                log_error("Failed to empty the replayed spool: %s", err.msg);
+                return;
+        }
+        idset_clear(w->spooled_ids);
+        pthread_mutex_lock(&w->lock);
+        w->stats.spooled = 0;
+        pthread_mutex_unlock(&w->lock);
+        log_notice("Replayed %" PRIu64 " spooled deliveries into the database", dr.replayed);
+}
+
+static bool spool_waiting(struct writer *w) {
+        bool waiting;
+
+        pthread_mutex_lock(&w->lock);
+        waiting = w->stats.spooled > 0;
+        pthread_mutex_unlock(&w->lock);
+        return waiting;
+}
+
+/* Stores one batch: into PostgreSQL, or the spool while the spool waits or when the
+ * database fails. Returns 0 once durable, or -EIO. */
+static int store_batch(struct writer *w, struct store **store, struct delivery **batch,
+                       size_t n) {
+        int r;
+
+        lock_spool(w);
+        if (spool_waiting(w))
+                drain(w, store);
+        if (spool_waiting(w)) {
+                r = spool_batch(w, batch, n);
+                pthread_mutex_unlock(&w->spool_lock);
+                return r;
+        }
+        pthread_mutex_unlock(&w->spool_lock);
+
+        if (save(w, store, batch, n, "writing to the database") == 0)
+                return 0;
+        lock_spool(w);
+        r = spool_batch(w, batch, n);
+        pthread_mutex_unlock(&w->spool_lock);
+        return r;
 }
 
 static void *writer_main(void *arg) {
@@ -110,26 +362,25 @@ static void *writer_main(void *arg) {
         struct writer_thread *self = ((struct writer_arg *) arg)->self;
         struct delivery **batch = calloc(w->opt.batch_max, sizeof(*batch));
         struct store *store = NULL;
-        size_t n;
+        bool stop = false;
 
         free(arg);
+        current = self;
         if (!batch)
                 abort(); /* at start-up; nothing has been accepted yet */
-        while ((n = take_batch(w, self, batch)) > 0) {
-                struct error err = { 0 };
-                int r = 0;
+        while (!stop) {
+                size_t n = take_batch(w, self, batch, &stop);
+                int r;
 
-                if (!store_connected(store)) {
-                        store = store_close(store);
-                        r = store_open(w->conninfo, &store, &err);
+                if (n == 0) {
+                        /* Idle: a good moment to replay a waiting spool. */
+                        if (spool_waiting(w) && pthread_mutex_trylock(&w->spool_lock) == 0) {
+                                drain(w, &store);
+                                pthread_mutex_unlock(&w->spool_lock);
+                        }
+                        continue;
                 }
-                if (r == 0)
-                        r = store_save_batch(store, &w->model, batch, n, &err);
-                if (r < 0) {
-                        /* Drop the connection: it may be mid-transaction or broken. */
-                        store = store_close(store);
-                        log_db_failure(w, &err, n);
-                }
+                r = store_batch(w, &store, batch, n);
 
                 pthread_mutex_lock(&w->lock);
                 w->stats.batches++;
@@ -153,9 +404,45 @@ static void *writer_main(void *arg) {
         return NULL;
 }
 
-int writer_start(const struct writer_options *o, struct writer **ret_writer) {
+static int remember_spooled(struct delivery *d, void *ctx) {
+        struct writer *w = ctx;
+        int r = idset_add(w->spooled_ids, d->source->name, d->delivery_id);
+
+        delivery_free(d);
+        if (r > 0)
+                w->stats.spooled++;
+        return r < 0 ? r : 0;
+}
+
+/* A spool left by a previous run: count it and remember its ids; the writers replay it
+ * before anything new reaches the database. */
+static int open_spool(struct writer *w, char *errbuf, size_t errlen) {
+        struct spool_report rep;
+        struct error err = { 0 };
+        int r;
+
+        w->spooled_ids = idset_new();
+        if (!w->spooled_ids)
+                return -ENOMEM;
+        r = spool_open(w->opt.spool_dir, &w->spool, &err);
+        if (r == 0 && spool_bytes(w->spool) > 0)
+                r = spool_read(w->spool, remember_spooled, w, &rep, &err);
+        if (r < 0) {
+                snprintf(errbuf, errlen, "spool_dir: %s", err.msg[0] ? err.msg : strerror(-r));
+                return r;
+        }
+        if (spool_bytes(w->spool) > 0)
+                log_notice("Found %zu deliveries in the spool from a previous run "
+                           "(%" PRIu64 " damaged, %" PRIu64 " torn bytes); replaying them "
+                           "before new ones", w->stats.spooled, rep.damaged, rep.torn_bytes);
+        return 0;
+}
+
+int writer_start(const struct writer_options *o, struct writer **ret_writer, char *errbuf,
+                 size_t errlen) {
         struct writer *w = calloc(1, sizeof(*w) + (size_t) o->threads * sizeof(w->threads[0]));
         pthread_condattr_t attr;
+        int r;
 
         if (!w)
                 return -ENOMEM;
@@ -164,20 +451,24 @@ int writer_start(const struct writer_options *o, struct writer **ret_writer) {
         w->production = strdup(o->production_environments ? o->production_environments : "");
         w->model = (struct store_model) { w->production, o->incident_link_window_hours };
         w->db_down = (struct log_ratelimit) LOG_RATELIMIT(10, 3);
-        if (!w->conninfo || !w->production) {
-                free(w->conninfo);
-                free(w->production);
-                free(w);
-                return -ENOMEM;
-        }
         pthread_mutex_init(&w->lock, NULL);
+        pthread_mutex_init(&w->spool_lock, NULL);
         pthread_condattr_init(&attr);
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
         pthread_cond_init(&w->nonempty, &attr);
         pthread_condattr_destroy(&attr);
+        if (!w->conninfo || !w->production) {
+                snprintf(errbuf, errlen, "out of memory");
+                writer_stop(w);
+                return -ENOMEM;
+        }
+        r = open_spool(w, errbuf, errlen);
+        if (r < 0) {
+                writer_stop(w);
+                return r;
+        }
         for (int i = 0; i < o->threads; i++) {
                 struct writer_arg *arg = malloc(sizeof(*arg));
-                int r;
 
                 w->threads[i].heartbeat = monotonic_us();
                 if (arg)
@@ -185,6 +476,8 @@ int writer_start(const struct writer_options *o, struct writer **ret_writer) {
                 r = arg ? pthread_create(&w->threads[i].id, NULL, writer_main, arg) : ENOMEM;
                 if (r != 0) {
                         free(arg);
+                        snprintf(errbuf, errlen, "cannot start a writer thread: %s",
+                                 strerror(r));
                         writer_stop(w);
                         return -r;
                 }
@@ -204,7 +497,10 @@ struct writer *writer_stop(struct writer *w) {
         for (int i = 0; i < w->n_threads; i++)
                 pthread_join(w->threads[i].id, NULL);
         pthread_mutex_destroy(&w->lock);
+        pthread_mutex_destroy(&w->spool_lock);
         pthread_cond_destroy(&w->nonempty);
+        spool_close(w->spool);
+        idset_free(w->spooled_ids);
         free(w->conninfo);
         free(w->production);
         free(w);

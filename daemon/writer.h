@@ -1,10 +1,14 @@
 /* writer: the ingest queue and the writer threads behind it. Each writer takes every
  * delivery waiting (up to batch_max), stores them in one transaction (group commit) and
- * only after COMMIT calls each delivery's done(). */
+ * only after COMMIT calls each delivery's done(). When PostgreSQL cannot take a batch, it
+ * goes to the on-disk spool instead (fsync'd before done()), and later batches follow it
+ * there until a writer has replayed the spool into the database. */
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "../lib/normalize.h"
 
 struct delivery;
 struct writer;
@@ -13,6 +17,8 @@ struct writer_options {
         const char *conninfo;
         const char *production_environments;
         long incident_link_window_hours;
+        const char *spool_dir;
+        struct normalize_options normalize;     /* for spooled deliveries; strings borrowed */
         int threads;
         size_t batch_max;
         size_t queue_max;
@@ -20,12 +26,16 @@ struct writer_options {
 
 struct writer_stats {
         uint64_t stored, duplicates, failed, batches;
+        uint64_t spooled_total;         /* deliveries ever acknowledged from the spool */
         size_t queued;
+        size_t spooled;                 /* deliveries in the spool now, not yet replayed */
 };
 
-/* Starts the writer threads. Returns 0 and the writer, or a negative errno. */
-int writer_start(const struct writer_options *o, struct writer **ret_writer)
-        __attribute__((warn_unused_result));
+/* Opens the spool (a spool left by a crash is replayed before any new delivery reaches the
+ * database) and starts the writer threads. Returns 0 and the writer, or a negative errno
+ * with errbuf filled. */
+int writer_start(const struct writer_options *o, struct writer **ret_writer, char *errbuf,
+                 size_t errlen) __attribute__((warn_unused_result));
 
 /* Queues d (borrowed until its done() runs). Returns 0, -EAGAIN when the queue is full, or
  * -ESHUTDOWN once stopping; on error done() is not called. Thread-safe. */

@@ -38,6 +38,9 @@ struct normalize_options normalize_defaults(void) {
                 .jira_change_types = "Change,Change Request,Standard Change,Normal Change,"
                                      "Emergency Change",
                 .jira_root_cause_field = "",
+                .jira_planned_start_field = "",
+                .jira_planned_end_field = "",
+                .change_key_projects = "CHG",
                 .jenkins_deploy_pattern = "deploy",
                 .jenkins_environment_param = "ENVIRONMENT",
         };
@@ -283,4 +286,51 @@ bool normalize_is_sha(const char *s) {
                 if (!isxdigit((unsigned char) s[n]))
                         return false;
         return n == 40 || n == 64;
+}
+
+struct key_search {
+        const char *text;
+        char *buf;
+        size_t size;
+        const char *found;
+        size_t found_at;
+};
+
+/* Finds "<PROJECT>-<digits>" standing alone (not inside a longer word or number). */
+static bool find_key(const char *project, size_t len, const void *ctx) {
+        struct key_search *k = (struct key_search *) ctx;
+
+        for (const char *p = k->text; (p = strstr(p, "-")) != NULL; p++) {
+                const char *start = p - len, *end = p + 1;
+
+                if (start < k->text || strncmp(start, project, len) != 0 ||
+                    !isdigit((unsigned char) *end))
+                        continue;
+                if (start > k->text && isalnum((unsigned char) start[-1]))
+                        continue;
+                while (isdigit((unsigned char) *end))
+                        end++;
+                if (isalnum((unsigned char) *end))
+                        continue;
+                if (!k->found || (size_t) (start - k->text) < k->found_at) {
+                        if ((size_t) (end - start) >= k->size)
+                                return false;
+                        memcpy(k->buf, start, (size_t) (end - start));
+                        k->buf[end - start] = '\0';
+                        k->found = k->buf;
+                        k->found_at = (size_t) (start - k->text);
+                }
+                break;
+        }
+        return false; /* look through every project: the earliest key wins */
+}
+
+const char *normalize_change_key(const char *text, const char *projects, char *buf,
+                                 size_t size) {
+        struct key_search k = { .text = text, .buf = buf, .size = size };
+
+        if (!text || !projects)
+                return NULL;
+        list_any(projects, find_key, &k);
+        return k.found;
 }

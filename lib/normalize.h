@@ -19,6 +19,9 @@ struct normalize_options {
         const char *jira_incident_types;        /* comma-separated issue type names */
         const char *jira_change_types;          /* comma-separated issue type names */
         const char *jira_root_cause_field;      /* custom field id holding the root cause */
+        const char *jira_planned_start_field;   /* custom field ids of a change's window */
+        const char *jira_planned_end_field;
+        const char *change_key_projects;        /* Jira project keys of change requests */
         const char *jenkins_deploy_pattern;     /* job names containing it deploy */
         const char *jenkins_environment_param;  /* build parameter naming the environment */
 };
@@ -69,6 +72,11 @@ int normalize_container(json_t *obj, const char *path, json_type want, json_t **
 /* An integer id, as text in buf (size >= 32). */
 int normalize_id(json_t *obj, const char *path, bool required, char *buf, size_t size,
                  const char **ret, struct error *err) __attribute__((warn_unused_result));
+
+/* The first change-request key ("CHG-123") of one of the comma-separated projects in
+ * text, copied into buf; NULL when there is none. */
+const char *normalize_change_key(const char *text, const char *projects, char *buf,
+                                 size_t size);
 
 /* Whether s is a 40-hex-digit commit sha (SHA-1) or 64 (SHA-256 repositories). */
 bool normalize_is_sha(const char *s);

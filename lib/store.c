@@ -39,7 +39,7 @@ static const struct statement {
         { "apply_incident", "SELECT dl_apply_incident($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
           "$11, $12, $13, $14, $15)", 15 },
         { "apply_change_request", "SELECT dl_apply_change_request($1, $2, $3, $4, $5, $6, $7, "
-          "$8, $9, $10)", 10 },
+          "$8, $9, $10, $11)", 11 },
 };
 
 /* Library code never logs: PostgreSQL's notices (e.g. "already exists, skipping") go nowhere. */
@@ -186,6 +186,25 @@ int store_migrate(struct store *s, struct error *err) {
         return applied;
 }
 
+int store_configure(struct store *s, const char *const *names, const char *const *values,
+                    size_t n, struct error *err) {
+        for (size_t i = 0; i < n; i++) {
+                const char *params[2] = { names[i], values[i] ? values[i] : "" };
+                PGresult *res = PQexecParams(s->conn,
+                                             "INSERT INTO dl_settings VALUES ($1, $2) "
+                                             "ON CONFLICT (name) DO UPDATE SET value = $2 "
+                                             "WHERE dl_settings.value <> $2",
+                                             2, NULL, params, NULL, NULL, 0);
+                int r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0
+                                                                : pg_error(err, s->conn, "Settings");
+
+                PQclear(res);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int prepare(struct store *s, struct error *err) {
         if (s->prepared)
                 return 0;
@@ -300,8 +319,9 @@ struct model_params {
         char window[24];
 };
 
-static int send_event(struct store *s, const char *source, const struct event *e,
+static int send_event(struct store *s, const struct delivery *d, const struct event *e,
                       const struct model_params *mp) {
+        const char *source = d->source->name;
         struct params p = { .n = 0 };
 
         switch (e->kind) {
@@ -314,13 +334,13 @@ static int send_event(struct store *s, const char *source, const struct event *e
                 return send_prepared(s, "apply_change", &p) ? 1 : -EIO;
         }
         case EVENT_DEPLOYMENT: {
-                const struct event_deployment *d = &e->deployment;
-                param(&p, source), param(&p, d->key), param(&p, d->service);
-                param(&p, d->environment), param(&p, d->status), param(&p, d->sha);
-                param(&p, d->change_request), param_time(&p, d->started_at);
-                param_time(&p, d->finished_at), param_time(&p, d->updated_at);
-                param_bool(&p, d->rollback), param_bool(&p, d->hotfix);
-                if (param_array(&p, d->commits, d->n_commits) < 0)
+                const struct event_deployment *dep = &e->deployment;
+                param(&p, source), param(&p, dep->key), param(&p, dep->service);
+                param(&p, dep->environment), param(&p, dep->status), param(&p, dep->sha);
+                param(&p, dep->change_request), param_time(&p, dep->started_at);
+                param_time(&p, dep->finished_at), param_time(&p, dep->updated_at);
+                param_bool(&p, dep->rollback), param_bool(&p, dep->hotfix);
+                if (param_array(&p, dep->commits, dep->n_commits) < 0)
                         return -ENOMEM;
                 param(&p, mp->production), param(&p, mp->window);
                 return send_prepared(s, "apply_deployment", &p) ? 1 : -EIO;
@@ -338,8 +358,9 @@ static int send_event(struct store *s, const char *source, const struct event *e
         }
         case EVENT_CHANGE_REQUEST: {
                 const struct event_change_request *c = &e->change_request;
-                param(&p, source), param(&p, c->key), param(&p, c->title);
-                param(&p, c->status), param(&p, c->change_type), param(&p, c->risk);
+                param(&p, source), param(&p, d->delivery_id), param(&p, c->key);
+                param(&p, c->title), param(&p, c->status), param(&p, c->change_type);
+                param(&p, c->risk);
                 if (param_array(&p, c->services, c->n_services) < 0)
                         return -ENOMEM;
                 param_time(&p, c->planned_start), param_time(&p, c->planned_end);
@@ -517,7 +538,7 @@ static int run_batch(struct store *s, const struct store_model *m, struct delive
                                 goto send_failed;
                 }
                 for (size_t j = 0; j < d->events.n; j++)
-                        if (send_event(s, d->source->name, &d->events.items[j], &mp) < 0)
+                        if (send_event(s, d, &d->events.items[j], &mp) < 0)
                                 goto send_failed;
         }
         /* The DORA rollups of every (service, environment, day) the batch touched. */
@@ -528,7 +549,12 @@ static int run_batch(struct store *s, const struct store_model *m, struct delive
             !PQpipelineSync(s->conn))
                 goto send_failed;
         free(mp.production);
-        return read_results(s, ds, n, n_locks, replay, err);
+        r = read_results(s, ds, n, n_locks, replay, err);
+        /* A failed statement leaves the pipeline's COMMIT unsent (aborted), so the
+         * transaction is still open: end it, or the connection refuses all that follows. */
+        if (r < 0 && !replay && store_connected(s))
+                (void) exec_command(s, "ROLLBACK", NULL);
+        return r;
 
 send_failed:
         free(mp.production);
@@ -596,12 +622,14 @@ int store_replay(struct store *s, const struct store_model *m,
         /* Inserts wait for the replay (EXCLUSIVE conflicts with their ROW EXCLUSIVE), so no
          * live delivery interleaves with the rebuild. */
         r = exec_command(s, "BEGIN", err);
+        if (r == 0) /* a replay takes as long as the history is long */
+                r = exec_command(s, "SET LOCAL statement_timeout = 0", err);
         if (r == 0)
                 r = exec_command(s, "LOCK TABLE events_raw IN EXCLUSIVE MODE", err);
         if (r == 0)
                 r = exec_command(s, "TRUNCATE deployment_changes, deployment_commits, incidents, "
                                     "deployments, service_environments, changes, "
-                                    "change_requests", err);
+                                    "change_requests, change_request_history", err);
         while (r == 0) {
                 int n = load_chunk(s, &last_id, ds, err);
 

@@ -32,6 +32,11 @@ int store_ping(struct store *s, struct error *err) __attribute__((warn_unused_re
  * applied, or -EIO. */
 int store_migrate(struct store *s, struct error *err) __attribute__((warn_unused_result));
 
+/* Writes the settings the database's own functions read (dl_settings): n names and values.
+ * Returns 0 or -EIO. */
+int store_configure(struct store *s, const char *const *names, const char *const *values,
+                    size_t n, struct error *err) __attribute__((warn_unused_result));
+
 /* Settings the derived links depend on. */
 struct store_model {
         const char *production_environments;    /* comma-separated */

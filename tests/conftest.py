@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -283,11 +284,15 @@ def parse_json(raw):
 
 
 def raw_exchange(port, data, timeout=10):
-    """Writes data on a fresh socket and reads until the server has sent one complete answer
-    (head + Content-Length body) or closed. Returns (status, json_or_None, head_text)."""
+    """Writes data on a fresh socket, stopping early when the server answers first (as curl
+    does), and reads until the server has sent one complete answer (head + Content-Length
+    body) or closed. Returns (status, json_or_None, head_text)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         try:
-            s.sendall(data)
+            for i in range(0, len(data), 65536):
+                if select.select([s], [], [], 0)[0]:
+                    break               # an early answer (e.g. 413): stop sending
+                s.sendall(data[i:i + 65536])
         except (BrokenPipeError, ConnectionResetError):
             pass                        # the server may answer and close before reading it all
         received = b""
@@ -295,9 +300,7 @@ def raw_exchange(port, data, timeout=10):
         while time.monotonic() < deadline:
             try:
                 chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            except ConnectionResetError:
+            except (socket.timeout, ConnectionResetError):
                 break
             if not chunk:
                 break
@@ -387,7 +390,10 @@ class Cluster:
         self._pgtmp("start")
 
     def destroy(self):
-        subprocess.run([str(PGTMP), "destroy", str(self.dir)], capture_output=True, timeout=120)
+        # pgtmp creates the directory it is given: do nothing once it is gone
+        if self.dir.exists():
+            subprocess.run([str(PGTMP), "destroy", str(self.dir)], capture_output=True,
+                           timeout=120)
 
 
 # --------------------------------------------------------------------------- the daemon
@@ -401,7 +407,7 @@ class Daemon:
     args replaces the default flags (--listen 127.0.0.1:PORT --db CONNINFO --spool-dir DIR);
     then port says where it will listen."""
 
-    def __init__(self, workdir, conninfo, config, args=None, port=None):
+    def __init__(self, workdir, conninfo, config, args=None, port=None, env=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True)
         self.spool_dir = self.workdir / "spool"
@@ -415,6 +421,7 @@ class Daemon:
                     "--spool-dir", str(self.spool_dir)]
         self.argv = [str(daemon_binary())] + list(args)
         self.env = clean_env()
+        self.env.update(env or {})
         for key, value in config.items():
             if value is not None:
                 self.env["DORALOOP_" + key.upper()] = str(value)
@@ -528,9 +535,17 @@ class Daemon:
         return n
 
 
+# systemd's variables: a test runner under systemd must not hand the daemon its journal
+# stream, notify socket, sockets or credentials.
+SYSTEMD_VARIABLES = ("JOURNAL_STREAM", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID",
+                     "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", "CREDENTIALS_DIRECTORY",
+                     "INVOCATION_ID")
+
+
 def clean_env():
-    """The test runner's environment without any DORALOOP_* setting."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("DORALOOP_")}
+    """The test runner's environment without DORALOOP_* settings or systemd's variables."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("DORALOOP_") and k not in SYSTEMD_VARIABLES}
 
 
 class DaemonFactory:
@@ -539,16 +554,17 @@ class DaemonFactory:
         self.default_db = default_db
         self.started = []
 
-    def __call__(self, *, database=None, args=None, port=None, wait=True, **config):
+    def __call__(self, *, database=None, args=None, port=None, env=None, wait=True, **config):
         """daemon(max_body_bytes=4096, github_secret=None, ...) -> a started Daemon on the
         module's database (or database=). Keys default to DEFAULT_CONFIG; None leaves a key
-        unset. args replaces the default flags; port then says where it listens."""
+        unset. args replaces the default flags; port then says where it listens. env adds
+        other environment variables."""
         merged = dict(DEFAULT_CONFIG)
         merged.update(config)
         db = database or self.default_db
         workdir = Path(tempfile.mkdtemp(prefix="d", dir=self.base_dir))
         workdir.rmdir()
-        d = Daemon(workdir, db.conninfo, merged, args=args, port=port)
+        d = Daemon(workdir, db.conninfo, merged, args=args, port=port, env=env)
         self.started.append(d)
         return d.start(wait=wait)
 

@@ -191,7 +191,8 @@ static const char *deployment_status(const char *state) {
 static int deployment(json_t *doc, bool with_status, const struct normalize_options *o,
                       struct event_list *out, struct error *err) {
         const char *sha, *env, *status = "pending", *state = NULL, *status_env, *change = NULL;
-        char idbuf[32], *repo = NULL, *service = NULL;
+        const char *description = NULL;
+        char idbuf[32], keybuf[64], *repo = NULL, *service = NULL;
         const char *id;
         int64_t created, updated, status_at = TIME_UNSET;
         bool rollback = false, hotfix = false, ok = true;
@@ -212,6 +213,13 @@ static int deployment(json_t *doc, bool with_status, const struct normalize_opti
              (r = normalize_bool(payload, "rollback", &rollback, err)) < 0 ||
              (r = normalize_bool(payload, "hotfix", &hotfix, err)) < 0))
                 return r;
+        /* Else a change-request key in its description ("CHG-123: ship the new pricing"). */
+        if (!change && (r = normalize_string(doc, "deployment.description", false, &description,
+                                             err)) < 0)
+                return r;
+        if (!change)
+                change = normalize_change_key(description, o->change_key_projects, keybuf,
+                                              sizeof(keybuf));
         if (with_status) {
                 if ((r = normalize_string(doc, "deployment_status.state", true, &state, err)) < 0 ||
                     (r = normalize_string(doc, "deployment_status.environment", false,

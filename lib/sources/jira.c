@@ -287,6 +287,20 @@ static const char *change_risk(const struct issue *is) {
         return NULL;
 }
 
+/* A change's planned start or end, from the custom field the settings name (JSM keeps the
+ * change window in instance-specific fields). */
+static int planned(json_t *doc, const char *field, int64_t *ret, struct error *err) {
+        char path[160];
+
+        *ret = TIME_UNSET;
+        if (!field || !*field)
+                return 0;
+        if ((size_t) snprintf(path, sizeof(path), "issue.fields.%s", field) >= sizeof(path))
+                return error_set(err, EBADMSG, "invalid_payload", NULL,
+                                 "the planned window field name is too long");
+        return normalize_time(doc, path, false, ret, err);
+}
+
 static int change_request(json_t *doc, const struct issue *is,
                           const struct normalize_options *o, struct event_list *out,
                           struct error *err) {
@@ -317,6 +331,11 @@ static int change_request(json_t *doc, const struct issue *is,
         c->change_type = event_strdup(change_type(is->type), &ok);
         c->risk = event_strdup(change_risk(is), &ok);
         c->updated_at = is->updated;
+        r = planned(doc, o->jira_planned_start_field, &c->planned_start, err);
+        if (r == 0)
+                r = planned(doc, o->jira_planned_end_field, &c->planned_end, err);
+        if (r < 0)
+                return r;
         /* Its services: the components, else the project, each through service_map. */
         n = json_array_size(is->components);
         c->services = calloc(n ? n : 1, sizeof(char *));

@@ -2,13 +2,14 @@
 --version; the config file (`key = value`, # comments) is read, the environment overrides it
 and flags override the environment."""
 import os
+import re
 import socket
 import subprocess
 
 import pytest
 
-from conftest import (DEFAULT_CONFIG, FIXTURE_SECRET, assert_accepted, assert_error, clean_env, daemon_binary,
-                      free_port, generic_body, generic_headers, github_request)
+from conftest import (DEFAULT_CONFIG, FIXTURE_SECRET, assert_accepted, assert_error, clean_env,
+                      daemon_binary, free_port, generic_body, generic_headers, github_request)
 
 # With these set the daemon has no reason to warn at start, so a bad value's line is alone.
 QUIET = {"DORALOOP_API_TOKEN": "api-token-cfg", "DORALOOP_ADMIN_TOKEN": "admin-token-cfg",
@@ -168,12 +169,36 @@ def test_flags_override_environment(daemon, config_file, db, tmp_path):
     path, file_port = config_file
     env_port, flag_port = free_port(), free_port()
     d = daemon(args=["--config", str(path), "--listen", f"127.0.0.1:{flag_port}",
-                     "--db", db.conninfo, "--spool-dir", str(tmp_path / "spool-from-flag")],
+                     "--db", db.conninfo, "--spool-dir", str(tmp_path / "spool-from-flag"),
+                     "--max-body-bytes", "4096"],
                port=flag_port, listen=f"127.0.0.1:{env_port}",
                db="host=/nonexistent dbname=nothing user=nobody",
-               spool_dir=str(tmp_path / "spool-from-env"))
+               spool_dir=str(tmp_path / "spool-from-env"), max_body_bytes=65536)
     assert not listening(env_port) and not listening(file_port)
+    assert_error(big_generic(d), 413)                    # --max-body-bytes beats the env
     # the flag's --db works although the environment's does not
     body, headers = github_request(b'{"zen":"Design for failure.","hook_id":7}')
     delivery_id = assert_accepted(d.post("/hooks/github", body, headers))
     assert len(db.rows("github", delivery_id)) == 1
+
+
+def test_secret_from_credentials_directory(daemon, tmp_path):
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "github_secret").write_text("credential-secret")
+    d = daemon(github_secret=None, env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert_accepted(posts(d, "credential-secret"))
+    assert_error(posts(d, FIXTURE_SECRET), 401, "bad_signature")
+
+
+def test_database_failure_at_start_is_reported_in_prefixed_lines(tmp_path):
+    # stderr lines carry a <N> priority prefix (STYLE.md, Logging); a libpq message spanning
+    # lines must not produce a line without one.
+    args = ["--listen", f"127.0.0.1:{free_port()}", "--db",
+            "host=/nonexistent-doraloop-dir dbname=nothing", "--spool-dir", str(tmp_path)]
+    result = run(args, env=QUIET, timeout=30)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines, "no reason given"
+    for line in lines:
+        assert re.match(r"<[0-7]>", line), f"stderr line without a priority prefix: {line!r}"

@@ -75,11 +75,33 @@ def test_malformed_body_is_invalid_json(d, body):
 @pytest.mark.parametrize("source,body", [
     ("generic", b'{"id":"no-type","service":"checkout"}'),
     ("generic", b'[{"type":"change"}]'),
+    ("generic", b'{"type":5,"id":"numeric-type"}'),
     ("jenkins", b'{"name":"asgard","url":"job/asgard/"}'),
-], ids=["generic-without-type", "generic-array", "jenkins-without-build"])
+], ids=["generic-without-type", "generic-array", "generic-numeric-type",
+        "jenkins-without-build"])
 def test_json_without_what_identifies_it_is_invalid_payload(d, source, body):
     path, headers = signed(source, body)
     assert_error(d.post(path, body, headers), 400, "invalid_payload")
+
+
+@pytest.mark.parametrize("source,drop", [
+    ("github", "X-GitHub-Delivery"),
+    ("github", "X-GitHub-Event"),
+    ("gitlab", "X-Gitlab-Event"),
+], ids=["github-without-delivery", "github-without-event", "gitlab-without-event"])
+def test_signed_delivery_without_identifying_header_is_invalid_payload(d, db, source, drop):
+    before = db.count()
+    body = fixture(FULL_BODIES[source]).body
+    path, headers = signed(source, body)
+    del headers[drop]
+    assert_error(d.post(path, body, headers), 400, "invalid_payload")
+    assert db.count() == before
+
+
+def test_deeply_nested_json_is_refused_without_harm(d):
+    body = b'{"type":"change","id":"deep","x":' + b"[" * 100000 + b"]" * 100000 + b"}"
+    assert_error(d.post("/hooks/generic", body, generic_headers(key=os.urandom(8).hex())), 400)
+    assert d.get("/healthz")[0] == 200
 
 
 # --------------------------------------------------------------------------- size limit
@@ -133,6 +155,18 @@ def test_huge_content_length_is_413_without_reading_the_body(small, expect_conti
     if doc is not None:
         assert set(doc) == {"error"} and doc["error"].get("code"), doc
     assert small.get("/healthz")[0] == 200
+
+
+def test_default_max_body_bytes_is_one_mib(d):
+    headers = generic_headers(key=os.urandom(8).hex())
+    assert_accepted(d.post("/hooks/generic", padded_body(1 << 20), headers))
+    # The daemon may answer 413 and close before the client has sent it all: write raw.
+    body = padded_body((1 << 20) + 1)
+    head = "".join(f"{k}: {v}\r\n" for k, v in generic_headers(key=os.urandom(8).hex()).items())
+    data = (f"POST /hooks/generic HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    status, doc, head_text = raw_exchange(d.port, data)
+    assert status == 413, head_text
 
 
 # --------------------------------------------------------------------------- routing, media type

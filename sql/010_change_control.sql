@@ -1,0 +1,233 @@
+-- 010_change_control: change-request history, which change request each deployment runs
+-- under (and how we know), and the change-control verdict of every production deployment.
+-- Like the model, every verdict is a pure function of the tables, recomputed for whatever
+-- a row can affect, so arrival order does not matter.
+
+-- Settings the derived state depends on, written by the daemon at start (several daemons on
+-- one database must share them).
+CREATE TABLE dl_settings (
+    name  text PRIMARY KEY,
+    value text NOT NULL
+);
+INSERT INTO dl_settings VALUES
+    ('production_environments', 'production,prod'),
+    ('change_policy', 'auto'),
+    ('change_key_projects', 'CHG');
+
+CREATE FUNCTION dl_setting(p_name text) RETURNS text
+    LANGUAGE sql STABLE AS $$ SELECT value FROM dl_settings WHERE name = p_name $$;
+
+CREATE FUNCTION dl_is_production(p_environment text) RETURNS boolean
+    LANGUAGE sql STABLE AS $$
+    SELECT p_environment = ANY (SELECT btrim(e) FROM regexp_split_to_table(
+                                    dl_setting('production_environments'), ',') e) $$;
+
+-- The first change-request key ("CHG-123") in a text, for the configured project keys.
+CREATE FUNCTION dl_change_key_in(p_text text) RETURNS text
+    LANGUAGE sql STABLE AS $$
+    SELECT (regexp_match(p_text, '(?:^|[^A-Za-z0-9])((?:' ||
+                         (SELECT string_agg(btrim(k), '|') FROM regexp_split_to_table(
+                              dl_setting('change_key_projects'), ',') k WHERE btrim(k) <> '') ||
+                         ')-[0-9]+)(?![0-9])'))[1] $$;
+
+ALTER TABLE change_requests
+    ADD COLUMN auto_created boolean NOT NULL DEFAULT false,
+    ADD COLUMN created_at  timestamptz,   -- its first reported state, by the source's clock
+    ADD COLUMN approved_at timestamptz;   -- when it was first approved, by the source's clock
+
+-- Every state a change request was reported in, with the delivery that said so: the audit
+-- trail. Keyed by the source's own time, so redeliveries add nothing and the order is
+-- Jira's, whatever the arrival order.
+CREATE TABLE change_request_history (
+    key         text        NOT NULL,
+    at          timestamptz NOT NULL,
+    status      text        NOT NULL,
+    source      text        NOT NULL,
+    delivery_id text        NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (key, at, status)
+);
+
+ALTER TABLE deployments
+    ADD COLUMN change_key     text,   -- the change request it runs under
+    ADD COLUMN change_link    text CHECK (change_link IN ('explicit', 'commit', 'branch', 'auto')),
+    ADD COLUMN control        text CHECK (control IN ('approved', 'unauthorized', 'auto_created',
+                                                      'unrecorded')),
+    ADD COLUMN control_reason text;
+CREATE INDEX deployments_by_change_key ON deployments (change_key) WHERE change_key IS NOT NULL;
+
+-- The state of a change request at an instant: its last reported state by then.
+CREATE FUNCTION dl_change_status_at(p_key text, p_at timestamptz) RETURNS text
+    LANGUAGE sql STABLE AS $$
+    SELECT status FROM change_request_history
+    WHERE key = p_key AND at <= p_at
+    ORDER BY at DESC, dl_status_rank(status) DESC LIMIT 1 $$;
+
+-- Which change request a deployment runs under and whether it was allowed to run:
+--   approved      it names one that was approved (or being implemented) when it started,
+--                 inside the planned window if one is set;
+--   unauthorized  it names one that was not, or one nobody has heard of;
+--   auto_created  it names none and change_policy = auto made a standard change for it;
+--   unrecorded    it names none (change_policy flag or off).
+-- Only production deployments get a verdict.
+CREATE FUNCTION dl_control_deployment(p_id bigint) RETURNS void
+    LANGUAGE plpgsql AS $$
+DECLARE
+    d deployments;
+    c changes;
+    r change_requests;
+    k text;
+    link text;
+    verdict text;
+    why text;
+    v_at timestamptz;
+    state text;
+    auto_key text;
+BEGIN
+    SELECT * INTO d FROM deployments WHERE id = p_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    auto_key := 'AUTO-' || d.source || '-' || d.key;
+    k := d.change_request;
+    link := CASE WHEN k IS NOT NULL THEN 'explicit' END;
+    IF k IS NULL THEN
+        SELECT * INTO c FROM changes WHERE service = d.service AND sha = d.sha;
+        k := dl_change_key_in(c.message);
+        link := CASE WHEN k IS NOT NULL THEN 'commit' END;
+        IF k IS NULL THEN
+            k := dl_change_key_in(c.branch);
+            link := CASE WHEN k IS NOT NULL THEN 'branch' END;
+        END IF;
+    END IF;
+    v_at := coalesce(d.started_at, d.finished_at);
+
+    IF NOT dl_is_production(d.environment) THEN
+        verdict := NULL;
+    ELSIF k IS NULL THEN
+        IF dl_setting('change_policy') = 'auto' THEN
+            -- A standard change recorded for it, so the audit trail has no gap.
+            INSERT INTO change_requests (key, source, title, status, change_type, services,
+                                         updated_at, auto_created, created_at, approved_at)
+            VALUES (auto_key, 'doraloop', 'Recorded for deployment ' || d.key || ' of ' ||
+                    d.service, 'completed', 'standard', ARRAY[d.service], v_at, true, v_at, v_at)
+            ON CONFLICT (key) DO NOTHING;
+            INSERT INTO change_request_history (key, at, status, source, delivery_id)
+            VALUES (auto_key, coalesce(v_at, '-infinity'), 'completed', 'doraloop',
+                    d.source || ':' || d.key)
+            ON CONFLICT DO NOTHING;
+            k := auto_key;
+            link := 'auto';
+            verdict := 'auto_created';
+            why := 'named no change request; a standard change was recorded for it';
+        ELSE
+            verdict := 'unrecorded';
+            why := 'named no change request';
+        END IF;
+    ELSE
+        SELECT * INTO r FROM change_requests WHERE key = k;
+        state := dl_change_status_at(k, v_at);
+        IF r.key IS NULL THEN
+            verdict := 'unauthorized';
+            why := format('names %s, which no change-management tool has reported', k);
+        ELSIF state IS NULL OR state NOT IN ('approved', 'implementing') THEN
+            verdict := 'unauthorized';
+            why := format('names %s, which was %s when it started', k,
+                          coalesce(state, 'not yet recorded'));
+        ELSIF (r.planned_start IS NOT NULL AND v_at < r.planned_start)
+           OR (r.planned_end IS NOT NULL AND v_at > r.planned_end) THEN
+            verdict := 'unauthorized';
+            why := format('started outside the planned window of %s', k);
+        ELSE
+            verdict := 'approved';
+            why := format('%s was %s when it started', k, state);
+        END IF;
+    END IF;
+    IF k IS DISTINCT FROM auto_key THEN
+        -- It has a real change request (now): an automatic record made before goes.
+        DELETE FROM change_request_history WHERE key = auto_key;
+        DELETE FROM change_requests WHERE key = auto_key AND auto_created;
+    END IF;
+    UPDATE deployments SET change_key = k, change_link = link, control = verdict,
+                           control_reason = why
+    WHERE id = p_id AND (change_key, change_link, control, control_reason)
+                        IS DISTINCT FROM (k, link, verdict, why);
+END $$;
+
+-- Deployments are judged again when what decides it changes: their own state, or the commit
+-- they deployed (its message and branch may name the change).
+CREATE FUNCTION dl_deployments_control() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM dl_control_deployment(NEW.id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER dl_deployments_control
+    AFTER INSERT OR UPDATE OF status, sha, change_request, started_at, finished_at, environment,
+                              service
+    ON deployments FOR EACH ROW EXECUTE FUNCTION dl_deployments_control();
+
+CREATE FUNCTION dl_changes_control() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    FOR v_id IN SELECT d.id FROM deployments d WHERE d.service = NEW.service AND d.sha = NEW.sha
+    LOOP
+        PERFORM dl_control_deployment(v_id);
+    END LOOP;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER dl_changes_control AFTER INSERT OR UPDATE OF message, branch ON changes
+    FOR EACH ROW EXECUTE FUNCTION dl_changes_control();
+
+-- A change request's state, now with its history and the deployments it governs.
+DROP FUNCTION dl_apply_change_request(text, text, text, text, text, text, text[], bigint,
+                                      bigint, bigint);
+CREATE FUNCTION dl_apply_change_request(p_source text, p_delivery_id text, p_key text,
+                                        p_title text, p_status text, p_change_type text,
+                                        p_risk text, p_services text[], p_start_us bigint,
+                                        p_end_us bigint, p_updated_us bigint)
+    RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_at timestamptz := dl_time(p_updated_us);
+    v_id bigint;
+BEGIN
+    INSERT INTO change_requests AS r (key, source, title, status, change_type, risk, services,
+                                      planned_start, planned_end, updated_at)
+    VALUES (p_key, p_source, p_title, p_status, p_change_type, p_risk,
+            coalesce(p_services, '{}'), dl_time(p_start_us), dl_time(p_end_us), v_at)
+    ON CONFLICT (key) DO UPDATE SET
+        (source, title, status, change_type, risk, services, planned_start, planned_end,
+         updated_at, auto_created) =
+        (SELECT CASE WHEN newer THEN excluded.source ELSE r.source END,
+                CASE WHEN newer THEN coalesce(excluded.title, r.title) ELSE r.title END,
+                CASE WHEN newer THEN excluded.status ELSE r.status END,
+                CASE WHEN newer THEN excluded.change_type ELSE r.change_type END,
+                CASE WHEN newer THEN coalesce(excluded.risk, r.risk) ELSE r.risk END,
+                CASE WHEN newer THEN excluded.services ELSE r.services END,
+                CASE WHEN newer THEN excluded.planned_start ELSE r.planned_start END,
+                CASE WHEN newer THEN excluded.planned_end ELSE r.planned_end END,
+                greatest(r.updated_at, excluded.updated_at),
+                false
+         FROM (SELECT dl_newer(excluded.updated_at, excluded.status, r.updated_at, r.status)
+                      AS newer) n);
+    IF v_at IS NOT NULL THEN
+        INSERT INTO change_request_history (key, at, status, source, delivery_id)
+        VALUES (p_key, v_at, p_status, p_source, p_delivery_id)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    UPDATE change_requests r SET
+        created_at = h.first_at,
+        approved_at = h.approved_at
+    FROM (SELECT min(x.at) AS first_at,
+                 min(x.at) FILTER (WHERE x.status IN ('approved', 'implementing', 'completed'))
+                     AS approved_at
+          FROM change_request_history x WHERE x.key = p_key) h
+    WHERE r.key = p_key AND (r.created_at, r.approved_at)
+                            IS DISTINCT FROM (h.first_at, h.approved_at);
+    FOR v_id IN SELECT d.id FROM deployments d WHERE d.change_key = p_key
+                                                OR d.change_request = p_key LOOP
+        PERFORM dl_control_deployment(v_id);
+    END LOOP;
+END $$;
