@@ -111,7 +111,13 @@ BEGIN
                                          updated_at, auto_created, created_at, approved_at)
             VALUES (auto_key, 'doraloop', 'Recorded for deployment ' || d.key || ' of ' ||
                     d.service, 'completed', 'standard', ARRAY[d.service], v_at, true, v_at, v_at)
-            ON CONFLICT (key) DO NOTHING;
+            ON CONFLICT (key) DO UPDATE SET
+                services = excluded.services, updated_at = excluded.updated_at,
+                created_at = excluded.created_at, approved_at = excluded.approved_at
+            WHERE change_requests.auto_created;
+            -- Its one history entry follows the deployment's time.
+            DELETE FROM change_request_history WHERE key = auto_key
+                AND at IS DISTINCT FROM coalesce(v_at, '-infinity');
             INSERT INTO change_request_history (key, at, status, source, delivery_id)
             VALUES (auto_key, coalesce(v_at, '-infinity'), 'completed', 'doraloop',
                     d.source || ':' || d.key)

@@ -128,7 +128,8 @@ def gitlab_push(h, t, commits):
 def gitlab_deployment(h, deployment_id, commit, start, end, status):
     base = fixture("gitlab/deployment_hook.success").doc()
     base["project"]["path_with_namespace"] = "acme/payments"
-    base.update(deployment_id=deployment_id, environment="production",
+    base.update(deployment_id=deployment_id, deployable_id=deployment_id + 7000,
+                environment="production",
                 short_sha=commit[:8],
                 commit_url=f"https://gitlab.example.com/acme/payments/-/commit/{commit}")
     for s, at in (("running", start), (status, end)):
@@ -255,6 +256,10 @@ DUMP = [
     "SELECT key, source, status, change_type, services, planned_start, updated_at "
     "FROM change_requests ORDER BY 1",
     "SELECT service, environment FROM service_environments ORDER BY 1, 2",
+    "SELECT source, key, change_key, change_link, control, control_reason FROM deployments "
+    "ORDER BY 1, 2",
+    "SELECT key, at, status, source, delivery_id FROM change_request_history ORDER BY 1, 2, 3",
+    "SELECT key, auto_created, created_at, approved_at FROM change_requests ORDER BY 1",
 ]
 
 
