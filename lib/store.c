@@ -373,13 +373,25 @@ static int send_event(struct store *s, const struct delivery *d, const struct ev
         return 0;
 }
 
-static const char *event_service(const struct event *e) {
+/* The services an event's rows belong to: the locks it needs. A change request governs
+ * the deployments of the services it lists. */
+static size_t event_services(const struct event *e, const char **out) {
         switch (e->kind) {
-        case EVENT_CHANGE: return e->change.service;
-        case EVENT_DEPLOYMENT: return e->deployment.service;
-        case EVENT_INCIDENT: return e->incident.service;
-        default: return NULL; /* change requests are keyed by themselves */
+        case EVENT_CHANGE: out[0] = e->change.service; return 1;
+        case EVENT_DEPLOYMENT: out[0] = e->deployment.service; return 1;
+        case EVENT_INCIDENT: out[0] = e->incident.service; return 1;
+        case EVENT_CHANGE_REQUEST:
+                for (size_t i = 0; i < e->change_request.n_services; i++)
+                        out[i] = e->change_request.services[i];
+                return e->change_request.n_services;
+        case _EVENT_MAX:
+                break;
         }
+        return 0;
+}
+
+static size_t event_service_count(const struct event *e) {
+        return e->kind == EVENT_CHANGE_REQUEST ? e->change_request.n_services : 1;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -394,7 +406,8 @@ static int send_locks(struct store *s, struct delivery *const *ds, size_t n) {
         int sent = 0;
 
         for (size_t i = 0; i < n; i++)
-                total += ds[i]->events.n;
+                for (size_t j = 0; j < ds[i]->events.n; j++)
+                        total += event_service_count(&ds[i]->events.items[j]);
         if (!total)
                 return 0;
         names = malloc(total * sizeof(*names));
@@ -402,8 +415,10 @@ static int send_locks(struct store *s, struct delivery *const *ds, size_t n) {
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
                 for (size_t j = 0; j < ds[i]->events.n; j++)
-                        if (event_service(&ds[i]->events.items[j]))
-                                names[k++] = event_service(&ds[i]->events.items[j]);
+                        k += event_services(&ds[i]->events.items[j], names + k);
+        for (size_t i = 0; i < k; i++)  /* a row without a service locks nothing */
+                if (!names[i])
+                        names[i] = "";
         qsort(names, k, sizeof(*names), cmp_str);
         for (size_t i = 0; i < k; i++) {
                 struct params p = { .n = 0 };
