@@ -206,6 +206,7 @@ static int replay(const struct api *api, const struct api_request *req, json_t *
                                                                             : "Out of memory");
         }
         log_notice("Replayed %d deliveries", c.replayed);
+        dora_data_changed();
         *ret_body = json_pack("{s:s,s:i}", "status", "replayed", "deliveries", c.replayed);
         return 200;
 }

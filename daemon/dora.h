@@ -10,6 +10,10 @@
 struct api;
 struct api_request;
 
+/* Tells the read side that this process committed a delivery, so the next answer reads the
+ * rollups again. Call it after COMMIT, before acknowledging. Lock-free, thread-safe. */
+void dora_data_changed(void);
+
 /* Whether path is one of the endpoints dora_handle() answers. */
 bool dora_path(const char *path);
 

@@ -256,6 +256,7 @@ static void on_stored(struct delivery *d) {
         struct request *req = d->userdata;
         struct http *h = req->http;
 
+        dora_data_changed(); /* the next DORA answer includes it */
         pthread_mutex_lock(&h->lock);
         MHD_resume_connection(req->conn);
         pthread_mutex_unlock(&h->lock);
