@@ -35,18 +35,6 @@
 #define LIST_LIMIT_MAX 500
 #define METRICS_MAX_BYTES (64u << 20)
 
-/* The process's one mirror; every use holds `lock`. It is brought up to date (one small
- * query: the rollup rows written since the last snapshot) before answering whenever this
- * process stored a delivery since the last sync, so an answer always includes every
- * delivery this instance acknowledged before the request; and at least every
- * SYNC_INTERVAL_NS otherwise, which bounds how late rows written by other instances (or by
- * hand) show. Under a steady read load that is a query per 100 ms, not per request. */
-#define SYNC_INTERVAL_NS 100000000u
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct cube *cube;
-static atomic_uint_fast64_t changes;    /* bumped by dora_data_changed() */
-static uint64_t synced_changes, synced_at_ns, syncs; /* under lock */
-
 static int64_t now_us(void) {
         struct timespec ts;
 
@@ -64,7 +52,24 @@ static int bad_param(json_t **ret_body, const char *name, const char *why) {
         return 400;
 }
 
-/* ------------------------------------------------------------------ the mirror session */
+/* ------------------------------------------------------------------ the mirror */
+
+/* The process's one mirror; every use holds `lock`. A sync reads the rollup rows written
+ * since the mirror's last snapshot (one small query) without holding `lock`, then applies
+ * them under it, so readers never wait on the database for it. Before answering, a request
+ * waits for a sync whenever this process stored a delivery since the last one began, so an
+ * answer always includes every delivery this instance acknowledged before the request;
+ * otherwise a sync starts at most every SYNC_INTERVAL_NS, in the background of the readers,
+ * which bounds how late rows written by other instances (or by hand) show. Under a steady
+ * read load that is a query per 100 ms, not one per request. */
+#define SYNC_INTERVAL_NS 100000000u
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER; /* one sync at a time */
+static struct cube *cube;                       /* under lock */
+static atomic_uint_fast64_t changes;            /* bumped by dora_data_changed() */
+static atomic_uint_fast64_t synced_changes;     /* `changes` when the last good sync began */
+static atomic_uint_fast64_t synced_at_ns;       /* when it began */
+static atomic_uint_fast64_t syncs;
 
 struct session {
         const struct api *api;
@@ -72,14 +77,63 @@ struct session {
         struct error err;
 };
 
+/* Rows read by a sync, kept until they are applied under the lock. */
+struct pending {
+        int64_t reset_epoch;    /* 0: no reset */
+        struct cube_row *rows;
+        size_t n, cap;
+};
+
+static void pending_free(struct pending *p) {
+        for (size_t i = 0; i < p->n; i++) {
+                free((char *) p->rows[i].service);
+                free((char *) p->rows[i].environment);
+                for (int h = 0; h < 3; h++)
+                        free((int32_t *) p->rows[i].hist[h]);
+        }
+        free(p->rows);
+        *p = (struct pending) { .n = 0 };
+}
+
 static void sink_reset(void *ctx, int64_t epoch) {
-        (void) ctx;
-        cube_reset(cube, epoch);
+        struct pending *p = ctx;
+
+        pending_free(p);
+        p->reset_epoch = epoch;
 }
 
 static int sink_row(void *ctx, const struct cube_row *r) {
-        (void) ctx;
-        return cube_apply(cube, r);
+        struct pending *p = ctx;
+        struct cube_row c = *r;
+        bool ok = true;
+
+        if (p->n == p->cap) {
+                size_t cap = p->cap ? 2 * p->cap : 64;
+                struct cube_row *n = realloc(p->rows, cap * sizeof(*n));
+
+                if (!n)
+                        return -ENOMEM;
+                p->rows = n;
+                p->cap = cap;
+        }
+        c.service = strdup(r->service);
+        c.environment = strdup(r->environment);
+        ok = c.service && c.environment;
+        for (int h = 0; h < 3; h++) {
+                int32_t *copy = r->n_hist[h] ? malloc(r->n_hist[h] * sizeof(*copy)) : NULL;
+
+                if (r->n_hist[h] && !copy)
+                        ok = false;
+                else if (copy)
+                        memcpy(copy, r->hist[h], r->n_hist[h] * sizeof(*copy));
+                c.hist[h] = copy;
+        }
+        p->rows[p->n++] = c;
+        return ok ? 0 : -ENOMEM;
+}
+
+void dora_data_changed(void) {
+        atomic_fetch_add(&changes, 1);
 }
 
 /* Runs fn on the session's connection; a dead pooled connection gets one fresh retry. */
@@ -101,51 +155,93 @@ static int with_conn(struct session *s, int (*fn)(struct session *s, void *ctx),
         return -EIO;
 }
 
-static int sync_rollups(struct session *s, void *ctx) {
-        const struct store_rollup_sink sink = { .reset = sink_reset, .row = sink_row };
-        uint64_t xmin = 0;
-        int r;
+struct sync_read {
+        int64_t epoch;
+        uint64_t xmin, ret_xmin;
+        struct pending rows;
+};
 
-        (void) ctx;
-        r = store_dora_rollups(s->store, cube_epoch(cube), cube_xmin(cube), &sink, &xmin, &s->err);
-        if (r == 0)
-                cube_set_xmin(cube, xmin);
+static int read_rollups(struct session *s, void *ctx) {
+        struct sync_read *sr = ctx;
+        const struct store_rollup_sink sink = { .ctx = &sr->rows, .reset = sink_reset,
+                                                .row = sink_row };
+
+        pending_free(&sr->rows);
+        sr->rows.reset_epoch = 0;
+        return store_dora_rollups(s->store, sr->epoch, sr->xmin, &sink, &sr->ret_xmin, &s->err);
+}
+
+/* One sync; the caller holds sync_lock (and not lock). Returns 0 or a negative errno. */
+static int sync_mirror(struct session *s) {
+        uint64_t began = stats_now_ns(), seen = atomic_load(&changes);
+        struct sync_read sr = { .epoch = 0 };
+        int r = 0;
+
+        pthread_mutex_lock(&lock); /* only syncs change these, and we are the one */
+        if (!cube)
+                cube = cube_new();
+        if (cube) {
+                sr.epoch = cube_epoch(cube);
+                sr.xmin = cube_xmin(cube);
+        }
+        pthread_mutex_unlock(&lock);
+        if (!cube)
+                return error_set(&s->err, ENOMEM, "unavailable", NULL, "Out of memory");
+        r = with_conn(s, read_rollups, &sr);
+        if (r == 0) {
+                pthread_mutex_lock(&lock);
+                if (sr.rows.reset_epoch)
+                        cube_reset(cube, sr.rows.reset_epoch);
+                for (size_t i = 0; i < sr.rows.n && r == 0; i++)
+                        r = cube_apply(cube, &sr.rows.rows[i]);
+                if (r == 0)
+                        cube_set_xmin(cube, sr.ret_xmin);
+                else /* a partial apply: start over from scratch next time */
+                        cube_reset(cube, 0);
+                pthread_mutex_unlock(&lock);
+                if (r < 0)
+                        r = error_set(&s->err, ENOMEM, "unavailable", NULL, "Out of memory");
+        }
+        pending_free(&sr.rows);
+        dbpool_release(s->api->pool, s->store);
+        s->store = NULL;
+        if (r == 0) {
+                atomic_store(&synced_changes, seen);
+                atomic_store(&synced_at_ns, began);
+                atomic_fetch_add(&syncs, 1);
+        }
         return r;
 }
 
-void dora_data_changed(void) {
-        atomic_fetch_add(&changes, 1);
-}
-
-/* Locks the mirror and brings it up to date. Returns 0 (locked: call session_end) or a
- * negative errno (unlocked). */
+/* Brings the mirror up to date as the rules above say, then locks it. Returns 0 (locked:
+ * call session_end) or a negative errno (unlocked). */
 static int session_begin(struct session *s, const struct api *api) {
         uint64_t now = stats_now_ns();
         int r = 0;
 
         *s = (struct session) { .api = api };
-        pthread_mutex_lock(&lock);
-        if (!cube)
-                cube = cube_new();
-        if (!cube)
-                r = error_set(&s->err, ENOMEM, "unavailable", NULL, "Out of memory");
-        else if (atomic_load(&changes) != synced_changes || !cube_epoch(cube) ||
-                 now - synced_at_ns >= SYNC_INTERVAL_NS) {
-                /* Read before the query: a delivery stored meanwhile makes the next one sync. */
-                uint64_t seen = atomic_load(&changes);
+        if (atomic_load(&changes) != atomic_load(&synced_changes) ||
+            atomic_load(&synced_at_ns) == 0) {
+                uint64_t want = atomic_load(&changes);
 
-                r = with_conn(s, sync_rollups, NULL);
-                if (r == 0) {
-                        synced_changes = seen;
-                        synced_at_ns = now;
-                        syncs++;
-                }
+                pthread_mutex_lock(&sync_lock);
+                /* Another request may have synced meanwhile, having begun after our change. */
+                if (atomic_load(&synced_changes) < want || atomic_load(&synced_at_ns) == 0)
+                        r = sync_mirror(s);
+                pthread_mutex_unlock(&sync_lock);
+        } else if (now - atomic_load(&synced_at_ns) >= SYNC_INTERVAL_NS &&
+                   pthread_mutex_trylock(&sync_lock) == 0) {
+                r = sync_mirror(s); /* the others read the mirror as it is meanwhile */
+                pthread_mutex_unlock(&sync_lock);
         }
-        if (r < 0) {
-                dbpool_release(api->pool, s->store);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&lock);
+        if (!cube_epoch(cube)) { /* a failed apply reset it: not something to answer from */
                 pthread_mutex_unlock(&lock);
+                return error_set(&s->err, EIO, "unavailable", NULL, "The rollups are not loaded");
         }
-        return r;
+        return 0;
 }
 
 static void session_end(struct session *s) {
@@ -954,11 +1050,8 @@ static int write_dora(const struct api *api, const struct config *cfg, struct bu
 static int write_writer(const struct api *api, struct buf *out) {
         struct writer_stats st;
         char text[1800];
-        uint64_t n_syncs;
+        uint64_t n_syncs = atomic_load(&syncs);
 
-        pthread_mutex_lock(&lock);
-        n_syncs = syncs;
-        pthread_mutex_unlock(&lock);
         snprintf(text, sizeof(text),
                  "# HELP doraloop_dora_mirror_syncs_total Reads of the rollup rows changed since "
                  "the previous one.\n"
