@@ -34,13 +34,19 @@ struct writer {
         struct writer_stats stats;
         struct log_ratelimit db_down;
 
-        /* The spool, its ids (for "duplicate" while they wait) and the next time to try a
-         * replay. Held across an append or a whole replay, so batches cannot overtake the
-         * spool into the database. Taken before lock, never after. */
+        /* The spool, its ids (for "duplicate" while they wait), the next time to try a
+         * replay and how far the replay got. Held across an append or one chunk of the
+         * replay: while the spool waits, batches go to it (so none overtakes it into the
+         * database), and none waits for more than a chunk of a long replay. Taken before
+         * lock, never after. */
         pthread_mutex_t spool_lock;
         struct spool *spool;
         struct idset *spooled_ids;
         int64_t next_drain_us;
+        uint64_t replay_off;            /* replayed up to this offset (a record boundary) */
+        uint64_t replayed;              /* deliveries replayed so far */
+        struct spool_report replay_rep; /* what the replay found so far */
+        bool spool_pending;             /* the spool is not empty; guarded by lock */
 
         int n_threads;
         struct writer_thread {
@@ -243,6 +249,7 @@ static int spool_batch(struct writer *w, struct delivery **batch, size_t n) {
                 pthread_mutex_lock(&w->lock);
                 w->stats.spooled += k;
                 w->stats.spooled_total += k;
+                w->spool_pending |= k > 0;
                 pthread_mutex_unlock(&w->lock);
         }
         free(fresh);
@@ -283,31 +290,54 @@ static int drain_one(struct delivery *d, void *ctx) {
         return dr->n == dr->w->opt.batch_max ? drain_flush(dr) : 0;
 }
 
-/* Replays the spool into the database, then empties it. Call with spool_lock held. A
- * replay cut short (the database went away again) is simply done again: every write is
- * idempotent, so nothing counts twice. */
-static void drain(struct writer *w, struct store **store) {
+/* Replays the next chunk of the spool (batch_max deliveries) into the database, and
+ * empties the spool once all of it is replayed. Call with spool_lock held. One chunk at a
+ * time, so that batches arriving meanwhile are appended to the spool between chunks rather
+ * than wait for a replay of a long outage (and senders time out). A chunk cut short (the
+ * database went away again) is done again: every write is idempotent, so nothing counts
+ * twice; after a crash the replay starts over from the beginning for the same reason.
+ * Returns true when a chunk was committed. */
+static bool drain(struct writer *w, struct store **store) {
         struct drain dr = { .w = w, .store = store };
         struct spool_report rep;
         struct error err = { 0 };
+        uint64_t next;
         int r;
 
         if (monotonic_us() < w->next_drain_us)
-                return;
-        w->next_drain_us = monotonic_us() + DRAIN_RETRY_US;
-        if (ensure_connected(w, store, &err) < 0)
-                return;
+                return false;
+        if (ensure_connected(w, store, &err) < 0) {
+                w->next_drain_us = monotonic_us() + DRAIN_RETRY_US;
+                return false;
+        }
         dr.chunk = calloc(w->opt.batch_max, sizeof(*dr.chunk));
         if (!dr.chunk)
-                return;
-        r = spool_read(w->spool, drain_one, &dr, &rep, &err);
+                return false;
+        r = spool_read_from(w->spool, w->replay_off, w->opt.batch_max, drain_one, &dr, &rep,
+                            &next, &err);
         if (r == 0)
                 r = drain_flush(&dr);
         for (size_t i = 0; i < dr.n; i++)
                 delivery_free(dr.chunk[i]);
         free(dr.chunk);
-        if (r < 0)
-                return;
+        if (r < 0) {
+                w->next_drain_us = monotonic_us() + DRAIN_RETRY_US;
+                return false;
+        }
+        w->replay_off = next;
+        w->replayed += dr.replayed;
+        w->replay_rep.damaged += rep.damaged;
+        w->replay_rep.skipped_bytes += rep.skipped_bytes;
+        w->replay_rep.torn_bytes += rep.torn_bytes;
+        if (next < spool_bytes(w->spool)) {
+                pthread_mutex_lock(&w->lock);
+                /* readyz says 503 until the spool is empty, whatever the count says */
+                w->stats.spooled = w->stats.spooled > dr.replayed ? w->stats.spooled - dr.replayed
+                                                                  : 1;
+                pthread_mutex_unlock(&w->lock);
+                return true;
+        }
+        rep = w->replay_rep;
         if (rep.damaged || rep.torn_bytes)
                 log_warning("The spool held %" PRIu64 " damaged record(s) (%" PRIu64
                             " bytes skipped) and %" PRIu64 " bytes of a torn last record; "
@@ -315,22 +345,38 @@ static void drain(struct writer *w, struct store **store) {
                             rep.torn_bytes);
         if (spool_clear(w->spool, &err) < 0) {
                 log_error("Failed to empty the replayed spool: %s", err.msg);
-                return;
+                w->next_drain_us = monotonic_us() + DRAIN_RETRY_US;
+                return false;
         }
         idset_clear(w->spooled_ids);
         pthread_mutex_lock(&w->lock);
         w->stats.spooled = 0;
+        w->spool_pending = false;
         pthread_mutex_unlock(&w->lock);
-        log_notice("Replayed %" PRIu64 " spooled deliveries into the database", dr.replayed);
+        log_notice("Replayed %" PRIu64 " spooled deliveries into the database", w->replayed);
+        w->replay_off = 0;
+        w->replayed = 0;
+        w->replay_rep = (struct spool_report) { 0 };
+        return true;
 }
 
 static bool spool_waiting(struct writer *w) {
         bool waiting;
 
         pthread_mutex_lock(&w->lock);
-        waiting = w->stats.spooled > 0;
+        waiting = w->spool_pending;
         pthread_mutex_unlock(&w->lock);
         return waiting;
+}
+
+/* Whether the queue is empty and the writer not stopping. */
+static bool idle(struct writer *w) {
+        bool r;
+
+        pthread_mutex_lock(&w->lock);
+        r = !w->head && !w->stopping;
+        pthread_mutex_unlock(&w->lock);
+        return r;
 }
 
 /* Stores one batch: into PostgreSQL, or the spool while the spool waits or when the
@@ -373,10 +419,16 @@ static void *writer_main(void *arg) {
                 int r;
 
                 if (n == 0) {
-                        /* Idle: a good moment to replay a waiting spool. */
-                        if (spool_waiting(w) && pthread_mutex_trylock(&w->spool_lock) == 0) {
-                                drain(w, &store);
+                        /* Idle: a good moment to replay a waiting spool, chunk after chunk
+                         * until deliveries come in (or it is time to stop: what is left is
+                         * replayed at the next start). */
+                        while (spool_waiting(w) && idle(w) &&
+                               pthread_mutex_trylock(&w->spool_lock) == 0) {
+                                bool more = drain(w, &store);
+
                                 pthread_mutex_unlock(&w->spool_lock);
+                                if (!more)
+                                        break;
                         }
                         continue;
                 }
@@ -431,6 +483,8 @@ static int open_spool(struct writer *w, char *errbuf, size_t errlen) {
                 snprintf(errbuf, errlen, "spool_dir: %s", err.msg[0] ? err.msg : strerror(-r));
                 return r;
         }
+        /* Even with no whole record, so the damage is reported and cleared. */
+        w->spool_pending = spool_bytes(w->spool) > 0;
         if (spool_bytes(w->spool) > 0)
                 log_notice("Found %zu deliveries in the spool from a previous run "
                            "(%" PRIu64 " damaged, %" PRIu64 " torn bytes); replaying them "

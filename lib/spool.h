@@ -44,6 +44,16 @@ int spool_read(struct spool *s, int (*fn)(struct delivery *d, void *ctx), void *
                struct spool_report *report, struct error *err)
         __attribute__((warn_unused_result));
 
+/* spool_read() in steps, so a long replay need not hold up appends: reads from byte offset
+ * from (0, or a *ret_next this returned) at most max_records good records, and sets
+ * *ret_next to where the next step starts: spool_bytes() once all is read (a torn last
+ * record is reported and passed over). Records appended meanwhile are read by later
+ * steps. Same returns as spool_read(). */
+int spool_read_from(struct spool *s, uint64_t from, size_t max_records,
+                    int (*fn)(struct delivery *d, void *ctx), void *ctx,
+                    struct spool_report *report, uint64_t *ret_next, struct error *err)
+        __attribute__((warn_unused_result));
+
 /* Empties the spool once everything in it is committed elsewhere. Returns 0 or -errno. */
 int spool_clear(struct spool *s, struct error *err) __attribute__((warn_unused_result));
 
