@@ -1,6 +1,7 @@
-# common.sh: what bench/ingest and bench/profile share: prerequisites, the signed fixture,
+# common.sh: what the bench/ scripts share: prerequisites, the signed fixture,
 # one private PostgreSQL cluster, starting and stopping servers, and cleanup on exit.
 # Sourced (not run) by scripts that have already `set -euo pipefail`.
+# shellcheck shell=bash
 
 SECRET="It's a Secret to Everybody"   # the public test secret the fixture is signed with
 PY=/usr/bin/python3                   # Debian's python, home of python3-flask/-psycopg2/gunicorn
@@ -12,7 +13,7 @@ die() { echo "$me: $*" >&2; exit 1; }
 
 # need TOOL...: installing is scripts/install-deps' job, not ours.
 need() {
-	local missing= t
+	local missing='' t
 	for t in "$@"; do
 		case $t in
 		flask) "$PY" -c 'import flask, psycopg2, gunicorn' 2>/dev/null || missing="$missing gunicorn/flask/psycopg2" ;;
@@ -42,6 +43,10 @@ build_daemon() {   # build_daemon LOG: make, unless SKIP_MAKE=1 (use build/doral
 		make -C "$root" >"$1" 2>&1 || die "make failed, see $1"
 	fi
 	[ -x "$root/build/doraloopd" ] || die "no build/doraloopd (run make)"
+	# Run a private copy: a rebuild during the runs (the tree is shared) must not swap the
+	# binary between repetitions. Migrations are compiled in, so the copy is complete.
+	daemon=$tmp/doraloopd
+	cp -p "$root/build/doraloopd" "$daemon"
 }
 
 # --- processes and the cluster, all removed on exit whatever happens ---
@@ -66,12 +71,14 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'echo "$me: failed at line $LINENO: $BASH_COMMAND" >&2' ERR   # set -e is silent otherwise
 trap 'exit 130' INT TERM
 
 psql() { PGOPTIONS='-c client_min_messages=warning' command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
-# start_cluster: one private cluster with the defaults (fsync=on, synchronous_commit=on).
-start_cluster() { admin=$("$root/scripts/pgtmp" start "$tmp/pg"); }
+# start_cluster [SETTING=VALUE...]: one private cluster with the defaults (fsync=on,
+# synchronous_commit=on) unless told otherwise.
+start_cluster() { admin=$("$root/scripts/pgtmp" start "$tmp/pg" "$@"); }
 
 # fresh_db NAME -> its conninfo. A fresh database per run: every run starts from an empty
 # table, and the checkpoint keeps one run's dirty pages from being flushed during the next.
@@ -97,7 +104,7 @@ start_daemon() {
 	local port=$1 db=$2 log=$3
 	shift 3
 	mkdir -p "$tmp/spool-$port"
-	DORALOOP_GITHUB_SECRET=$SECRET "$@" "$root/build/doraloopd" --listen "127.0.0.1:$port" \
+	DORALOOP_GITHUB_SECRET=$SECRET "$@" "${daemon:-$root/build/doraloopd}" --listen "127.0.0.1:$port" \
 		--db "$db" --spool-dir "$tmp/spool-$port" >"$log" 2>&1 &
 	server_pid=$!
 	wait_http "$port" /healthz "$log"
@@ -117,6 +124,39 @@ run_wrk() {
 		-s "$bench/wrk/github_push.lua" "http://127.0.0.1:$1/hooks/github" \
 		-- "$body" "$sig" "$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')" >>"$2" 2>&1 ||
 		echo "$me: wrk exited with $?, see $2" >&2
+}
+
+# The machine is shared: other people's builds and tests take CPU during a run. A snapshot
+# "TIME ALL OURS" sums user+system CPU (children reaped included, so it is conserved when a
+# process exits) over every process, and over ours (this shell's descendants and our
+# cluster's); foreign_cpu A B turns two snapshots into the share of the 2 CPUs others used,
+# per_cpu_second into a rate per CPU-second the benchmark itself used (wrk, server, postgres),
+# a figure that other people's load changes much less than the rate per second.
+cpu_snapshot() {
+	local pm
+	pm=$(head -n 1 "$tmp/pg/data/postmaster.pid" 2>/dev/null || echo 0)
+	# Processes come and go while cat reads them: that is not a failure.
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v me=$$ -v pm="$pm" -v now="$(date +%s.%N)" '
+	{
+		pid = $1; sub(/^.*\) /, "")   # the command name may hold spaces
+		parent[pid] = $2; cpu[pid] = $12 + $13 + $14 + $15; all += cpu[pid]
+	}
+	END {
+		for (p in cpu) {
+			for (q = p; q > 1 && q != me && q != pm; q = parent[q]) if (!(q in parent)) break
+			if (q == me || q == pm) ours += cpu[p]
+		}
+		print now, all, ours
+	}'
+}
+foreign_cpu() {   # foreign_cpu "SNAPSHOT_BEFORE" "SNAPSHOT_AFTER" -> percent of all CPUs
+	echo "$1 $2" | awk -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" \
+		'{ printf "%.0f", 100 * (($5 - $2) - ($6 - $3)) / hz / (($4 - $1) * n) }'
+}
+
+per_cpu_second() {   # per_cpu_second COUNT BEFORE AFTER -> COUNT per CPU-second of ours
+	echo "$1 $2 $3" | awk -v hz="$(getconf CLK_TCK)" \
+		'{ printf "%.0f", (($7 - $4) > 0 ? $1 / (($7 - $4) / hz) : 0) }'
 }
 
 field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" "$2" | head -n 1; }   # field KEY FILE
