@@ -108,10 +108,13 @@ static int deployment(json_t *doc, struct event_list *out, struct error *err) {
                 return error_set(err, EBADMSG, "invalid_payload", "commits",
                                  "commits lists more than %d commits", EVENT_LIST_MAX - 1);
 
-        /* The commits it ships are changes in their own right, and listed on it. */
-        d.commits = calloc(json_array_size(commits) + 1, sizeof(char *));
-        if (!d.commits)
-                return -ENOMEM;
+        /* The commits it ships are changes in their own right, and listed on it. Without a
+         * list (NULL, not empty) the store derives what it shipped by ancestry. */
+        if (commits) {
+                d.commits = calloc(json_array_size(commits) + 1, sizeof(char *));
+                if (!d.commits)
+                        return -ENOMEM;
+        }
         for (size_t i = 0; i < json_array_size(commits); i++) {
                 json_t *c = json_array_get(commits, i);
                 const char *csha, *message;

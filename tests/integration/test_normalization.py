@@ -444,3 +444,25 @@ def test_mistyped_fields_are_refused_or_stored_as_errors(shared, fx):
         for delivery_id, where in accepted.items():
             assert stored.get(delivery_id) in (want, "error"), (where, stored.get(delivery_id))
     assert d.running()
+
+
+def test_generic_deployment_without_commits_ships_by_ancestry(pg, daemon):
+    """A generic deployment that lists no commits ships every earlier change of its service
+    not shipped before (reason ancestry), not nothing."""
+    db = pg.new_db("ancestry")
+    d = daemon(database=db)
+    older, deployed = "a" * 40, "b" * 40
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {GENERIC_TOKEN}"}
+    for sha_, at in ((older, "2024-05-06T08:00:00Z"), (deployed, "2024-05-06T09:00:00Z")):
+        status, answer, _ = d.post("/hooks/generic", json.dumps(
+            {"type": "change", "service": "ledger", "sha": sha_, "timestamp": at}).encode(),
+            headers)
+        assert status == 202, answer
+    status, answer, _ = d.post("/hooks/generic", json.dumps(
+        {"type": "deployment", "id": "dep-1", "service": "ledger", "environment": "production",
+         "status": "success", "sha": deployed, "started_at": "2024-05-06T10:00:00Z",
+         "finished_at": "2024-05-06T10:05:00Z"}).encode(), headers)
+    assert status == 202, answer
+    assert db.query("SELECT sha, reason FROM deployment_changes ORDER BY sha") == \
+        [[older, "ancestry"], [deployed, "sha"]]
+    assert db.scalar("SELECT lists_commits FROM deployments WHERE key = 'dep-1'") == "f"
