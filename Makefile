@@ -43,7 +43,7 @@ DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_SUPPORT := $(BUILD)/tests/unit/fixture.o
 
-.PHONY: all check check-asan unit run bench deps clean install deb lint fault
+.PHONY: all check check-asan unit run bench deps clean install deb lint fault fuzz fuzz-build valgrind
 all: $(BUILD)/doraloopd
 
 $(BUILD)/doraloopd: $(DAEMON_OBJ) $(BUILD)/libdoraloop.a
@@ -89,6 +89,66 @@ $(BUILD)/fault/doraloopd: $(FAULT_OBJ) $(BUILD)/libdoraloop.a
 
 fault: $(BUILD)/fault/doraloopd
 
+# libFuzzer targets (tests/fuzz/): each source's verify/parse/identify/normalize and the
+# spool reader, built with clang and ASan+UBSan into build/fuzz (lib/ recompiled there).
+# `make fuzz` runs each for FUZZ_SECONDS on a scratch corpus seeded from tests/fixtures
+# (build/fuzz/corpus, made afresh each run; crashes land in build/fuzz/artifacts).
+# One target alone: `make fuzz FUZZ_TARGETS=spool FUZZ_SECONDS=600`.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= github gitlab jira jenkins generic spool
+FUZZ_CC ?= clang
+FUZZ_BUILD := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -pthread $(PKG_CFLAGS) \
+	-DDORALOOP_VERSION='"$(VERSION)"' $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+
+$(FUZZ_BUILD)/lib/%.o: lib/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (fuzz)"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/libdoraloop.a: $(FUZZ_LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_source.h $(FUZZ_BUILD)/libdoraloop.a
+	@echo "  FUZZ    $@"
+	$(Q)$(FUZZ_CC) $(filter-out -fsanitize=fuzzer-no-link -MMD -MP,$(FUZZ_CFLAGS)) \
+		-fsanitize=fuzzer -Ilib -o $@ $< $(FUZZ_BUILD)/libdoraloop.a $(PKG_LIBS) -pthread -lm
+
+# The spool seeds are written by the real encoder (the plain build's lib).
+$(BUILD)/fuzz/spool_seeds: tests/fuzz/spool_seeds.c $(UNIT_SUPPORT) $(BUILD)/libdoraloop.a
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -Ilib -Itests/unit $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%) $(BUILD)/fuzz/spool_seeds
+
+fuzz: deps-check
+	$(MAKE) --no-print-directory fuzz-build
+	@mkdir -p $(FUZZ_BUILD)/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+		seeds=$(FUZZ_BUILD)/corpus/$$t.seeds; rm -rf $$seeds $(FUZZ_BUILD)/corpus/$$t; \
+		mkdir -p $$seeds $(FUZZ_BUILD)/corpus/$$t; \
+		if [ $$t = spool ]; then \
+			$(BUILD)/fuzz/spool_seeds tests/fixtures $$seeds || exit 1; \
+		else \
+			for f in tests/fixtures/$$t/*.json; do \
+				{ cat $${f%.json}.headers 2>/dev/null; printf '\n'; cat $$f; } \
+					>$$seeds/$$(basename $$f .json); \
+			done; \
+		fi; \
+		echo "fuzz_$$t: $$(ls $$seeds | wc -l) seeds, $(FUZZ_SECONDS) s"; \
+		$(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 \
+			-max_len=65536 -print_final_stats=1 -print_pcs=0 \
+			-artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- \
+			$(FUZZ_BUILD)/corpus/$$t $$seeds >$(FUZZ_BUILD)/fuzz_$$t.log 2>&1; \
+		rc=$$?; grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units)' \
+			$(FUZZ_BUILD)/fuzz_$$t.log | tail -n 2; \
+		if [ $$rc != 0 ]; then tail -n 60 $(FUZZ_BUILD)/fuzz_$$t.log; \
+			echo "fuzz_$$t failed (exit $$rc): see $(FUZZ_BUILD)/fuzz_$$t.log"; exit 1; fi; \
+	done
+
 # The test suite: C unit tests and integration tests against a throwaway PostgreSQL
 # cluster and the real daemon, all driven by pytest (its summary line ends the output).
 check: deps-check
@@ -101,6 +161,12 @@ check-asan:
 
 deps-check:
 	@scripts/install-deps check
+
+# The integration suite with the daemon under valgrind memcheck (scripts/valgrind-suite):
+# fails on any memcheck error or definite/indirect leak; logs in $(BUILD)/valgrind/.
+valgrind: deps-check
+	$(MAKE) --no-print-directory all fault
+	scripts/valgrind-suite $(BUILD) $(VALGRIND_ARGS)
 
 # A daemon on a private PostgreSQL cluster in var/, for trying doraloop out.
 run:
