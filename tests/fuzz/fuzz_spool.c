@@ -45,6 +45,11 @@ static int count(struct delivery *d, void *ctx) {
         return 0;
 }
 
+static void cleanup(void) {
+        unlink(path);
+        rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
         (void) argc;
         (void) argv;
@@ -54,6 +59,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         if (!mkdtemp(dir))
                 abort();
         snprintf(path, sizeof(path), "%s/spool.log", dir);
+        atexit(cleanup);
         return 0;
 }
 
