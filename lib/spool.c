@@ -154,8 +154,13 @@ int spool_append(struct spool *s, struct delivery *const *ds, size_t n, struct e
                 r = error_set(err, errno, "unavailable", NULL, "Cannot sync spool '%s': %s",
                               s->path, strerror(errno));
         if (r < 0) {
-                /* Leave no partial batch behind: none of it was acknowledged. */
-                (void) ftruncate(s->fd, (off_t) s->bytes);
+                /* Leave no partial batch behind: none of it was acknowledged. If even that
+                 * fails, keep reading to the real end: its records are checksummed, and
+                 * storing an unacknowledged delivery later loses nothing. */
+                struct stat st;
+
+                if (ftruncate(s->fd, (off_t) s->bytes) < 0 && fstat(s->fd, &st) == 0)
+                        s->bytes = (uint64_t) st.st_size;
         } else {
                 s->bytes += b.len;
         }
