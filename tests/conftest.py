@@ -350,6 +350,25 @@ class Database:
         return [dict(zip(keys, row)) for row in rows]
 
 
+class TableLock:
+    """A psql session holding LOCK TABLE events_raw IN EXCLUSIVE MODE: readers pass, the
+    writers' INSERTs wait (as on a very slow database) until release()."""
+
+    def __init__(self, db):
+        self.proc = subprocess.Popen(["psql", "-X", "-q", "-At", "-d", db.conninfo],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc.stdin.write("BEGIN;\nLOCK TABLE events_raw IN EXCLUSIVE MODE;\n"
+                              "SELECT 'locked';\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "locked"
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("COMMIT;\n")
+            self.proc.stdin.close()
+            self.proc.wait(30)
+
+
 class Cluster:
     """A private PostgreSQL cluster made by scripts/pgtmp in dir."""
 

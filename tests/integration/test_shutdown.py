@@ -12,28 +12,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import (assert_accepted, generic_body, generic_headers, sql_literal, wait_until)
+from conftest import (TableLock, assert_accepted, generic_body, generic_headers, sql_literal, wait_until)
 
 IN_FLIGHT = 24
 
 
-class TableLock:
-    """A psql session holding LOCK TABLE events_raw IN EXCLUSIVE MODE (readers pass,
-    writers wait) until release()."""
-
-    def __init__(self, db):
-        self.proc = subprocess.Popen(["psql", "-X", "-q", "-At", "-d", db.conninfo],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.proc.stdin.write("BEGIN;\nLOCK TABLE events_raw IN EXCLUSIVE MODE;\n"
-                              "SELECT 'locked';\n")
-        self.proc.stdin.flush()
-        assert self.proc.stdout.readline().strip() == "locked"
-
-    def release(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.write("COMMIT;\n")
-            self.proc.stdin.close()
-            self.proc.wait(30)
 
 
 def listening_sockets(pid, port):

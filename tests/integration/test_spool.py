@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (assert_accepted, assert_error, fixtures, free_port, generic_body,
+from conftest import (TableLock, assert_accepted, assert_error, fixtures, free_port, generic_body,
                       generic_headers, sql_literal, wait_until)
 
 # Under valgrind (scripts/valgrind-suite) the daemon is 20-50 times slower: time bounds
@@ -611,23 +611,6 @@ def test_spool_replayed_twice_counts_once(daemon, db, tmp_path):
 
 # --------------------------------------------------------------------------- back-pressure
 
-class TableLock:
-    """A psql session holding an exclusive lock on events_raw, so the writer's INSERT waits
-    (as on a very slow database) until release()."""
-
-    def __init__(self, db):
-        self.proc = subprocess.Popen(["psql", "-X", "-q", "-At", "-d", db.conninfo],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.proc.stdin.write("BEGIN;\nLOCK TABLE events_raw IN EXCLUSIVE MODE;\n"
-                              "SELECT 'locked';\n")
-        self.proc.stdin.flush()
-        assert self.proc.stdout.readline().strip() == "locked"
-
-    def release(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.write("COMMIT;\n")
-            self.proc.stdin.close()
-            self.proc.wait(30)
 
 
 def test_full_queue_answers_503_with_retry_after_at_once(daemon, db):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (DEFAULT_CONFIG, FIXTURE_SECRET, REPO, Daemon, assert_accepted,
+from conftest import (TableLock, DEFAULT_CONFIG, FIXTURE_SECRET, REPO, Daemon, assert_accepted,
                       daemon_binary, free_port, generic_body, generic_headers, github_request,
                       sql_literal, wait_until)
 
@@ -135,23 +135,6 @@ def max_gap(times):
     return max((b - a for a, b in zip(times, times[1:])), default=0.0)
 
 
-class TableLock:
-    """A psql session holding LOCK TABLE events_raw IN EXCLUSIVE MODE: the writers' INSERTs
-    wait, like on a very slow database, until release()."""
-
-    def __init__(self, db):
-        self.proc = subprocess.Popen(["psql", "-X", "-q", "-At", "-d", db.conninfo],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.proc.stdin.write("BEGIN;\nLOCK TABLE events_raw IN EXCLUSIVE MODE;\n"
-                              "SELECT 'locked';\n")
-        self.proc.stdin.flush()
-        assert self.proc.stdout.readline().strip() == "locked"
-
-    def release(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.write("COMMIT;\n")
-            self.proc.stdin.close()
-            self.proc.wait(30)
 
 
 # --------------------------------------------------------------------------- sd_notify
