@@ -96,7 +96,7 @@ static int list(struct store *s, void *ctx, struct error *err) {
         return store_list_deliveries(s, &c->filter, add_row, c, err);
 }
 
-static bool parse_positive(const char *v, long long max, long long *ret) {
+bool api_parse_positive(const char *v, long long max, long long *ret) {
         char *end;
         long long n;
 
@@ -131,13 +131,13 @@ static int deliveries(const struct api *api, const struct api_request *req, json
                                            "status must be received, normalized, ignored or error");
         }
         if (limit) {
-                if (!parse_positive(limit, LIST_LIMIT_MAX, &n))
+                if (!api_parse_positive(limit, LIST_LIMIT_MAX, &n))
                         return reply_error(ret_body, 400, "invalid_parameter",
                                            "limit must be a whole number from 1 to 500");
                 c.filter.limit = (int) n;
         }
         if (cursor) {
-                if (!parse_positive(cursor, INT64_MAX, &n))
+                if (!api_parse_positive(cursor, INT64_MAX, &n))
                         return reply_error(ret_body, 400, "invalid_parameter",
                                            "cursor is not one this API gave out");
                 c.filter.before_id = n;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 
 struct config;
 struct dbpool;
@@ -28,6 +29,9 @@ struct error;
 struct store;
 int api_with_store(const struct api *api, int (*fn)(struct store *, void *, struct error *),
                    void *ctx, struct error *err) __attribute__((warn_unused_result));
+
+/* Whether v is a whole number from 1 to max; then *ret holds it. For query parameters. */
+bool api_parse_positive(const char *v, long long max, long long *ret);
 
 /* Answers req: returns the HTTP status and sets *ret_body to a JSON document the caller owns
  * (NULL only on OOM). Thread-safe. */

@@ -683,20 +683,6 @@ static int list_query(const struct api *api, struct list_call *c, struct error *
         return r;
 }
 
-static bool parse_positive(const char *v, long long max, long long *ret) {
-        char *end;
-        long long n;
-
-        if (!v || !*v)
-                return false;
-        errno = 0;
-        n = strtoll(v, &end, 10);
-        if (errno || *end || n < 1 || n > max)
-                return false;
-        *ret = n;
-        return true;
-}
-
 /* An environment list as a PostgreSQL array literal into buf. */
 static void env_array(const struct params *p, char *buf, size_t len) {
         size_t at = 0;
@@ -744,11 +730,11 @@ static int list(const struct api *api, const struct api_request *req, bool deplo
         }
         if (service && !*service)
                 service = NULL;
-        if (limit && !parse_positive(limit, LIST_LIMIT_MAX, &n)) {
+        if (limit && !api_parse_positive(limit, LIST_LIMIT_MAX, &n)) {
                 json_decref(l.items);
                 return bad_param(ret_body, "limit", "must be a whole number from 1 to 500");
         }
-        if (cursor && !parse_positive(cursor, INT64_MAX, &before)) {
+        if (cursor && !api_parse_positive(cursor, INT64_MAX, &before)) {
                 json_decref(l.items);
                 return bad_param(ret_body, "cursor", "is not one this API gave out");
         }
@@ -791,7 +777,7 @@ static int deployment(const struct api *api, const char *id, json_t **ret_body) 
         long long n;
         int r;
 
-        if (!parse_positive(id, INT64_MAX, &n))
+        if (!api_parse_positive(id, INT64_MAX, &n))
                 return reply_error(ret_body, 404, "not_found", "No such deployment");
         c.params = params;
         r = list_query(api, &c, &err);

@@ -12,6 +12,7 @@
 
 #include "doc.h"
 #include "error.h"
+#include "list.h"
 #include "timefmt.h"
 
 int normalize_ignored(struct error *err, const char *fmt, ...) {
@@ -46,27 +47,6 @@ struct normalize_options normalize_defaults(void) {
         };
 }
 
-/* Walks a comma-separated list; calls fn on each trimmed item until it returns true. */
-static bool list_any(const char *list, bool (*fn)(const char *item, size_t len, const void *ctx),
-                     const void *ctx) {
-        const char *p = list;
-
-        while (p && *p) {
-                const char *end = strchr(p, ',');
-                size_t len = end ? (size_t) (end - p) : strlen(p);
-                const char *s = p;
-
-                while (len && isspace((unsigned char) *s))
-                        s++, len--;
-                while (len && isspace((unsigned char) s[len - 1]))
-                        len--;
-                if (len && fn(s, len, ctx))
-                        return true;
-                p = end ? end + 1 : NULL;
-        }
-        return false;
-}
-
 static bool item_equals(const char *item, size_t len, const void *ctx) {
         const char *value = ctx;
 
@@ -74,7 +54,7 @@ static bool item_equals(const char *item, size_t len, const void *ctx) {
 }
 
 bool normalize_in_list(const char *list, const char *value) {
-        return value && list_any(list, item_equals, value);
+        return value && list_visit(list, item_equals, value);
 }
 
 struct map_lookup {
@@ -83,23 +63,28 @@ struct map_lookup {
         size_t service_len;
 };
 
+/* The first entry naming m->name wins; later ones are visited but ignored. */
 static bool map_matches(const char *item, size_t len, const void *ctx) {
         struct map_lookup *m = (struct map_lookup *) ctx;
-        const char *eq = memchr(item, '=', len);
-        size_t klen;
+        const char *eq = memchr(item, '=', len), *service;
+        size_t klen, slen;
 
-        if (!eq)
+        if (!eq || m->service)
                 return false;
         klen = (size_t) (eq - item);
-        m->service = eq + 1;
-        m->service_len = len - klen - 1;
+        service = eq + 1;
+        slen = len - klen - 1;
         while (klen && isspace((unsigned char) item[klen - 1]))
                 klen--;
         if (strlen(m->name) != klen || strncasecmp(item, m->name, klen) != 0)
                 return false;
-        while (m->service_len && isspace((unsigned char) *m->service))
-                m->service++, m->service_len--;
-        return m->service_len > 0;
+        while (slen && isspace((unsigned char) *service))
+                service++, slen--;
+        if (!slen)
+                return false;
+        m->service = service;
+        m->service_len = slen;
+        return true;
 }
 
 char *normalize_service(const struct normalize_options *o, const char *name) {
@@ -107,7 +92,7 @@ char *normalize_service(const struct normalize_options *o, const char *name) {
 
         if (!name)
                 return NULL;
-        if (list_any(o->service_map, map_matches, &m))
+        if (list_visit(o->service_map, map_matches, &m))
                 return strndup(m.service, m.service_len);
         return strdup(name);
 }
@@ -118,7 +103,7 @@ char *normalize_repo_service(const struct normalize_options *o, const char *repo
 
         if (!repo)
                 return NULL;
-        if (list_any(o->service_map, map_matches, &m))
+        if (list_visit(o->service_map, map_matches, &m))
                 return strndup(m.service, m.service_len);
         slash = strrchr(repo, '/');
         return strdup(slash && slash[1] ? slash + 1 : repo);
@@ -331,6 +316,6 @@ const char *normalize_change_key(const char *text, const char *projects, char *b
 
         if (!text || !projects)
                 return NULL;
-        list_any(projects, find_key, &k);
+        list_visit(projects, find_key, &k);
         return k.found;
 }

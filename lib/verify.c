@@ -10,29 +10,7 @@
 #include "error.h"
 #include "hmac.h"
 #include "hook.h"
-
-/* Calls match(secret, len, ctx) for each trimmed, non-empty secret of a comma-separated list;
- * true when any matches. Every secret is tried, so timing does not tell which one matched. */
-static bool any_secret(const char *secrets, bool (*match)(const char *, size_t, const void *),
-                       const void *ctx) {
-        bool matched = false;
-        const char *p = secrets;
-
-        while (p && *p) {
-                const char *end = strchr(p, ',');
-                size_t len = end ? (size_t) (end - p) : strlen(p);
-                const char *s = p;
-
-                while (len && isspace((unsigned char) *s))
-                        s++, len--;
-                while (len && isspace((unsigned char) s[len - 1]))
-                        len--;
-                if (len && match(s, len, ctx))
-                        matched = true;
-                p = end ? end + 1 : NULL;
-        }
-        return matched;
-}
+#include "list.h"
 
 struct hmac_check {
         const struct hook_request *req;
@@ -62,7 +40,7 @@ int verify_hmac_header(const struct hook_request *req, const char *header, const
                                  "%s is not %s<64 hex digits>", header, prefix);
         for (size_t i = 0; i < HMAC_HEX_LEN; i++)
                 check.presented[i] = (char) tolower((unsigned char) value[plen + i]);
-        if (!any_secret(secrets, hmac_matches, &check))
+        if (!list_visit(secrets, hmac_matches, &check))
                 return error_set(err, EACCES, "bad_signature", header,
                                  "%s does not match the body", header);
         return 0;
@@ -77,7 +55,7 @@ static bool token_matches(const char *secret, size_t len, const void *ctx) {
 int verify_token(const char *presented, const char *secrets, struct error *err) {
         if (!presented || !*presented)
                 return error_set(err, EACCES, "bad_token", NULL, "Missing token");
-        if (!any_secret(secrets, token_matches, presented))
+        if (!list_visit(secrets, token_matches, presented))
                 return error_set(err, EACCES, "bad_token", NULL, "Token does not match");
         return 0;
 }

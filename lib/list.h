@@ -1,0 +1,11 @@
+/* list: comma-separated setting values ("production, prod", two secrets while rotating). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Calls fn on every item of list, trimmed of white space, skipping empty ones, and returns
+ * how many it returned true for. Every item is visited whatever the answers, so callers
+ * comparing secrets take the same time whichever one matches. list may be NULL. */
+size_t list_visit(const char *list, bool (*fn)(const char *item, size_t len, const void *ctx),
+                  const void *ctx);
