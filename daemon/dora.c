@@ -88,7 +88,7 @@ static void pending_free(struct pending *p) {
         for (size_t i = 0; i < p->n; i++) {
                 free((char *) p->rows[i].service);
                 free((char *) p->rows[i].environment);
-                for (int h = 0; h < 3; h++)
+                for (int h = 0; h < CUBE_HISTS; h++)
                         free((int32_t *) p->rows[i].hist[h]);
         }
         free(p->rows);
@@ -119,7 +119,7 @@ static int sink_row(void *ctx, const struct cube_row *r) {
         c.service = strdup(r->service);
         c.environment = strdup(r->environment);
         ok = c.service && c.environment;
-        for (int h = 0; h < 3; h++) {
+        for (int h = 0; h < CUBE_HISTS; h++) {
                 int32_t *copy = r->n_hist[h] ? malloc(r->n_hist[h] * sizeof(*copy)) : NULL;
 
                 if (r->n_hist[h] && !copy)
@@ -440,7 +440,7 @@ static json_t *time_json(int64_t us) {
         return json_string(timefmt_format(us, buf));
 }
 
-/* Sets the six metric objects of f on o. Returns 0 or -ENOMEM. */
+/* Sets the seven metric objects of f on o. Returns 0 or -ENOMEM. */
 static int set_figures(json_t *o, const struct metrics_figures *f, enum metrics_bands b) {
         int r = 0;
 
@@ -467,6 +467,14 @@ static int set_figures(json_t *o, const struct metrics_figures *f, enum metrics_
         r |= json_object_set_new(o, "rework_rate", json_pack(
                 "{s:I,s:I,s:o}", "deployments", (json_int_t) f->deployments,
                 "rework_deployments", (json_int_t) f->rework, "rate", number(f->rework_rate)));
+        r |= json_object_set_new(o, "change_control", json_pack(
+                "{s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "deployments", (json_int_t) f->controlled,
+                "approved", (json_int_t) f->control[METRICS_APPROVED],
+                "unauthorized", (json_int_t) f->control[METRICS_UNAUTHORIZED],
+                "auto_created", (json_int_t) f->control[METRICS_AUTO_CREATED],
+                "unrecorded", (json_int_t) f->control[METRICS_UNRECORDED],
+                "emergency", (json_int_t) f->emergency,
+                "approval_latency_median_seconds", number(f->approval_median)));
         return r ? -ENOMEM : 0;
 }
 
@@ -518,9 +526,9 @@ static int dora(const struct api *api, const struct api_request *req, json_t **r
         }
         metrics_figures(acc, (double) (p.to_us - p.from_us) / 1e6, &f);
         free(acc);
-        o = json_pack("{s:o,s:s,s:s,s:o,s:n}", "service", string_or_null(p.service),
+        o = json_pack("{s:o,s:s,s:s,s:o}", "service", string_or_null(p.service),
                       "environment", p.env_label, "bands", metrics_bands_name(p.bands),
-                      "window", window_json(p.from_us, p.to_us), "change_control");
+                      "window", window_json(p.from_us, p.to_us));
         if (!o || set_figures(o, &f, p.bands) < 0) {
                 json_decref(o);
                 return reply_error(ret_body, 503, "unavailable", "Out of memory");
@@ -911,7 +919,8 @@ static void label(char *out, size_t len, const char *v) {
 }
 
 enum { G_DEPLOYMENTS, G_PER_DAY, G_LEAD_MEDIAN, G_LEAD_P90, G_CFR, G_RESTORE, G_RECOVERY,
-       G_REWORK, G_CHANGES, G_INCIDENTS, G_FAILED, _G_MAX };
+       G_REWORK, G_CHANGES, G_INCIDENTS, G_FAILED, G_APPROVED_RATIO, G_APPROVED, G_UNAUTHORIZED,
+       G_AUTO_CREATED, G_UNRECORDED, G_EMERGENCY, G_APPROVAL_LATENCY, _G_MAX };
 
 static const struct gauge {
         const char *name, *help;
@@ -930,12 +939,33 @@ static const struct gauge {
         [G_RECOVERY] = { "doraloop_failed_deployment_recovery_median_seconds",
                          "Median failed deployment recovery time over the last 30 days." },
         [G_REWORK] = { "doraloop_rework_ratio",
-                       "Rework rate over the last 30 days: rollback or hotfix deployments (0 to 1)." },
+                       "Rework rate over the last 30 days: rollback, hotfix or emergency-change "
+                       "deployments (0 to 1)." },
         [G_CHANGES] = { "doraloop_changes_shipped", "Changes shipped in the last 30 days." },
         [G_INCIDENTS] = { "doraloop_incidents_resolved",
                           "Incidents resolved in the last 30 days." },
         [G_FAILED] = { "doraloop_failed_deployments",
                        "Failed deployments among those of the last 30 days." },
+        /* change control: only where production deployments had a verdict */
+        [G_APPROVED_RATIO] = { "doraloop_change_approved_ratio",
+                               "Share of the last 30 days' production deployments that ran "
+                               "under an approved change (0 to 1)." },
+        [G_APPROVED] = { "doraloop_change_approved_deployments",
+                         "Production deployments of the last 30 days under an approved change." },
+        [G_UNAUTHORIZED] = { "doraloop_change_unauthorized_deployments",
+                             "Production deployments of the last 30 days that named a change "
+                             "not approved when they started." },
+        [G_AUTO_CREATED] = { "doraloop_change_auto_created_deployments",
+                             "Production deployments of the last 30 days that named no change; "
+                             "a standard change was recorded." },
+        [G_UNRECORDED] = { "doraloop_change_unrecorded_deployments",
+                           "Production deployments of the last 30 days that named no change "
+                           "(change_policy flag or off)." },
+        [G_EMERGENCY] = { "doraloop_change_emergency_deployments",
+                          "Production deployments of the last 30 days under an emergency change." },
+        [G_APPROVAL_LATENCY] = { "doraloop_change_approval_latency_median_seconds",
+                                 "Median time from a change request's first report to its "
+                                 "approval, over the last 30 days' approved deployments." },
 };
 
 static double gauge_value(const struct metrics_figures *f, int g) {
@@ -951,6 +981,17 @@ static double gauge_value(const struct metrics_figures *f, int g) {
         case G_CHANGES: return (double) f->changes;
         case G_INCIDENTS: return (double) f->incidents;
         case G_FAILED: return (double) f->failed;
+        }
+        if (f->controlled == 0)
+                return NAN;
+        switch (g) {
+        case G_APPROVED_RATIO: return f->approved_rate;
+        case G_APPROVED: return (double) f->control[METRICS_APPROVED];
+        case G_UNAUTHORIZED: return (double) f->control[METRICS_UNAUTHORIZED];
+        case G_AUTO_CREATED: return (double) f->control[METRICS_AUTO_CREATED];
+        case G_UNRECORDED: return (double) f->control[METRICS_UNRECORDED];
+        case G_EMERGENCY: return (double) f->emergency;
+        case G_APPROVAL_LATENCY: return f->approval_median;
         }
         return NAN;
 }

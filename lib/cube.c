@@ -15,8 +15,9 @@
 struct cell {
         int64_t rev;
         int32_t deployments, failed, rework, changes, incidents, recovered;
-        int32_t n_hist[3];
-        int32_t *hist[3];       /* into one allocation starting at hist[0] */
+        int32_t control[_METRICS_CONTROL_MAX], emergency;
+        int32_t n_hist[CUBE_HISTS];
+        int32_t *hist[CUBE_HISTS];      /* into one allocation starting at hist[0] */
 };
 
 struct series {
@@ -29,7 +30,8 @@ struct series {
 struct event {
         uint32_t series;
         char kind;
-        bool failed, rework;
+        bool failed, rework, emergency;
+        int8_t control;
         int32_t bucket;
         int64_t at_us;
 };
@@ -197,7 +199,7 @@ int cube_apply(struct cube *c, const struct cube_row *r) {
                 return -ENOMEM;
         if (*slot && (*slot)->rev >= r->rev)
                 return 0;
-        for (int h = 0; h < 3; h++)
+        for (int h = 0; h < CUBE_HISTS; h++)
                 total += r->n_hist[h];
         cell = calloc(1, sizeof(*cell));
         if (total)
@@ -210,8 +212,9 @@ int cube_apply(struct cube *c, const struct cube_row *r) {
         *cell = (struct cell) { .rev = r->rev, .deployments = r->deployments,
                                 .failed = r->failed, .rework = r->rework,
                                 .changes = r->changes, .incidents = r->incidents,
-                                .recovered = r->recovered };
-        for (int h = 0, at = 0; h < 3; h++) {
+                                .recovered = r->recovered, .emergency = r->emergency };
+        memcpy(cell->control, r->control, sizeof(cell->control));
+        for (int h = 0, at = 0; h < CUBE_HISTS; h++) {
                 cell->hist[h] = mem ? mem + at : NULL;
                 cell->n_hist[h] = (int32_t) r->n_hist[h];
                 if (r->n_hist[h])
@@ -260,6 +263,7 @@ int cube_set_detail(struct cube *c, int32_t day, uint64_t token, const struct cu
                 out[i] = (struct event) {
                         .series = (uint32_t) si, .kind = ev[i].kind, .failed = ev[i].failed,
                         .rework = ev[i].rework, .at_us = ev[i].at_us,
+                        .emergency = ev[i].emergency, .control = (int8_t) ev[i].control,
                         .bucket = isnan(ev[i].seconds) ? METRICS_NO_VALUE
                                                        : metrics_bucket(ev[i].seconds),
                 };
@@ -308,9 +312,17 @@ static void add_cell(struct metrics_acc *a, const struct cell *cell) {
         a->changes += cell->changes;
         a->incidents += cell->incidents;
         a->recovered += cell->recovered;
-        metrics_hist_add_sparse(&a->lead, cell->hist[0], (size_t) cell->n_hist[0]);
-        metrics_hist_add_sparse(&a->restore, cell->hist[1], (size_t) cell->n_hist[1]);
-        metrics_hist_add_sparse(&a->recovery, cell->hist[2], (size_t) cell->n_hist[2]);
+        for (int i = 0; i < _METRICS_CONTROL_MAX; i++)
+                a->control[i] += cell->control[i];
+        a->emergency += cell->emergency;
+        metrics_hist_add_sparse(&a->lead, cell->hist[CUBE_LEAD],
+                                (size_t) cell->n_hist[CUBE_LEAD]);
+        metrics_hist_add_sparse(&a->restore, cell->hist[CUBE_RESTORE],
+                                (size_t) cell->n_hist[CUBE_RESTORE]);
+        metrics_hist_add_sparse(&a->recovery, cell->hist[CUBE_RECOVERY],
+                                (size_t) cell->n_hist[CUBE_RECOVERY]);
+        metrics_hist_add_sparse(&a->approval, cell->hist[CUBE_APPROVAL],
+                                (size_t) cell->n_hist[CUBE_APPROVAL]);
 }
 
 static void add_event(struct metrics_acc *a, const struct event *e) {
@@ -323,6 +335,13 @@ static void add_event(struct metrics_acc *a, const struct event *e) {
                         a->recovered++;
                         metrics_hist_add(&a->recovery, e->bucket, 1);
                 }
+                if (e->control != METRICS_NO_CONTROL)
+                        a->control[e->control]++;
+                a->emergency += e->emergency;
+                break;
+        case 'a':
+                if (e->bucket != METRICS_NO_VALUE)
+                        metrics_hist_add(&a->approval, e->bucket, 1);
                 break;
         case 'c':
                 a->changes++;

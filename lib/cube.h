@@ -9,25 +9,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct metrics_acc;
+#include "metrics.h"
 
 #define CUBE_DAY_US INT64_C(86400000000)
+
+/* The histograms of a rollup row, in this order: {bucket, count, ...} each. */
+enum { CUBE_LEAD, CUBE_RESTORE, CUBE_RECOVERY, CUBE_APPROVAL, CUBE_HISTS };
 
 /* One dl_rollups row; borrowed for the call. */
 struct cube_row {
         const char *service, *environment;
         int32_t day;                    /* days since 1970-01-01 (UTC) */
         int32_t deployments, failed, rework, changes, incidents, recovered;
-        const int32_t *hist[3];         /* lead, restore, recovery: {bucket, count, ...} */
-        size_t n_hist[3];               /* integers in each */
+        int32_t control[_METRICS_CONTROL_MAX], emergency;
+        const int32_t *hist[CUBE_HISTS];
+        size_t n_hist[CUBE_HISTS];      /* integers in each */
         int64_t rev;
 };
 
 /* One event of an edge day (a row of dl_events); borrowed for the call. */
 struct cube_event_in {
         const char *service, *environment;
-        char kind;                      /* 'd' deployment, 'c' shipped change, 'i' incident */
-        bool failed, rework;
+        char kind;                      /* 'd' deployment, 'c' shipped change, 'i' incident,
+                                         * 'a' an approved deployment's approval latency */
+        bool failed, rework, emergency;
+        enum metrics_control control;   /* of a 'd' */
         double seconds;                 /* NAN when it has none */
         int64_t at_us;
 };

@@ -91,6 +91,28 @@ void metrics_acc_merge(struct metrics_acc *dst, const struct metrics_acc *src) {
         metrics_hist_merge(&dst->lead, &src->lead);
         metrics_hist_merge(&dst->restore, &src->restore);
         metrics_hist_merge(&dst->recovery, &src->recovery);
+        for (int i = 0; i < _METRICS_CONTROL_MAX; i++)
+                dst->control[i] += src->control[i];
+        dst->emergency += src->emergency;
+        metrics_hist_merge(&dst->approval, &src->approval);
+}
+
+static const char *const control_names[_METRICS_CONTROL_MAX] = {
+        [METRICS_APPROVED] = "approved",
+        [METRICS_UNAUTHORIZED] = "unauthorized",
+        [METRICS_AUTO_CREATED] = "auto_created",
+        [METRICS_UNRECORDED] = "unrecorded",
+};
+
+enum metrics_control metrics_control_parse(const char *s) {
+        for (int i = 0; s && i < _METRICS_CONTROL_MAX; i++)
+                if (strcmp(s, control_names[i]) == 0)
+                        return (enum metrics_control) i;
+        return METRICS_NO_CONTROL;
+}
+
+const char *metrics_control_name(enum metrics_control c) {
+        return c >= 0 && c < _METRICS_CONTROL_MAX ? control_names[c] : NULL;
 }
 
 static const char *const band_names[] = { "elite", "high", "medium", "low" };
@@ -230,5 +252,13 @@ void metrics_figures(const struct metrics_acc *acc, double seconds, struct metri
                 .recovery_median = metrics_hist_quantile(&acc->recovery, 0.5),
                 .rework_rate = acc->deployments > 0
                                ? (double) acc->rework / (double) acc->deployments : NAN,
+                .emergency = acc->emergency,
+                .approval_median = metrics_hist_quantile(&acc->approval, 0.5),
         };
+        for (int i = 0; i < _METRICS_CONTROL_MAX; i++) {
+                ret->control[i] = acc->control[i];
+                ret->controlled += acc->control[i];
+        }
+        ret->approved_rate = ret->controlled > 0 ? (double) ret->control[METRICS_APPROVED] /
+                                                   (double) ret->controlled : NAN;
 }

@@ -44,10 +44,26 @@ void metrics_hist_merge(struct metrics_hist *dst, const struct metrics_hist *src
  * within 1% of its exact value, so the result is too. NAN when empty. */
 double metrics_hist_quantile(const struct metrics_hist *h, double q);
 
+/* The change-control verdict of a production deployment (deployments.control). */
+enum metrics_control {
+        METRICS_APPROVED,
+        METRICS_UNAUTHORIZED,
+        METRICS_AUTO_CREATED,
+        METRICS_UNRECORDED,
+        _METRICS_CONTROL_MAX,
+        METRICS_NO_CONTROL = -1,        /* not a production deployment */
+};
+
+/* "approved" | "unauthorized" | "auto_created" | "unrecorded" -> the verdict; anything else
+ * (NULL too) -> METRICS_NO_CONTROL. */
+enum metrics_control metrics_control_parse(const char *s);
+const char *metrics_control_name(enum metrics_control c);
+
 /* Everything a window's figures are made of: sums of days, plus edge events. */
 struct metrics_acc {
         int64_t deployments, failed, rework, changes, incidents, recovered;
-        struct metrics_hist lead, restore, recovery;
+        int64_t control[_METRICS_CONTROL_MAX], emergency;
+        struct metrics_hist lead, restore, recovery, approval;
 };
 
 void metrics_acc_merge(struct metrics_acc *dst, const struct metrics_acc *src);
@@ -78,6 +94,9 @@ struct metrics_figures {
         int64_t deployments, changes, failed, incidents, rework;
         double per_day, lead_median, lead_p90, failure_rate, restore_median, recovery_median,
                rework_rate;
+        /* change control: the deployments with a verdict, split by it */
+        int64_t controlled, control[_METRICS_CONTROL_MAX], emergency;
+        double approved_rate, approval_median;
 };
 
 /* The figures of acc over a window of `seconds` seconds (> 0). */

@@ -62,7 +62,12 @@ static const char rollups_sql[] =
         "SELECT e.epoch, pg_snapshot_xmin(pg_current_snapshot())::text, r.service, "
         "r.environment, r.day - date '1970-01-01', r.deployments, r.failed, r.rework, "
         "r.changes, r.incidents, r.recovered, r.lead_hist, r.restore_hist, r.recovery_hist, "
-        "r.rev FROM dl_rollup_epoch e LEFT JOIN dl_rollups r ON r.xid >= $1::text::xid8";
+        "r.approval_hist, r.rev, r.approved, r.unauthorized, r.auto_created, r.unrecorded, "
+        "r.emergency FROM dl_rollup_epoch e LEFT JOIN dl_rollups r ON r.xid >= $1::text::xid8";
+
+/* Columns of rollups_sql after the histograms (which start at column 11, in CUBE_* order). */
+enum { COL_HISTS = 11, COL_REV = COL_HISTS + CUBE_HISTS, COL_CONTROL, COL_EMERGENCY =
+       COL_CONTROL + _METRICS_CONTROL_MAX };
 
 static int read_rollups(struct store *s, uint64_t xmin, PGresult **ret, struct error *err) {
         char from[24];
@@ -106,7 +111,7 @@ int store_dora_rollups(struct store *s, int64_t epoch, uint64_t xmin,
         *ret_xmin = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
         for (int i = 0; i < PQntuples(res) && r == 0; i++) {
                 struct cube_row row;
-                int32_t *hist[3] = { NULL, NULL, NULL };
+                int32_t *hist[CUBE_HISTS] = { NULL };
 
                 if (PQgetisnull(res, i, 2))
                         continue; /* the LEFT JOIN's row when nothing changed */
@@ -120,10 +125,14 @@ int store_dora_rollups(struct store *s, int64_t epoch, uint64_t xmin,
                         .changes = (int32_t) strtol(PQgetvalue(res, i, 8), NULL, 10),
                         .incidents = (int32_t) strtol(PQgetvalue(res, i, 9), NULL, 10),
                         .recovered = (int32_t) strtol(PQgetvalue(res, i, 10), NULL, 10),
-                        .rev = strtoll(PQgetvalue(res, i, 14), NULL, 10),
+                        .emergency = (int32_t) strtol(PQgetvalue(res, i, COL_EMERGENCY), NULL, 10),
+                        .rev = strtoll(PQgetvalue(res, i, COL_REV), NULL, 10),
                 };
-                for (int h = 0; h < 3 && r == 0; h++) {
-                        int n = parse_int_array(PQgetvalue(res, i, 11 + h), &hist[h]);
+                for (int c = 0; c < _METRICS_CONTROL_MAX; c++)
+                        row.control[c] = (int32_t) strtol(PQgetvalue(res, i, COL_CONTROL + c),
+                                                          NULL, 10);
+                for (int h = 0; h < CUBE_HISTS && r == 0; h++) {
+                        int n = parse_int_array(PQgetvalue(res, i, COL_HISTS + h), &hist[h]);
 
                         if (n < 0)
                                 r = error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
@@ -134,7 +143,7 @@ int store_dora_rollups(struct store *s, int64_t epoch, uint64_t xmin,
                 }
                 if (r == 0)
                         r = sink->row(sink->ctx, &row);
-                for (int h = 0; h < 3; h++)
+                for (int h = 0; h < CUBE_HISTS; h++)
                         free(hist[h]);
         }
         PQclear(res);
@@ -145,7 +154,8 @@ int store_dora_events(struct store *s, int64_t from_us, int64_t to_us,
                       int (*ev)(void *ctx, const struct cube_event_in *e), void *ctx,
                       struct error *err) {
         static const char sql[] =
-                "SELECT service, environment, kind, dl_us(at), failed, rework, seconds "
+                "SELECT service, environment, kind, dl_us(at), failed, rework, seconds, "
+                "control, emergency "
                 "FROM dl_events(dl_time($1::bigint), dl_time($2::bigint), NULL)";
         char from[24], to[24];
         const char *params[2] = { from, to };
@@ -169,6 +179,9 @@ int store_dora_events(struct store *s, int64_t from_us, int64_t to_us,
                         .at_us = strtoll(PQgetvalue(res, i, 3), NULL, 10),
                         .failed = PQgetvalue(res, i, 4)[0] == 't',
                         .rework = PQgetvalue(res, i, 5)[0] == 't',
+                        .control = PQgetisnull(res, i, 7) ? METRICS_NO_CONTROL
+                                   : metrics_control_parse(PQgetvalue(res, i, 7)),
+                        .emergency = PQgetvalue(res, i, 8)[0] == 't',
                         .seconds = PQgetisnull(res, i, 6) ? NAN
                                                           : strtod(PQgetvalue(res, i, 6), NULL),
                 };

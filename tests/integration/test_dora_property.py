@@ -2,7 +2,9 @@
 several services, delivered in shuffled order, some twice) give API figures equal to the
 plain SQL reference (dora_reference in sql/003_metrics.sql) for 7d, 30d, 90d and arbitrary
 from/to windows, per service and overall: counts and ratios exactly, medians and p90 within
-1% (the rollups' histograms guarantee that bound).
+1% (the rollups' histograms guarantee that bound). The history includes change requests
+(approved, declined, emergency, with and without planned windows) that deployments name or
+not, so the change-control figures are held to the reference too.
 
 The history is laid out relative to the moment the test starts, because window=Nd ends at
 the daemon's now; each comparison then asks the reference for the exact window the answer
@@ -33,6 +35,36 @@ def sha(rng):
     return "%040x" % rng.getrandbits(160)
 
 
+def change_requests(rng, service, start, span, events):
+    """Change requests of one service through their lifecycles; returns (key, approved,
+    completed) for each, the times None for a declined one."""
+    keys = []
+    for n in range(40):
+        key = f"CHG-{service[:3].upper()}{n}"
+        created = start + timedelta(seconds=rng.uniform(0, span))
+        doc = {"type": "change_request", "id": key, "service": service, "services": [service],
+               "change_type": rng.choice(["standard", "normal", "normal", "emergency"]),
+               "risk": rng.choice(["low", "medium", "high"])}
+        if rng.random() < 0.3:
+            doc["planned_start"] = ts(created + timedelta(hours=rng.uniform(0, 48)))
+            doc["planned_end"] = ts(created + timedelta(hours=rng.uniform(24, 240)))
+        decided = created + timedelta(seconds=math.exp(rng.uniform(math.log(60),
+                                                                   math.log(3 * 86400))))
+        done = decided + timedelta(days=rng.uniform(0.5, 10))
+        lifecycle = [(created, "pending")]
+        if rng.random() < 0.15:
+            lifecycle.append((decided, "declined"))
+            keys.append((key, None, None))
+        else:
+            lifecycle += [(decided, "approved"), (done, "completed")]
+            keys.append((key, decided, done))
+        if rng.random() < 0.1:
+            lifecycle = lifecycle[1:]                  # first heard of once decided
+        for at, status in lifecycle:
+            events.append((at, dict(doc, status=status, updated_at=ts(at))))
+    return keys
+
+
 def build_history(seed, now):
     """A list of generic-source bodies (dicts) in the order things happened."""
     rng = random.Random(seed)
@@ -40,6 +72,7 @@ def build_history(seed, now):
     events = []
     for service in SERVICES:
         span = (now - timedelta(hours=1) - start).total_seconds()
+        crs = change_requests(rng, service, start, span, events)
         commits = sorted((start + timedelta(seconds=rng.uniform(0, span)), sha(rng))
                          for _ in range(300))
         listed = set()
@@ -58,6 +91,14 @@ def build_history(seed, now):
                    "started_at": ts(finished - timedelta(minutes=rng.uniform(1, 30))),
                    "finished_at": ts(finished),
                    "rollback": rng.random() < 0.10, "hotfix": rng.random() < 0.05}
+            named = rng.random()
+            started_by = finished - timedelta(minutes=30)
+            open_then = [r for r in crs if r[1] and r[1] <= started_by < r[2]]
+            if named < 0.5:
+                doc["change_request"] = rng.choice(open_then if open_then and rng.random() < 0.8
+                                                   else crs)[0]
+            elif named < 0.55:
+                doc["change_request"] = f"CHG-UNKNOWN{n}"
             if rng.random() < 0.1 and before:
                 chosen = rng.sample(before[-10:], min(3, len(before[-10:])))
                 doc["commits"] = [{"sha": c, "timestamp": ts(t)} for t, c in chosen]
@@ -133,7 +174,9 @@ def reference(db, service, envs, frm, to):
     row = db.query(f"SELECT * FROM dora_reference({svc}, ARRAY[{env_list}], "
                    f"'{frm}'::timestamptz, '{to}'::timestamptz, ARRAY[{prod}])")[0]
     keys = ("deployments", "per_day", "changes", "lead_median", "lead_p90", "failed", "cfr",
-            "incidents", "restore_median", "recovery_median", "rework", "rework_rate")
+            "incidents", "restore_median", "recovery_median", "rework", "rework_rate",
+            "controlled", "approved", "unauthorized", "auto_created", "unrecorded", "emergency",
+            "approval_median")
     return {k: (None if v == "" else float(v)) for k, v in zip(keys, row)}
 
 
@@ -168,6 +211,12 @@ def compare(doc, ref, what):
     check("recovery median", fdrt["median_seconds"], ref["recovery_median"], 0.01)
     check("rework", rw["rework_deployments"], ref["rework"], 0)
     check("rework rate", rw["rate"], ref["rework_rate"], 1e-12)
+    cc = doc["change_control"]
+    for name in ("approved", "unauthorized", "auto_created", "unrecorded", "emergency"):
+        check(name, cc[name], ref[name], 0)
+    check("controlled", cc["deployments"], ref["controlled"], 0)
+    check("approval latency median", cc["approval_latency_median_seconds"],
+          ref["approval_median"], 0.01)
     assert not problems, f"{what}:\n  " + "\n  ".join(problems)
 
 
@@ -225,11 +274,18 @@ def test_figures_are_not_trivial(loaded, db):
     assert doc["time_to_restore"]["incidents"] > 30
     assert doc["failed_deployment_recovery_time"]["median_seconds"] is not None
     assert doc["rework_rate"]["rework_deployments"] > 10
+    cc = doc["change_control"]
+    assert cc["approved"] > 20 and cc["unauthorized"] > 20 and cc["auto_created"] > 20, cc
+    assert cc["emergency"] > 5 and cc["approval_latency_median_seconds"] > 0
+    assert cc["deployments"] == (cc["approved"] + cc["unauthorized"] + cc["auto_created"] +
+                                 cc["unrecorded"])
+    assert cc["deployments"] == doc["deployment_frequency"]["deployments"]
 
 
 def rollup_rows(db):
     return db.query("SELECT service, environment, day, deployments, failed, rework, changes, "
-                    "lead_hist, incidents, restore_hist, recovered, recovery_hist "
+                    "lead_hist, incidents, restore_hist, recovered, recovery_hist, approved, "
+                    "unauthorized, auto_created, unrecorded, emergency, approval_hist "
                     "FROM dl_rollups WHERE deployments + changes + incidents > 0 "
                     "ORDER BY 1, 2, 3")
 

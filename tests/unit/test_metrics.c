@@ -212,6 +212,25 @@ static void test_figures(void) {
         CHECK(NEAR(f.per_day, 0.4, 1e-12));
         CHECK(NEAR(f.failure_rate, 1.0 / 12, 1e-12));
         CHECK(NEAR(f.rework_rate, 1.0 / 12, 1e-12));
+
+        /* Change control: no verdict, no share; 10 of 12 approved is 5/6; the verdicts
+         * name themselves both ways. */
+        CHECK(f.controlled == 0 && isnan(f.approved_rate) && isnan(f.approval_median));
+        acc.control[METRICS_APPROVED] = 10;
+        acc.control[METRICS_UNAUTHORIZED] = 1;
+        acc.control[METRICS_AUTO_CREATED] = 1;
+        acc.emergency = 1;
+        metrics_hist_add(&acc.approval, metrics_bucket(3600), 1);
+        metrics_figures(&acc, 30 * 86400.0, &f);
+        CHECK(f.controlled == 12 && f.control[METRICS_UNRECORDED] == 0 && f.emergency == 1);
+        CHECK(NEAR(f.approved_rate, 10.0 / 12, 1e-12));
+        CHECK(NEAR(f.approval_median, 3600, 36));
+        for (int c = 0; c < _METRICS_CONTROL_MAX; c++)
+                CHECK(metrics_control_parse(metrics_control_name((enum metrics_control) c)) ==
+                      (enum metrics_control) c);
+        CHECK(metrics_control_parse(NULL) == METRICS_NO_CONTROL);
+        CHECK(metrics_control_parse("approve") == METRICS_NO_CONTROL);
+        CHECK(metrics_control_name(METRICS_NO_CONTROL) == NULL);
 }
 
 /* ------------------------------------------------------------------ cube */
@@ -220,8 +239,9 @@ static void test_figures(void) {
 
 struct ev {
         int service, env;       /* env 2 = "" (incident linked to nothing) */
-        char kind;
-        bool failed, rework;
+        char kind;              /* 'd', 'c', 'i' or 'a' (an approval latency) */
+        bool failed, rework, emergency;
+        enum metrics_control control;
         double seconds;
         int64_t at;
 };
@@ -253,6 +273,11 @@ static void brute(const struct ev *e, size_t n, const struct cube_query *q, stru
                                 acc->recovered++;
                                 metrics_hist_add(&acc->recovery, metrics_bucket(e[i].seconds), 1);
                         }
+                        if (e[i].control != METRICS_NO_CONTROL)
+                                acc->control[e[i].control]++;
+                        acc->emergency += e[i].emergency;
+                } else if (e[i].kind == 'a') {
+                        metrics_hist_add(&acc->approval, metrics_bucket(e[i].seconds), 1);
                 } else if (e[i].kind == 'c') {
                         acc->changes++;
                         metrics_hist_add(&acc->lead, metrics_bucket(e[i].seconds), 1);
@@ -266,8 +291,8 @@ static void brute(const struct ev *e, size_t n, const struct cube_query *q, stru
 /* Rolls the events of one (service, env, day) up the way dl_rollup_rows does. */
 static int rollup(struct cube *c, const struct ev *e, size_t n, int s, int env, int32_t day,
                   int64_t rev) {
-        static struct metrics_hist h[3];
-        static int32_t sparse[3][2 * METRICS_BUCKETS + 2];
+        static struct metrics_hist h[CUBE_HISTS];
+        static int32_t sparse[CUBE_HISTS][2 * METRICS_BUCKETS + 2];
         struct cube_row r = { .service = services[s], .environment = envs[env], .day = day,
                               .rev = rev };
         bool any = false;
@@ -283,19 +308,24 @@ static int rollup(struct cube *c, const struct ev *e, size_t n, int s, int env, 
                         r.rework += e[i].rework;
                         if (!isnan(e[i].seconds)) {
                                 r.recovered++;
-                                metrics_hist_add(&h[2], metrics_bucket(e[i].seconds), 1);
+                                metrics_hist_add(&h[CUBE_RECOVERY], metrics_bucket(e[i].seconds), 1);
                         }
+                        if (e[i].control != METRICS_NO_CONTROL)
+                                r.control[e[i].control]++;
+                        r.emergency += e[i].emergency;
+                } else if (e[i].kind == 'a') {
+                        metrics_hist_add(&h[CUBE_APPROVAL], metrics_bucket(e[i].seconds), 1);
                 } else if (e[i].kind == 'c') {
                         r.changes++;
-                        metrics_hist_add(&h[0], metrics_bucket(e[i].seconds), 1);
+                        metrics_hist_add(&h[CUBE_LEAD], metrics_bucket(e[i].seconds), 1);
                 } else {
                         r.incidents++;
-                        metrics_hist_add(&h[1], metrics_bucket(e[i].seconds), 1);
+                        metrics_hist_add(&h[CUBE_RESTORE], metrics_bucket(e[i].seconds), 1);
                 }
         }
         if (!any)
                 return 0;
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < CUBE_HISTS; k++) {
                 size_t m = 0;
 
                 if (h[k].zero) {
@@ -323,6 +353,7 @@ static int load_detail(struct cube *c, const struct ev *e, size_t n, int32_t day
                         in[m++] = (struct cube_event_in) {
                                 .service = services[e[i].service], .environment = envs[e[i].env],
                                 .kind = e[i].kind, .failed = e[i].failed, .rework = e[i].rework,
+                                .control = e[i].control, .emergency = e[i].emergency,
                                 .seconds = e[i].seconds, .at_us = e[i].at };
         return cube_set_detail(c, day, token, in, m);
 }
@@ -333,7 +364,10 @@ static bool same(const struct metrics_acc *a, const struct metrics_acc *b) {
                a->incidents == b->incidents && a->recovered == b->recovered &&
                memcmp(&a->lead, &b->lead, sizeof(a->lead)) == 0 &&
                memcmp(&a->restore, &b->restore, sizeof(a->restore)) == 0 &&
-               memcmp(&a->recovery, &b->recovery, sizeof(a->recovery)) == 0;
+               memcmp(&a->recovery, &b->recovery, sizeof(a->recovery)) == 0 &&
+               memcmp(a->control, b->control, sizeof(a->control)) == 0 &&
+               a->emergency == b->emergency &&
+               memcmp(&a->approval, &b->approval, sizeof(a->approval)) == 0;
 }
 
 static void test_cube(void) {
@@ -349,16 +383,19 @@ static void test_cube(void) {
                 return;
         cube_reset(c, 1);
         for (n = 0; n < 3000; n++) {
-                int kind = (int) (rnd() % 3);
+                int kind = (int) (rnd() % 4);
 
                 e[n] = (struct ev) {
                         .service = (int) (rnd() % 3),
                         .env = kind == 2 ? (int) (rnd() % 3) : (int) (rnd() % 2),
-                        .kind = kind == 0 ? 'd' : kind == 1 ? 'c' : 'i',
+                        .kind = "dcia"[kind],
                         .failed = rnd() % 4 == 0, .rework = rnd() % 5 == 0,
+                        .control = kind == 0 ? (int) (rnd() % (_METRICS_CONTROL_MAX + 1)) - 1
+                                             : METRICS_NO_CONTROL,
                         .seconds = kind == 0 && rnd() % 3 ? NAN : rnd_duration(),
                         .at = base + (int64_t) (rnd() % (uint64_t) (60 * DAY)),
                 };
+                e[n].emergency = e[n].control != METRICS_NO_CONTROL && rnd() % 6 == 0;
         }
         for (int s = 0; s < 3; s++)
                 for (int env = 0; env < 3; env++)
