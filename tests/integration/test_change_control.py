@@ -348,3 +348,118 @@ def test_concurrent_deliveries_for_one_change_leave_a_consistent_state(daemon, d
     assert [h["status"] for h in record["history"]] == \
         ["pending", "approved", "implementing", "completed"]
     assert db.scalar("SELECT count(*) FROM change_request_history WHERE key = 'CHG-400'") == "4"
+
+
+def metrics_text(d):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    return text
+
+
+def dora(d, **params):
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    status, doc, _ = d.get("/api/v1/dora?" + query)
+    assert status == 200, doc
+    return doc
+
+
+def test_change_control_figures_beside_the_dora_ones(daemon):
+    """A hand-worked history: two JSM changes (a normal one approved an hour after it was
+    raised, an emergency one ten minutes after), deployments under them, one ahead of its
+    approval, one naming nothing, one in staging. The figures of /api/v1/dora, its series and
+    /metrics are what the definitions in README.md "Change control" give by hand, and a
+    change request that turns emergency later moves its deployments into rework."""
+    d = daemon(**CONFIG)
+    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=2)
+    normal, emergency = Jsm("CHG-201"), Jsm("CHG-202", issue_type="Emergency Change")
+    post(d, *normal.body("Open", "new", base, event="jira:issue_created"))
+    post(d, *normal.body("Awaiting approval", "new", base + timedelta(minutes=5)))
+    post(d, *normal.body("Approved", "indeterminate", base + timedelta(hours=1)))
+    post(d, *emergency.body("Awaiting approval", "new", base + timedelta(hours=4),
+                            event="jira:issue_created"))
+    post(d, *emergency.body("Approved", "indeterminate", base + timedelta(hours=4, minutes=10)))
+
+    def deploy(key, at, change=None, environment="production"):
+        doc = {"type": "deployment", "id": key, "service": "checkout",
+               "environment": environment, "status": "success", "sha": SHA,
+               "started_at": rfc(at), "finished_at": rfc(at + timedelta(minutes=5))}
+        if change:
+            doc["change_request"] = change
+        generic(d, doc)
+
+    deploy("dep-1", base + timedelta(hours=2), "CHG-201")        # approved (3600 s)
+    deploy("dep-2", base + timedelta(hours=3), "CHG-201")        # approved (3600 s)
+    deploy("dep-3", base + timedelta(hours=5), "CHG-202")        # approved, emergency (600 s)
+    deploy("dep-4", base + timedelta(minutes=30), "CHG-201")     # before approval: unauthorized
+    deploy("dep-5", base + timedelta(hours=6))                   # named none: auto_created
+    deploy("dep-6", base + timedelta(hours=7), "CHG-202", "staging")   # no verdict
+
+    doc = dora(d, service="checkout", window="30d")
+    cc = doc["change_control"]
+    assert {k: v for k, v in cc.items() if k != "approval_latency_median_seconds"} == {
+        "deployments": 5, "approved": 3, "unauthorized": 1, "auto_created": 1,
+        "unrecorded": 0, "emergency": 1}
+    assert abs(cc["approval_latency_median_seconds"] - 3600) <= 36      # median of 3600, 3600, 600
+    assert list(cc) == ["deployments", "approved", "unauthorized", "auto_created", "unrecorded",
+                        "emergency", "approval_latency_median_seconds"]     # API.md's order
+    assert doc["rework_rate"] == {"deployments": 5, "rework_deployments": 1, "rate": 0.2}
+    assert doc["change_failure_rate"]["failed_deployments"] == 0    # rework, not a failure
+
+    # Staging has no verdicts, so no change-control figures, but its emergency work is rework.
+    staging = dora(d, service="checkout", environment="staging", window="30d")
+    assert staging["change_control"] == {
+        "deployments": 0, "approved": 0, "unauthorized": 0, "auto_created": 0,
+        "unrecorded": 0, "emergency": 0, "approval_latency_median_seconds": None}
+    assert staging["rework_rate"]["rework_deployments"] == 1
+
+    # The daily series splits the same deployments.
+    status, series, _ = d.get("/api/v1/dora/series?service=checkout&window=30d&bucket=day")
+    assert status == 200
+    days = [b["change_control"] for b in series["buckets"]]
+    assert sum(c["deployments"] for c in days) == 5
+    assert sum(c["approved"] for c in days) == 3 and sum(c["emergency"] for c in days) == 1
+
+    text = metrics_text(d)
+    labels = '{service="checkout",environment="production"}'
+    for name, value in (("approved_deployments", "3"), ("unauthorized_deployments", "1"),
+                        ("auto_created_deployments", "1"), ("unrecorded_deployments", "0"),
+                        ("emergency_deployments", "1"),
+                        ("approved_ratio", "0.59999999999999998")):          # 3/5 as %.17g
+        assert f"doraloop_change_{name}{labels} {value}\n" in text, name
+    latency = [line for line in text.splitlines()
+               if line.startswith("doraloop_change_approval_latency_median_seconds" + labels)]
+    assert len(latency) == 1 and abs(float(latency[0].split()[-1]) - 3600) <= 36
+    assert 'doraloop_change_approved_deployments{service="checkout",environment="staging"}' \
+        not in text
+    assert f"doraloop_rework_ratio{labels} 0.20000000000000001\n" in text
+
+    # The normal change is reclassified as an emergency later (by updated time): its three
+    # deployments (the unauthorized one too) become emergency work and rework; the split by
+    # verdict and the approval latency stay as they were.
+    generic(d, {"type": "change_request", "id": "CHG-201", "service": "checkout",
+                "status": "approved", "change_type": "emergency",
+                "updated_at": rfc(base + timedelta(hours=8))})
+    doc = dora(d, service="checkout", window="30d")
+    assert doc["change_control"]["emergency"] == 4
+    assert doc["rework_rate"]["rework_deployments"] == 4
+    assert doc["change_control"]["approved"] == 3 and doc["change_control"]["unauthorized"] == 1
+    assert abs(doc["change_control"]["approval_latency_median_seconds"] - 3600) <= 36
+
+
+def test_unrecorded_deployments_are_counted_under_flag(pg, daemon):
+    db = pg.new_db("control_figures_flag")
+    d = daemon(database=db, change_policy="flag", **CONFIG)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    for n in range(3):
+        generic(d, {"type": "deployment", "id": f"bare-{n}", "service": "checkout",
+                    "environment": "production", "status": "success", "sha": SHA,
+                    "started_at": rfc(now - timedelta(hours=n + 1)),
+                    "finished_at": rfc(now - timedelta(hours=n + 1) + timedelta(minutes=3))})
+    cc = dora(d, service="checkout", window="7d")["change_control"]
+    assert cc["deployments"] == 3 and cc["unrecorded"] == 3 and cc["auto_created"] == 0
+    assert cc["approval_latency_median_seconds"] is None
+    assert 'doraloop_change_approved_ratio{service="checkout",environment="production"} 0\n' \
+        in metrics_text(d)

@@ -99,7 +99,10 @@ def test_hand_worked_production(d):
     assert doc["bands"] == "2023"
     assert doc["window"] == {"from": "2024-03-04T00:00:00Z", "to": "2024-03-08T00:00:00Z",
                              "days": 4}
-    assert doc["change_control"] is None                  # another issue's figure
+    # None of them named a change request; change_policy auto recorded one for each.
+    assert doc["change_control"] == {
+        "deployments": 4, "approved": 0, "unauthorized": 0, "auto_created": 4, "unrecorded": 0,
+        "emergency": 0, "approval_latency_median_seconds": None}
     # Deployment frequency: D1..D4 succeeded in production (D5 is staging, D6 failed):
     # 4 / 4 days = 1.0 per day; 2023: elite is "on demand", at least daily.
     assert doc["deployment_frequency"] == {"deployments": 4, "per_day": 1.0, "band": "elite"}
