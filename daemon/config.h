@@ -36,6 +36,7 @@ struct config {
         char *jira_root_cause_field;
         char *jira_planned_start_field;
         char *jira_planned_end_field;
+        char *jira_approvals_field;
         char *change_key_projects;
         char *jenkins_deploy_pattern;
         char *jenkins_environment_param;

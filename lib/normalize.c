@@ -41,6 +41,7 @@ struct normalize_options normalize_defaults(void) {
                 .jira_root_cause_field = "",
                 .jira_planned_start_field = "",
                 .jira_planned_end_field = "",
+                .jira_approvals_field = "",
                 .change_key_projects = "CHG",
                 .jenkins_deploy_pattern = "deploy",
                 .jenkins_environment_param = "ENVIRONMENT",

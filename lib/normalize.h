@@ -21,6 +21,7 @@ struct normalize_options {
         const char *jira_root_cause_field;      /* custom field id holding the root cause */
         const char *jira_planned_start_field;   /* custom field ids of a change's window */
         const char *jira_planned_end_field;
+        const char *jira_approvals_field;       /* custom field id of JSM's Approvals */
         const char *change_key_projects;        /* Jira project keys of change requests */
         const char *jenkins_deploy_pattern;     /* job names containing it deploy */
         const char *jenkins_environment_param;  /* build parameter naming the environment */

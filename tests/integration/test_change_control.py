@@ -19,6 +19,7 @@ END_FIELD = "customfield_10101"
 CONFIG = {"jira_planned_start_field": START_FIELD, "jira_planned_end_field": END_FIELD,
           "change_key_projects": "CHG,OPS"}
 SHA = "4f2b9c0d1e3a5b7c9d0e1f2a3b4c5d6e7f809a1b"
+APPROVALS_FIELD = "customfield_10090"
 
 
 def jira_time(t):
@@ -41,10 +42,13 @@ class Jsm:
         issue["fields"]["labels"] = ["risk:medium"]
         self.n = 0
 
-    def body(self, status, category, updated, start=None, end=None, event="jira:issue_updated"):
+    def body(self, status, category, updated, start=None, end=None, event="jira:issue_updated",
+             approvals=None):
         doc = copy.deepcopy(self.doc)
         doc["webhookEvent"] = event
         f = doc["issue"]["fields"]
+        if approvals is not None:
+            f[APPROVALS_FIELD] = approvals
         f["status"]["name"] = status
         f["status"]["statusCategory"]["key"] = category
         f["updated"] = jira_time(updated)
@@ -463,3 +467,52 @@ def test_unrecorded_deployments_are_counted_under_flag(pg, daemon):
     assert cc["approval_latency_median_seconds"] is None
     assert 'doraloop_change_approved_ratio{service="checkout",environment="production"} 0\n' \
         in metrics_text(d)
+
+
+def approval(decision):
+    """One entry of JSM's Approvals field, as in tests/fixtures/jira/*approvals-field*."""
+    return {"id": "1", "name": "Change approval", "finalDecision": decision,
+            "canAnswerApproval": False,
+            "approvers": [{"approver": {"displayName": "CAB member"},
+                           "approverDecision": decision}]}
+
+
+def test_jsm_approvals_field_decides_while_the_status_waits(daemon):
+    """A workflow that stays in "Waiting for approval": the Approvals field's latest
+    decision approves or declines the change; a status past approval is left as it is."""
+    d = daemon(jira_approvals_field=APPROVALS_FIELD, **CONFIG)
+    t = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
+    chg = Jsm("CHG-301")
+    post(d, *chg.body("Waiting for approval", "new", t, event="jira:issue_created",
+                      approvals=[approval("pending")]))
+    g = gate(d, "CHG-301")
+    assert g["allowed"] is False and "pending" in g["reason"]
+    post(d, *chg.body("Waiting for approval", "new", t + timedelta(minutes=20),
+                      approvals=[approval("approved")]))
+    g = gate(d, "CHG-301")
+    assert g["allowed"] is True and "approved" in g["reason"]
+    status, record, _ = d.get("/api/v1/changes/CHG-301")
+    assert status == 200 and [h["status"] for h in record["history"]] == ["pending", "approved"]
+
+    # A second approval step asked later and declined: the latest decision counts.
+    post(d, *chg.body("Waiting for approval", "new", t + timedelta(minutes=40),
+                      approvals=[approval("approved"), approval("declined")]))
+    g = gate(d, "CHG-301")
+    assert g["allowed"] is False and "declined" in g["reason"]
+
+    # Implementing by its status: a pending approval entry does not pull it back.
+    other = Jsm("CHG-302")
+    post(d, *other.body("Implementing", "indeterminate", t, event="jira:issue_created",
+                        approvals=[approval("pending")]))
+    assert gate(d, "CHG-302")["allowed"] is True
+
+    # A mistyped Approvals field is not guessed at: the delivery is kept as an error that
+    # names the field, and the change stays as it was.
+    body, headers = other.body("Waiting for approval", "new", t + timedelta(minutes=5),
+                               approvals={"finalDecision": "approved"})
+    answer = post(d, body, headers)
+    status, errors, _ = d.get("/api/v1/deliveries?source=jira&status=error")
+    assert status == 200
+    [bad] = [x for x in errors["items"] if x["delivery_id"] == answer["delivery_id"]]
+    assert APPROVALS_FIELD in bad["error"], bad
+    assert gate(d, "CHG-302")["allowed"] is True
