@@ -39,7 +39,7 @@ SQL := $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/migrations.o
-DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/dashboard_page.o
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_SUPPORT := $(BUILD)/tests/unit/fixture.o
 
@@ -65,6 +65,14 @@ $(BUILD)/migrations.c: $(SQL) scripts/embed-sql
 $(BUILD)/migrations.o: $(BUILD)/migrations.c
 	$(Q)$(CC) $(CFLAGS) -Ilib -c -o $@ $<
 
+# The dashboard page (GET /) and its CSP, embedded from web/ (see daemon/dashboard.h).
+$(BUILD)/dashboard_page.c: web/dashboard.html scripts/embed-html
+	@mkdir -p $(dir $@)
+	$(Q)scripts/embed-html web/dashboard.html >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/dashboard_page.o: $(BUILD)/dashboard_page.c
+	$(Q)$(CC) $(CFLAGS) -Idaemon -c -o $@ $<
+
 $(BUILD)/tests/unit/%.o: CFLAGS += -Ilib
 
 $(BUILD)/tests/%: tests/unit/%.c $(UNIT_SUPPORT) $(BUILD)/libdoraloop.a
@@ -83,7 +91,7 @@ $(BUILD)/fault/%.o: %.c
 	@echo "  CC      $< (fault injection)"
 	$(Q)$(CC) $(CFLAGS) -DDORALOOP_FAULT_INJECTION -c -o $@ $<
 
-$(BUILD)/fault/doraloopd: $(FAULT_OBJ) $(BUILD)/libdoraloop.a
+$(BUILD)/fault/doraloopd: $(FAULT_OBJ) $(BUILD)/dashboard_page.o $(BUILD)/libdoraloop.a
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
 
@@ -192,7 +200,7 @@ install: all
 # A Debian package from the working tree: build/deb/doraloop_$(VERSION)-*_*.deb. The
 # sources and packaging/debian are copied to build/deb/doraloop-$(VERSION)/, where
 # `dpkg-buildpackage -us -uc -b` runs (it can be run there again by hand).
-DEB_SRC := Makefile README.md daemon lib sql scripts systemd packaging
+DEB_SRC := Makefile README.md daemon lib sql scripts systemd packaging web
 deb:
 	@scripts/install-deps deb
 	rm -rf build/deb && mkdir -p build/deb/doraloop-$(VERSION)

@@ -25,6 +25,7 @@
 #include "../lib/source.h"
 #include "api.h"
 #include "config.h"
+#include "dashboard.h"
 #include "dora.h"
 #include "log.h"
 #include "stats.h"
@@ -131,6 +132,29 @@ static enum MHD_Result answer_metrics(struct request *req, struct MHD_Connection
         MHD_destroy_response(resp);
         req->state = REQ_ANSWERED;
         req->status = (unsigned) status;
+        return ret;
+}
+
+/* GET / (and HEAD): the dashboard page, which needs no token: it holds no data. */
+static enum MHD_Result answer_dashboard(struct request *req, struct MHD_Connection *conn,
+                                        const char *method) {
+        struct dashboard_page page = dashboard_page();
+        struct MHD_Response *resp;
+        enum MHD_Result ret;
+
+        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+                return reply(req, conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                             doc_error("method_not_allowed", "Use GET on this path"));
+        resp = MHD_create_response_from_buffer(page.len, (void *) page.body,
+                                               MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+                return MHD_NO;
+        for (size_t i = 0; i < page.n_headers; i++)
+                (void) MHD_add_response_header(resp, page.headers[i].name, page.headers[i].value);
+        ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        req->state = REQ_ANSWERED;
+        req->status = MHD_HTTP_OK;
         return ret;
 }
 
@@ -407,6 +431,8 @@ static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *co
 
         if (strcmp(url, "/metrics") == 0)
                 return answer_metrics(req, conn, &ar);
+        if (dashboard_path(url))
+                return answer_dashboard(req, conn, method);
         status = api_handle(req->http->api, &ar, &body);
 
         return reply(req, conn, (unsigned) status, body);
