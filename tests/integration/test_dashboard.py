@@ -1,0 +1,443 @@
+"""The dashboard (GET /): the page and its headers (a CSP admitting exactly its inline style and
+script by hash), HEAD, 405 for other methods, no external resources and no API path outside
+API.md; then a real browser (headless chromium) loads it from a daemon holding a small history
+posted through /hooks/generic, and the figures it draws must be the ones the API gives, null
+ones as "no data"; with api_token set it asks for the token instead.
+
+chromium is part of `scripts/install-deps check`; without it the browser tests fail, never
+skip."""
+import base64
+import hashlib
+import http.client
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import urllib.parse
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from html.parser import HTMLParser
+
+import pytest
+
+from conftest import GENERIC_TOKEN, assert_error
+
+API_TOKEN = "dashboard-api-token-7c21"
+
+# Every GET path API.md names (the read API, health, metrics and the page itself).
+API_MD_GET_PATHS = {
+    "/", "/api/v1/dora", "/api/v1/dora/series", "/api/v1/services", "/api/v1/deployments",
+    "/api/v1/incidents", "/api/v1/changes", "/api/v1/deliveries", "/healthz", "/readyz",
+    "/metrics",
+}
+SVG_NAMESPACE = "http://www.w3.org/2000/svg"     # an XML namespace name, never fetched
+BROWSER_TIMEOUT = 60                             # wall clock, for a very slow (ASan) run
+
+
+# --------------------------------------------------------------------------- the history
+
+NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def ago(days, hours=0):
+    """A time `days` (+ hours) before the top of this hour, RFC 3339: well inside every window
+    the page asks for (7d from now), whenever the test runs."""
+    return (NOW - timedelta(days=days, hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sha(n):
+    return f"{n:x}" * 40
+
+
+def deployment(id_, service, finished, commit, env="production", committed=None, **fields):
+    """A successful deployment of commit `commit`, shipping it (committed then) if given."""
+    doc = {"type": "deployment", "id": id_, "service": service, "environment": env,
+           "status": "success", "sha": sha(commit), "finished_at": finished, **fields}
+    if committed:
+        doc["commits"] = [{"sha": sha(commit), "timestamp": committed}]
+    return doc
+
+
+# checkout: five production deployments over six days (one a rollback, so the one before it
+# failed, one the cause of an incident resolved 3 hours later), one under an approved change
+# (pending 2 hours before approval), one staging deployment that never counts.
+# payments: one production deployment, under an emergency change; no incident.
+HISTORY = [
+    {"type": "change_request", "id": "CHG-1", "service": "checkout", "status": "pending",
+     "change_type": "normal", "risk": "low", "updated_at": ago(6, 6)},
+    {"type": "change_request", "id": "CHG-1", "service": "checkout", "status": "approved",
+     "change_type": "normal", "risk": "low", "updated_at": ago(6, 4)},
+    {"type": "change_request", "id": "CHG-2", "service": "payments", "status": "approved",
+     "change_type": "emergency", "risk": "high", "updated_at": ago(3, 2)},
+    deployment("dash-d1", "checkout", ago(6), 1, committed=ago(6, 5)),
+    deployment("dash-d2", "checkout", ago(5), 2, committed=ago(5, 2), change_request="CHG-1"),
+    deployment("dash-d3", "checkout", ago(4), 3, committed=ago(4, 26)),
+    deployment("dash-d4", "checkout", ago(4, -3), 2, rollback=True),
+    deployment("dash-d5", "checkout", ago(2), 5, committed=ago(2, 1)),
+    deployment("dash-s1", "checkout", ago(2, 1), 5, env="staging"),
+    deployment("dash-p1", "payments", ago(3), 6, committed=ago(3, 1), change_request="CHG-2"),
+    {"type": "incident", "id": "DASH-INC-1", "service": "checkout", "status": "resolved",
+     "opened_at": ago(6, -1), "resolved_at": ago(6, -4), "caused_by": {"deployment": "dash-d1"}},
+]
+
+
+def post(d, body, key):
+    status, doc, _ = d.post("/hooks/generic", json.dumps(body).encode(), {
+        "Content-Type": "application/json", "Authorization": f"Bearer {GENERIC_TOKEN}",
+        "Idempotency-Key": key})
+    assert status == 202, doc
+
+
+def api(d, path, headers=None, **params):
+    status, doc, _ = d.get(path + "?" + urllib.parse.urlencode(params), headers=headers)
+    assert status == 200, (path, params, status, doc)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def d(module_daemon):
+    """A daemon with the history and an open read API (api_token unset)."""
+    daemon = module_daemon(api_token=None)
+    for i, body in enumerate(HISTORY):
+        post(daemon, body, f"dash-{i}")
+    return daemon
+
+
+# --------------------------------------------------------------------------- the page itself
+
+def page_body(d):
+    """(status, headers, body bytes) of GET /: the page is HTML, which d.get cannot return."""
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+    try:
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        return resp.status, resp.headers, resp.read()
+    finally:
+        conn.close()
+
+
+def inline(html, tag):
+    found = re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.S)
+    assert len(found) == 1, f"expected one inline <{tag}>, found {len(found)}"
+    return found[0]
+
+
+def csp_hash(text):
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def test_get_serves_the_page_with_strict_headers(d):
+    status, headers, body = page_body(d)
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Cache-Control"] == "no-cache"
+    assert int(headers["Content-Length"]) == len(body)
+    html = body.decode("utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html>")
+
+    csp = {name: value.split() for name, _, value in
+           (part.strip().partition(" ") for part in headers["Content-Security-Policy"].split(";"))}
+    assert csp["default-src"] == ["'self'"]
+    # Exactly the page's own inline script and style, by hash: nothing else can run.
+    assert csp["script-src"] == [csp_hash(inline(html, "script"))]
+    assert csp["style-src"] == [csp_hash(inline(html, "style"))]
+    assert csp["connect-src"] == ["'self'"]
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert "'unsafe-inline'" not in headers["Content-Security-Policy"]
+    assert "'unsafe-eval'" not in headers["Content-Security-Policy"]
+
+
+def test_head_answers_the_headers_alone(d):
+    _, get_headers, body = page_body(d)
+    status, _, headers = d.request("HEAD", "/")
+    assert status == 200
+    for name in ("Content-Type", "Content-Security-Policy", "X-Content-Type-Options",
+                 "Cache-Control"):
+        assert headers[name] == get_headers[name], name
+    assert int(headers["Content-Length"]) == len(body)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_other_methods_are_405_json(d, method):
+    response = d.request(method, "/", body=b"{}", headers={"Content-Type": "application/json"})
+    assert_error(response, 405, "method_not_allowed")
+    assert response[2]["Allow"] == "GET, HEAD"
+
+
+def test_the_page_needs_no_token(daemon):
+    protected = daemon(api_token=API_TOKEN)
+    status, _, body = page_body(protected)
+    assert status == 200 and b"/api/v1/dora" in body
+    # The data stays behind the token.
+    assert_error(protected.get("/api/v1/dora"), 401)
+
+
+def test_the_page_loads_nothing_from_elsewhere_and_only_documented_paths(d):
+    _, _, body = page_body(d)
+    html = body.decode("utf-8")
+    urls = set(re.findall(r"[a-z][a-z0-9+.-]*://[^\s\"'<>)]+", html, re.I))
+    assert urls <= {SVG_NAMESPACE}, f"absolute URLs in the page: {urls - {SVG_NAMESPACE}}"
+    assert not re.search(r"\ssrc\s*=", html, re.I), "the page must load no script or image"
+    hrefs = set(re.findall(r"\shref\s*=\s*\"([^\"]*)\"", html, re.I))
+    assert hrefs <= {"data:,"}, hrefs                  # the empty favicon only
+    assert "@import" not in html and "url(" not in html
+    paths = set(re.findall(r"[\"'](/api/[^\"'?#]*)", html))
+    assert paths, "the page names no API path"
+    assert paths <= API_MD_GET_PATHS, f"paths API.md does not name: {paths - API_MD_GET_PATHS}"
+    # The three it needs, each answering JSON.
+    assert {"/api/v1/services", "/api/v1/dora", "/api/v1/dora/series"} <= paths
+    for path in paths:
+        status, doc, _ = d.get(path + ("?bucket=day" if path.endswith("series") else ""))
+        assert status == 200 and isinstance(doc, dict), (path, status, doc)
+
+
+# --------------------------------------------------------------------------- in a browser
+
+def chromium_binary():
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail("chromium is not installed, and the dashboard's browser test needs it: "
+                "install the Debian package chromium (`scripts/install-deps check`, which "
+                "`make check` runs, does so as root)")
+
+
+def dump_dom(url, tmp_path):
+    """The DOM headless chromium has built from url once the page's script ran, as HTML.
+    --virtual-time-budget lets the page's fetches and rendering finish on a virtual clock
+    (waits for the network do not spend it), so the dump needs no sleep."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"),
+               XDG_CACHE_HOME=str(tmp_path / "cache"))
+    argv = [chromium_binary(), "--headless=new", "--no-sandbox", "--disable-gpu",
+            "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check",
+            "--disable-extensions", "--disable-background-networking", "--disable-sync",
+            "--disable-component-update", "--no-proxy-server", "--mute-audio",
+            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+            "--dump-dom", url]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, env=env,
+                                timeout=BROWSER_TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"chromium did not dump {url} within {BROWSER_TIMEOUT}s")
+    assert result.returncode == 0 and "<body" in result.stdout, \
+        f"chromium failed ({result.returncode}) on {url}:\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def page_state(dom):
+    m = re.search(r"<body[^>]*\sdata-state=\"(\w+)\"", dom)
+    return m.group(1) if m else None
+
+
+def load_page(url, tmp_path, want):
+    """The dumped DOM once the page reached state `want` (ready, auth). A machine too busy for
+    the page to finish inside the virtual budget gets one more run before the test fails."""
+    for attempt in range(2):
+        dom = dump_dom(url, tmp_path / f"run{attempt}")
+        if page_state(dom) == want:
+            return Dom(dom)
+        if page_state(dom) != "loading":
+            break
+    pytest.fail(f"the page's state is {page_state(dom)!r}, not {want!r}; the DOM:\n{dom[:6000]}")
+
+
+class Dom(HTMLParser):
+    """The text, attributes and descendant tags of every element with an id."""
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+            "source", "track", "wbr"}
+
+    def __init__(self, html):
+        super().__init__(convert_charrefs=True)
+        self.html = html
+        self.stack = []
+        self.texts, self.attrs, self.tags = {}, {}, {}
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.handle_data(" ")                       # elements' texts read apart
+        for _, ident in self.stack:
+            if ident:
+                self.tags[ident].append((tag, a))
+        ident = a.get("id")
+        if ident:
+            self.texts[ident], self.attrs[ident], self.tags[ident] = [], a, []
+        if tag not in self.VOID:
+            self.stack.append((tag, ident))
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in self.VOID:
+            self.stack.pop()
+
+    def handle_endtag(self, tag):
+        self.handle_data(" ")
+        for k in range(len(self.stack) - 1, -1, -1):
+            if self.stack[k][0] == tag:
+                del self.stack[k:]
+                return
+
+    def handle_data(self, data):
+        for _, ident in self.stack:
+            if ident:
+                self.texts[ident].append(data)
+
+    def text(self, ident):
+        assert ident in self.texts, f"no element #{ident} in the page"
+        return " ".join("".join(self.texts[ident]).split())
+
+
+# The page's formatting (web/dashboard.html: num, percent, duration), for the expected texts.
+def js_num(v):
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a >= 100:
+        r = math.floor(v + 0.5)
+    elif a >= 10:
+        r = math.floor(v * 10 + 0.5) / 10
+    else:
+        exact = Decimal(v)
+        r = float(exact.quantize(Decimal(1).scaleb(exact.adjusted() - 1), ROUND_HALF_UP))
+    s = repr(float(r))
+    return s[:-2] if s.endswith(".0") else s
+
+
+def js_percent(rate):
+    return js_num(rate * 100) + "%"
+
+
+def js_duration(s):
+    def unit(v, word):
+        n = js_num(v)
+        return f"{n} {word}" + ("" if n == "1" else "s")
+    if float(js_num(s)) < 90:
+        return unit(s, "second")
+    if float(js_num(s / 60)) < 60:
+        return unit(s / 60, "minute")
+    if float(js_num(s / 3600)) < 48:
+        return unit(s / 3600, "hour")
+    return unit(s / 86400, "day")
+
+
+def plural(n, word):
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def assert_card(dom, doc, key, value):
+    """The card of metric `key` shows value (or "no data") and its band as the API gives."""
+    m = doc[key]
+    assert dom.text(f"{key}-value") == value, (key, m)
+    band = m.get("band")
+    if "band" in m and band is not None:
+        assert (("span", {"class": "band", "data-band": band}) in dom.tags[f"{key}-band"]), \
+            (key, dom.tags[f"{key}-band"])
+        assert dom.text(f"{key}-band") == f"{band} (DORA {doc['bands']})"
+    elif "band" in m:
+        assert dom.text(f"{key}-band") == "Band: no data"
+
+
+def assert_sparkline(dom, key, buckets):
+    """#key-trend is an inline SVG with a text alternative and a line (or dot) per run of
+    buckets with data."""
+    ident = f"{key}-trend"
+    assert ident in dom.attrs, f"no sparkline #{ident}"
+    attrs = dom.attrs[ident]
+    tags = [t for t, _ in dom.tags[ident]]
+    assert attrs.get("role") == "img" and attrs.get("aria-labelledby") == f"{ident}-title"
+    assert "polyline" in tags or "circle" in tags, tags
+    assert dom.text(f"{ident}-title").startswith(dom.text(f"{key}-title").split(" (")[0])
+    assert f"{len(buckets)} daily buckets" in dom.text(f"{ident}-title")
+    # As many rows in the accessible table as buckets.
+    assert sum(1 for t, _ in dom.tags["trend-table"] if t == "tr") == len(buckets) + 1
+
+
+def test_browser_draws_the_api_figures(d, tmp_path):
+    dom = load_page(f"{d.url}/", tmp_path, "ready")
+    # What the page asked for by default: every service, 30 days, the 2023 bands.
+    doc = api(d, "/api/v1/dora", window="30d", bands="2023")
+    buckets = api(d, "/api/v1/dora/series", window="30d", bands="2023", bucket="day")["buckets"]
+
+    df = doc["deployment_frequency"]
+    assert df["deployments"] == 6                  # 5 checkout + 1 payments, in production
+    assert dom.text("deployment_frequency-detail") == f"6 deployments in 30 days"
+    assert_card(dom, doc, "deployment_frequency", js_num(df["per_day"]) + " per day")
+    lt = doc["lead_time_for_changes"]
+    assert_card(dom, doc, "lead_time_for_changes", js_duration(lt["median_seconds"]))
+    assert dom.text("lead_time_for_changes-detail").endswith(plural(lt["changes"], "change")
+                                                             + " shipped")
+    cfr = doc["change_failure_rate"]
+    assert cfr["failed_deployments"] == 2          # d1 (the incident), d3 (the rollback after)
+    assert_card(dom, doc, "change_failure_rate", js_percent(cfr["rate"]))
+    assert dom.text("change_failure_rate-detail") == "2 of 6 deployments failed"
+    fdrt = doc["failed_deployment_recovery_time"]
+    assert_card(dom, doc, "failed_deployment_recovery_time", js_duration(fdrt["median_seconds"]))
+    ttr = doc["time_to_restore"]
+    assert ttr["median_seconds"] == pytest.approx(3 * 3600, rel=0.01)
+    assert_card(dom, doc, "time_to_restore", js_duration(ttr["median_seconds"]))
+    assert dom.text("time_to_restore-value") == "3 hours"
+    rw = doc["rework_rate"]
+    assert_card(dom, doc, "rework_rate", js_percent(rw["rate"]))
+    assert rw["rework_deployments"] == 2           # d4 (a rollback), p1 (an emergency change)
+    assert dom.text("rework_rate-detail") == "2 of 6 deployments were rework"
+    for key in ("deployment_frequency", "lead_time_for_changes", "change_failure_rate",
+                "failed_deployment_recovery_time", "time_to_restore"):
+        assert doc[key]["band"] in ("elite", "high", "medium", "low"), doc[key]
+    assert_sparkline(dom, "deployment_frequency", buckets)
+
+    cc = doc["change_control"]
+    assert (cc["deployments"], cc["approved"], cc["emergency"]) == (6, 2, 1)
+    assert dom.text("cc-approved_share") == \
+        f"Approved share {js_percent(cc['approved'] / 6)} 2 of 6 deployments"
+    assert dom.text("cc-unauthorized") == f"Unauthorized {cc['unauthorized']}"
+    assert dom.text("cc-auto_created") == f"Auto-created {cc['auto_created']}"
+    assert dom.text("cc-unrecorded") == f"Unrecorded {cc['unrecorded']}"
+    assert dom.text("cc-emergency") == "Emergency 1"
+    assert dom.text("cc-approval_latency") == \
+        "Approval latency (median) " + js_duration(cc["approval_latency_median_seconds"])
+
+    # The service picker lists what /api/v1/services gives.
+    names = [s["name"] for s in api(d, "/api/v1/services")["services"]]
+    options = [a.get("value") for t, a in dom.tags["service"] if t == "option"]
+    assert options == [""] + sorted(names) and {"checkout", "payments"} <= set(names)
+    assert "All services" in dom.text("scope")
+
+
+def test_browser_one_service_shows_missing_figures_as_no_data(d, tmp_path):
+    # The URL fragment picks the service, window and bands (a link to a view).
+    dom = load_page(f"{d.url}/#service=payments&window=7d&bands=2021", tmp_path, "ready")
+    doc = api(d, "/api/v1/dora", service="payments", window="7d", bands="2021")
+    assert doc["deployment_frequency"]["deployments"] == 1
+    assert dom.text("deployment_frequency-detail") == "1 deployment in 7 days"
+    assert_card(dom, doc, "deployment_frequency",
+                js_num(doc["deployment_frequency"]["per_day"]) + " per day")
+    # payments had no incident and no failed deployment: null figures, never 0.
+    for key in ("time_to_restore", "failed_deployment_recovery_time"):
+        assert doc[key]["median_seconds"] is None, doc[key]
+        assert_card(dom, doc, key, "no data")
+    assert doc["change_failure_rate"]["rate"] == 0
+    assert_card(dom, doc, "change_failure_rate", "0%")
+    assert_card(dom, doc, "rework_rate", "100%")    # its deployment ran under an emergency change
+    assert dom.text("rework_rate-detail") == "1 of 1 deployment was rework"
+    assert_card(dom, doc, "lead_time_for_changes", "1 hour")   # committed an hour before
+    assert dom.text("cc-approved_share") == "Approved share 100% 1 of 1 deployment"
+    assert dom.text("cc-approval_latency") == "Approval latency (median) no data"
+    assert dom.text("scope").startswith("payments ·") and "DORA 2021" in dom.text("scope")
+    # Per day in 7 daily buckets (the window's partial first and last days included).
+    buckets = api(d, "/api/v1/dora/series", service="payments", window="7d", bands="2021",
+                  bucket="day")["buckets"]
+    assert_sparkline(dom, "deployment_frequency", buckets)
+
+
+def test_browser_asks_for_the_token_on_401(daemon, tmp_path):
+    protected = daemon(api_token=API_TOKEN)
+    dom = load_page(f"{protected.url}/", tmp_path, "auth")
+    assert "hidden" not in dom.attrs["auth"]
+    assert "needs its API token" in dom.text("auth-message")
+    assert dom.attrs["token"].get("type") == "password"
+    assert dom.text("cards") == ""                 # no figures drawn without the token
