@@ -742,8 +742,8 @@ int main(int argc, char **argv) {
                 log_notice("doraloopd %s serving on the socket systemd passed in",
                            DORALOOP_VERSION);
         else
-                log_notice("doraloopd %s listening on http://%s/ (post webhooks to "
-                           "http://%s/hooks/<github|gitlab|jira|jenkins|generic>)",
+                log_notice("doraloopd %s listening on http://%s/ (the dashboard; post "
+                           "webhooks to http://%s/hooks/<github|gitlab|jira|jenkins|generic>)",
                            DORALOOP_VERSION, cfg->listen, cfg->listen);
         /* Migrations ran, the writers are up and /healthz answered through the listener. */
         (void) sd_notify(0, "READY=1");
