@@ -12,6 +12,7 @@
 
 #include "doc.h"
 #include "error.h"
+#include "event.h"
 #include "list.h"
 #include "timefmt.h"
 
@@ -319,4 +320,46 @@ const char *normalize_change_key(const char *text, const char *projects, char *b
                 return NULL;
         list_visit(projects, find_key, &k);
         return k.found;
+}
+
+int normalize_element_error(int r, struct error *err, const char *array, size_t i) {
+        char msg[sizeof(err->msg)];
+
+        if (r >= 0 || !err)
+                return r;
+        if (snprintf(msg, sizeof(msg), "%s[%zu]: %s", array, i, err->msg) >= 0)
+                memcpy(err->msg, msg, sizeof(msg));
+        return r;
+}
+
+int normalize_push_commit(struct event_list *out, json_t *commit, const char *repo,
+                          const char *service, const char *branch, struct error *err) {
+        const char *sha, *message, *author;
+        int64_t at;
+        struct event *e;
+        bool ok = true;
+        int r;
+
+        if ((r = normalize_string(commit, "id", true, &sha, err)) < 0 ||
+            (r = normalize_time(commit, "timestamp", true, &at, err)) < 0 ||
+            (r = normalize_string(commit, "message", false, &message, err)) < 0 ||
+            (r = normalize_string(commit, "author.name", false, &author, err)) < 0)
+                return r;
+        if (!normalize_is_sha(sha))
+                return error_set(err, EBADMSG, "invalid_payload", "commits.id",
+                                 "commit id '%.64s' is not a sha", sha);
+        for (size_t i = 0; i < out->n; i++)
+                if (out->items[i].kind == EVENT_CHANGE &&
+                    strcmp(out->items[i].change.sha, sha) == 0)
+                        return 0;
+        e = event_list_add(out, EVENT_CHANGE);
+        if (!e)
+                return -ENOMEM;
+        e->change = (struct event_change) {
+                .service = event_strdup(service, &ok), .repo = event_strdup(repo, &ok),
+                .sha = event_strdup(sha, &ok), .branch = event_strdup(branch, &ok),
+                .author = event_strdup(author, &ok), .message = event_strdup(message, &ok),
+                .committed_at = at,
+        };
+        return ok ? 0 : -ENOMEM;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 struct error;
+struct event_list;
 
 /* What decides how payloads map to rows; all borrowed strings, never NULL (may be ""). */
 struct normalize_options {
@@ -73,6 +74,17 @@ int normalize_container(json_t *obj, const char *path, json_type want, json_t **
 /* An integer id, as text in buf (size >= 32). */
 int normalize_id(json_t *obj, const char *path, bool required, char *buf, size_t size,
                  const char **ret, struct error *err) __attribute__((warn_unused_result));
+
+/* Prefixes a reader's error with the array element it is about: "commits[3]: id is
+ * missing". Returns r. */
+int normalize_element_error(int r, struct error *err, const char *array, size_t i);
+
+/* A change from one commit of a push as GitHub and GitLab list it ({id, timestamp, message,
+ * author.name}) on branch; a commit listed twice is one change. Returns 0 or a negative
+ * errno (-EBADMSG naming the field). */
+int normalize_push_commit(struct event_list *out, json_t *commit, const char *repo,
+                          const char *service, const char *branch, struct error *err)
+        __attribute__((warn_unused_result));
 
 /* The first change-request key ("CHG-123") of one of the comma-separated projects in
  * text, copied into buf; NULL when there is none. */

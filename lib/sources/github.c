@@ -51,38 +51,6 @@ static int repo_service(json_t *doc, const struct normalize_options *o, char **r
         return *ret_repo && *ret_service ? 0 : -ENOMEM;
 }
 
-static int add_change(struct event_list *out, json_t *commit, const char *repo,
-                      const char *service, const char *branch, struct error *err) {
-        const char *sha, *message, *author;
-        int64_t at;
-        struct event *e;
-        bool ok = true;
-        int r;
-
-        if ((r = normalize_string(commit, "id", true, &sha, err)) < 0 ||
-            (r = normalize_time(commit, "timestamp", true, &at, err)) < 0 ||
-            (r = normalize_string(commit, "message", false, &message, err)) < 0 ||
-            (r = normalize_string(commit, "author.name", false, &author, err)) < 0)
-                return r;
-        if (!normalize_is_sha(sha))
-                return error_set(err, EBADMSG, "invalid_payload", "commits.id",
-                                 "commit id '%.64s' is not a sha", sha);
-        /* A push may list one commit several times; it is one change. */
-        for (size_t i = 0; i < out->n; i++)
-                if (out->items[i].kind == EVENT_CHANGE && strcmp(out->items[i].change.sha, sha) == 0)
-                        return 0;
-        e = event_list_add(out, EVENT_CHANGE);
-        if (!e)
-                return -ENOMEM;
-        e->change = (struct event_change) {
-                .service = event_strdup(service, &ok), .repo = event_strdup(repo, &ok),
-                .sha = event_strdup(sha, &ok), .branch = event_strdup(branch, &ok),
-                .author = event_strdup(author, &ok), .message = event_strdup(message, &ok),
-                .committed_at = at,
-        };
-        return ok ? 1 : -ENOMEM;
-}
-
 static int push(json_t *doc, const struct normalize_options *o, struct event_list *out,
                 struct error *err) {
         const char *ref;
@@ -104,14 +72,14 @@ static int push(json_t *doc, const struct normalize_options *o, struct event_lis
         for (size_t i = 0; r >= 0 && i < json_array_size(commits); i++) {
                 json_t *c = json_array_get(commits, i);
 
-                r = json_is_object(c) ? add_change(out, c, repo, service, ref + 11, err)
+                r = json_is_object(c) ? normalize_push_commit(out, c, repo, service, ref + 11, err)
                                       : error_set(err, EBADMSG, "invalid_payload", "commits",
                                                   "commits must hold objects");
         }
         /* GitHub leaves commits empty for pushes of more than 2048 commits or of a branch
          * that already existed elsewhere; head_commit is still the pushed head. */
         if (r >= 0 && !json_array_size(commits) && head)
-                r = add_change(out, head, repo, service, ref + 11, err);
+                r = normalize_push_commit(out, head, repo, service, ref + 11, err);
         free(repo);
         free(service);
         if (r < 0)

@@ -41,17 +41,6 @@ static int identify(const struct hook_request *req, json_t *doc, char **ret_deli
         return 0;
 }
 
-/* Says which element of an array a reader's error is about: "commits[3]: id is missing". */
-static int element_error(int r, struct error *err, const char *array, size_t i) {
-        char msg[sizeof(err->msg)];
-
-        if (r >= 0 || !err)
-                return r;
-        if (snprintf(msg, sizeof(msg), "%s[%zu]: %s", array, i, err->msg) >= 0)
-                memcpy(err->msg, msg, sizeof(msg));
-        return r;
-}
-
 /* The project's full path ("group/sub/project") and its service, both malloc'd. */
 static int project(json_t *doc, const struct normalize_options *o, char **ret_repo,
                    char **ret_service, struct error *err) {
@@ -75,39 +64,6 @@ static int project(json_t *doc, const struct normalize_options *o, char **ret_re
 /* "after" of a push that deletes a branch: all zeros (40, or 64 in SHA-256 projects). */
 static bool is_zero_sha(const char *s) {
         return s && normalize_is_sha(s) && strspn(s, "0") == strlen(s);
-}
-
-static int add_commit(struct event_list *out, json_t *commit, const char *repo,
-                      const char *service, const char *branch, struct error *err) {
-        const char *sha, *message, *author;
-        int64_t at;
-        struct event *e;
-        bool ok = true;
-        int r;
-
-        if ((r = normalize_string(commit, "id", true, &sha, err)) < 0 ||
-            (r = normalize_time(commit, "timestamp", true, &at, err)) < 0 ||
-            (r = normalize_string(commit, "message", false, &message, err)) < 0 ||
-            (r = normalize_string(commit, "author.name", false, &author, err)) < 0)
-                return r;
-        if (!normalize_is_sha(sha))
-                return error_set(err, EBADMSG, "invalid_payload", "commits.id",
-                                 "commit id '%.64s' is not a sha", sha);
-        /* One commit listed twice is one change. */
-        for (size_t i = 0; i < out->n; i++)
-                if (out->items[i].kind == EVENT_CHANGE &&
-                    strcmp(out->items[i].change.sha, sha) == 0)
-                        return 0;
-        e = event_list_add(out, EVENT_CHANGE);
-        if (!e)
-                return -ENOMEM;
-        e->change = (struct event_change) {
-                .service = event_strdup(service, &ok), .repo = event_strdup(repo, &ok),
-                .sha = event_strdup(sha, &ok), .branch = event_strdup(branch, &ok),
-                .author = event_strdup(author, &ok), .message = event_strdup(message, &ok),
-                .committed_at = at,
-        };
-        return ok ? 0 : -ENOMEM;
 }
 
 /* Push Hook: one change per listed commit. GitLab lists at most 20 commits of a push
@@ -138,11 +94,13 @@ static int push(json_t *doc, const struct normalize_options *o, struct event_lis
         for (size_t i = 0; r >= 0 && i < json_array_size(commits); i++) {
                 json_t *c = json_array_get(commits, i);
 
-                r = json_is_object(c)
-                        ? element_error(add_commit(out, c, repo, service, ref + 11, err), err,
-                                        "commits", i)
-                        : error_set(err, EBADMSG, "invalid_payload", "commits",
-                                    "commits[%zu] must be an object", i);
+                if (json_is_object(c))
+                        r = normalize_element_error(
+                                normalize_push_commit(out, c, repo, service, ref + 11, err), err,
+                                "commits", i);
+                else
+                        r = error_set(err, EBADMSG, "invalid_payload", "commits",
+                                      "commits[%zu] must be an object", i);
         }
         free(repo);
         free(service);
@@ -379,11 +337,13 @@ static int pipeline(json_t *doc, const struct normalize_options *o, struct event
         for (size_t i = 0; r >= 0 && i < json_array_size(builds); i++) {
                 json_t *b = json_array_get(builds, i);
 
-                r = json_is_object(b)
-                        ? element_error(pipeline_job(b, o, service, sha, created, finished,
-                                                     out, &skip, &deploy, err), err, "builds", i)
-                        : error_set(err, EBADMSG, "invalid_payload", "builds",
-                                    "builds[%zu] must be an object", i);
+                if (json_is_object(b))
+                        r = normalize_element_error(
+                                pipeline_job(b, o, service, sha, created, finished, out, &skip,
+                                             &deploy, err), err, "builds", i);
+                else
+                        r = error_set(err, EBADMSG, "invalid_payload", "builds",
+                                      "builds[%zu] must be an object", i);
         }
         free(repo);
         free(service);
@@ -410,11 +370,12 @@ static int issue_labels(json_t *doc, const char *path, const struct normalize_op
                 json_t *l = json_array_get(labels, i);
                 const char *title;
 
-                r = json_is_object(l)
-                        ? element_error(normalize_string(l, "title", true, &title, err), err,
-                                        path, i)
-                        : error_set(err, EBADMSG, "invalid_payload", path,
-                                    "%s[%zu] must be an object", path, i);
+                if (json_is_object(l))
+                        r = normalize_element_error(
+                                normalize_string(l, "title", true, &title, err), err, path, i);
+                else
+                        r = error_set(err, EBADMSG, "invalid_payload", path,
+                                      "%s[%zu] must be an object", path, i);
                 if (r < 0)
                         break;
                 if (*o->incident_label && strcasecmp(title, o->incident_label) == 0)

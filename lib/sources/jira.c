@@ -48,17 +48,6 @@ static int identify(const struct hook_request *req, json_t *doc, char **ret_deli
         return 0;
 }
 
-/* Says which element of an array a reader's error is about. */
-static int element_error(int r, struct error *err, const char *array, size_t i) {
-        char msg[sizeof(err->msg)];
-
-        if (r >= 0 || !err)
-                return r;
-        if (snprintf(msg, sizeof(msg), "%s[%zu]: %s", array, i, err->msg) >= 0)
-                memcpy(err->msg, msg, sizeof(msg));
-        return r;
-}
-
 /* What incidents and change requests both read from an issue. */
 struct issue {
         const char *key, *type, *summary, *project;
@@ -101,11 +90,13 @@ static int read_issue(json_t *doc, struct issue *is, struct error *err) {
                 json_t *c = json_array_get(is->components, i);
                 const char *name;
 
-                r = json_is_object(c)
-                        ? element_error(normalize_string(c, "name", true, &name, err), err,
-                                        "issue.fields.components", i)
-                        : error_set(err, EBADMSG, "invalid_payload", "issue.fields.components",
-                                    "issue.fields.components[%zu] must be an object", i);
+                if (json_is_object(c))
+                        r = normalize_element_error(
+                                normalize_string(c, "name", true, &name, err), err,
+                                "issue.fields.components", i);
+                else
+                        r = error_set(err, EBADMSG, "invalid_payload", "issue.fields.components",
+                                      "issue.fields.components[%zu] must be an object", i);
                 if (r < 0)
                         return r;
         }
