@@ -164,14 +164,21 @@ static int ensure_connected(struct writer *w, struct store **store, struct error
         return store_open(w->conninfo, store, err);
 }
 
+/* How often one delivery is tried again after a deadlock or serialization failure (two
+ * writers judging one change request can meet in one where the rows lead them). */
+#define TRANSIENT_RETRIES 3
+
 /* The database took the statements but refused one of them: store each delivery on its
  * own, and one that still fails as raw bytes with status "error", so a bad row never
  * blocks the others nor loses a delivery. Returns -EIO if the database went away. */
 static int save_each(struct writer *w, struct store *store, struct delivery **batch, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 struct error err = { 0 };
+                int r = store_save_batch(store, &w->model, &batch[i], 1, &err);
 
-                if (store_save_batch(store, &w->model, &batch[i], 1, &err) == 0)
+                for (int retry = 0; r == -EAGAIN && retry < TRANSIENT_RETRIES; retry++)
+                        r = store_save_batch(store, &w->model, &batch[i], 1, &err);
+                if (r == 0)
                         continue;
                 if (!store_connected(store))
                         return -EIO;

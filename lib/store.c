@@ -32,6 +32,7 @@ static const struct statement {
           "status, error) VALUES ($1, $2, $3, $4, $5, to_timestamp($6::bigint / 1000000.0), "
           "$7, $8) ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id", 8 },
         { "lock_service", "SELECT pg_advisory_xact_lock(7250, hashtext($1))", 1 },
+        { "lock_change", "SELECT dl_lock_change($1)", 1 },
         { "set_raw_status", "UPDATE events_raw SET status = $2, error = $3 WHERE id = $1", 3 },
         { "apply_change", "SELECT dl_apply_change($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9 },
         { "apply_deployment", "SELECT dl_apply_deployment($1, $2, $3, $4, $5, $6, $7, $8, $9, "
@@ -234,7 +235,12 @@ static int pipeline_result(struct store *s, ExecStatusType want, struct error *e
                         rows = PQntuples(res);
                         r = 0;
                 } else if (!seen) {
+                        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
                         r = pg_error(err, s->conn, "Storing deliveries");
+                        /* A deadlock or serialization failure: it may well pass again. */
+                        if (state && strncmp(state, "40", 2) == 0)
+                                r = -EAGAIN;
                 }
                 seen = true;
                 PQclear(res);
@@ -394,23 +400,60 @@ static size_t event_service_count(const struct event *e) {
         return e->kind == EVENT_CHANGE_REQUEST ? e->change_request.n_services : 1;
 }
 
+/* For qsort: strings, NULLs first. */
 static int cmp_str(const void *a, const void *b) {
-        return strcmp(*(const char *const *) a, *(const char *const *) b);
+        const char *x = *(const char *const *) a, *y = *(const char *const *) b;
+
+        return !x || !y ? (x != NULL) - (y != NULL) : strcmp(x, y);
 }
 
-/* Locks every service the batch touches, in sorted order, so two writers applying rows of
- * one service serialize and never deadlock. Returns statements sent, or -errno. */
-static int send_locks(struct store *s, struct delivery *const *ds, size_t n) {
-        const char **names;
-        size_t total = 0, k = 0;
+/* The change-request key a row names (a change request's own, a deployment's explicit
+ * one), or NULL. */
+static const char *event_change_key(const struct event *e) {
+        if (e->kind == EVENT_CHANGE_REQUEST)
+                return e->change_request.key;
+        if (e->kind == EVENT_DEPLOYMENT)
+                return e->deployment.change_request;
+        return NULL;
+}
+
+/* Sends `statement` once for each distinct name, in sorted order; names may hold NULLs
+ * (skipped). Returns statements sent, or -EIO. */
+static int send_sorted_locks(struct store *s, const char *statement, const char **names,
+                             size_t n) {
+        const char *last = NULL;
         int sent = 0;
 
+        qsort(names, n, sizeof(*names), cmp_str);
+        for (size_t i = 0; i < n; i++) {
+                struct params p = { .n = 0 };
+
+                if (!names[i] || (last && strcmp(names[i], last) == 0))
+                        continue;
+                last = names[i];
+                param(&p, names[i]);
+                if (!send_prepared(s, statement, &p))
+                        return -EIO;
+                sent++;
+        }
+        return sent;
+}
+
+/* Locks every service the batch touches, then every change request it names, each in
+ * sorted order, so two writers applying rows of one service, or judging deployments
+ * against one change request while another changes it, serialize and never deadlock on
+ * these. Returns statements sent, or -errno. */
+static int send_locks(struct store *s, struct delivery *const *ds, size_t n) {
+        const char **names;
+        size_t total = 0, k = 0, events = 0;
+        int sent, more;
+
         for (size_t i = 0; i < n; i++)
-                for (size_t j = 0; j < ds[i]->events.n; j++)
+                for (size_t j = 0; j < ds[i]->events.n; j++, events++)
                         total += event_service_count(&ds[i]->events.items[j]);
-        if (!total)
+        if (!total && !events)
                 return 0;
-        names = malloc(total * sizeof(*names));
+        names = malloc((total > events ? total : events) * sizeof(*names));
         if (!names)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
@@ -419,21 +462,14 @@ static int send_locks(struct store *s, struct delivery *const *ds, size_t n) {
         for (size_t i = 0; i < k; i++)  /* a row without a service locks nothing */
                 if (!names[i])
                         names[i] = "";
-        qsort(names, k, sizeof(*names), cmp_str);
-        for (size_t i = 0; i < k; i++) {
-                struct params p = { .n = 0 };
-
-                if (i && strcmp(names[i], names[i - 1]) == 0)
-                        continue;
-                param(&p, names[i]);
-                if (!send_prepared(s, "lock_service", &p)) {
-                        free(names);
-                        return -EIO;
-                }
-                sent++;
-        }
+        sent = send_sorted_locks(s, "lock_service", names, k);
+        k = 0;
+        for (size_t i = 0; i < n && sent >= 0; i++)
+                for (size_t j = 0; j < ds[i]->events.n; j++)
+                        names[k++] = event_change_key(&ds[i]->events.items[j]);
+        more = sent < 0 ? sent : send_sorted_locks(s, "lock_change", names, k);
         free(names);
-        return sent;
+        return more < 0 ? more : sent + more;
 }
 
 static int model_params_init(struct model_params *mp, const struct store_model *m) {

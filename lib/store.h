@@ -45,8 +45,9 @@ struct store_model {
 
 /* Stores n deliveries in one transaction (idempotent on source + delivery id), applies the
  * rows they normalized to (idempotent upserts, so a redelivery changes nothing) and sets
- * each one's duplicate flag. Returns 0 once COMMIT succeeded, else -EIO and nothing is
- * stored. Does not call done() or touch result. */
+ * each one's duplicate flag. Returns 0 once COMMIT succeeded, else -EAGAIN (a deadlock or
+ * serialization failure: the same call may pass) or -EIO, and nothing is stored. Does not
+ * call done() or touch result. */
 int store_save_batch(struct store *s, const struct store_model *m, struct delivery *const *ds,
                      size_t n, struct error *err) __attribute__((warn_unused_result));
 

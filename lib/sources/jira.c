@@ -312,21 +312,17 @@ static int approval_decision(json_t *doc, const char *field, const char **ret,
         n = json_array_size(approvals);
         if (r < 0 || n == 0)
                 return r;
-        if ((size_t) snprintf(path, sizeof(path), "issue.fields.%s[%zu]", field, n - 1) >=
-            sizeof(path))
-                return error_set(err, EBADMSG, "invalid_payload", NULL,
-                                 "the approvals field name is too long");
         if (!json_is_object(json_array_get(approvals, n - 1)))
-                return error_set(err, EBADMSG, "invalid_payload", path, "%s: expected an object",
-                                 path);
-        return normalize_string(json_array_get(approvals, n - 1), "finalDecision", true, ret,
-                                err);
+                return error_set(err, EBADMSG, "invalid_payload", path,
+                                 "%s[%zu] must be an object", path, n - 1);
+        r = normalize_string(json_array_get(approvals, n - 1), "finalDecision", false, ret, err);
+        return normalize_element_error(r, err, path, n - 1);
 }
 
 static int change_request(json_t *doc, const struct issue *is,
                           const struct normalize_options *o, struct event_list *out,
                           struct error *err) {
-        const char *name, *category, *status, *decision;
+        const char *name, *category, *status, *decision = NULL;
         char projbuf[128];
         struct event_change_request *c;
         struct event *e;
@@ -336,16 +332,20 @@ static int change_request(json_t *doc, const struct issue *is,
 
         if ((r = normalize_string(doc, "issue.fields.status.name", false, &name, err)) < 0 ||
             (r = normalize_string(doc, "issue.fields.status.statusCategory.key", false,
-                                  &category, err)) < 0 ||
-            (r = approval_decision(doc, o->jira_approvals_field, &decision, err)) < 0)
+                                  &category, err)) < 0)
                 return r;
         /* A deleted change authorizes nothing any more. */
         status = is->deleted ? "canceled" : change_status(name, category);
         /* Still waiting by its workflow status, but its approvers have decided (a workflow
          * that does not move on by itself, or a status we do not know by name). */
-        if (status && strcmp(status, "pending") == 0 && decision &&
-            (strcmp(decision, "approved") == 0 || strcmp(decision, "declined") == 0))
-                status = decision;
+        if (status && strcmp(status, "pending") == 0) {
+                r = approval_decision(doc, o->jira_approvals_field, &decision, err);
+                if (r < 0)
+                        return r;
+                if (decision && (strcmp(decision, "approved") == 0 ||
+                                 strcmp(decision, "declined") == 0))
+                        status = decision;
+        }
         if (!status)
                 return normalize_ignored(err, "change %s has status '%s', which is not a known "
                                          "change status", is->key, name ? name : "(none)");

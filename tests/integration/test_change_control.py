@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import (FIXTURE_SECRET, GENERIC_TOKEN, JENKINS_TOKEN, fixture, github_signature,
-                      jira_signature, wait_until)
+from conftest import (FIXTURE_SECRET, GENERIC_TOKEN, JENKINS_TOKEN, TableLock, fixture,
+                      github_signature, jira_signature, wait_until)
 
 START_FIELD = "customfield_10100"
 END_FIELD = "customfield_10101"
@@ -516,3 +516,73 @@ def test_jsm_approvals_field_decides_while_the_status_waits(daemon):
     [bad] = [x for x in errors["items"] if x["delivery_id"] == answer["delivery_id"]]
     assert APPROVALS_FIELD in bad["error"], bad
     assert gate(d, "CHG-302")["allowed"] is True
+
+
+def waiting_sessions(db):
+    return int(db.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                         "AND datname = current_database()"))
+
+
+@pytest.mark.parametrize("route", ["explicit", "commit"])
+def test_a_change_and_its_deployment_written_at_once_see_each_other(daemon, db, route):
+    """Two writers at the same moment: one approves a change request (and makes it an
+    emergency) that lists another service, the other stores a deployment under it, named
+    explicitly or by its commit's message. Held at the same point of their transactions
+    (a table lock on the raw deliveries) and let go together, they must not miss each
+    other: the deployment ends approved and the day's figures equal a rebuild."""
+    d = daemon(**CONFIG)
+    t = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=3)
+    key = f"CHG-5{len(route)}"
+    sha = ("a" if route == "commit" else "b") + SHA[1:]
+    service = f"cart-{route}"
+    generic(d, {"type": "change_request", "id": key, "service": "platform",
+                "status": "pending", "change_type": "normal", "updated_at": rfc(t)})
+    generic(d, {"type": "change", "id": f"c-{route}", "service": service, "sha": sha,
+                "timestamp": rfc(t), "message": f"Fix the cart ({key})" if route == "commit"
+                else "Fix the cart"})
+    deployment = {"type": "deployment", "id": f"race-{route}", "service": service,
+                  "environment": "production", "status": "success", "sha": sha,
+                  "started_at": rfc(t + timedelta(hours=1)),
+                  "finished_at": rfc(t + timedelta(hours=1, minutes=5))}
+    if route == "explicit":
+        deployment["change_request"] = key
+    approval = {"type": "change_request", "id": key, "service": "platform", "status": "approved",
+                "change_type": "emergency", "updated_at": rfc(t + timedelta(minutes=30))}
+
+    lock = TableLock(db)
+    errors = []
+
+    def send(doc):
+        try:
+            status, answer, _ = d.post("/hooks/generic", json.dumps(doc).encode(),
+                                       {"Content-Type": "application/json",
+                                        "Authorization": f"Bearer {GENERIC_TOKEN}"})
+            if status != 202:
+                errors.append((status, answer))
+        except Exception as e:      # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    try:
+        first = threading.Thread(target=send, args=(deployment,))
+        first.start()
+        wait_until(lambda: waiting_sessions(db) >= 1, timeout=10, what="the first writer to wait")
+        second = threading.Thread(target=send, args=(approval,))
+        second.start()
+        wait_until(lambda: waiting_sessions(db) >= 2, timeout=10, what="the second writer to wait")
+    finally:
+        lock.release()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert not errors, errors
+
+    verdict = deployment_verdict(db, "generic", f"race-{route}")
+    assert verdict["control"] == "approved", verdict
+    assert verdict["link"] == route
+    cc = dora(d, service=service, window="7d")
+    assert cc["change_control"]["approved"] == 1 and cc["change_control"]["emergency"] == 1
+    assert cc["rework_rate"]["rework_deployments"] == 1
+    rollups = ("SELECT service, environment, day, deployments, rework, approved, emergency, "
+               "approval_hist FROM dl_rollups WHERE deployments > 0 ORDER BY 1, 2, 3")
+    before = db.query(rollups)
+    db.scalar("SELECT dl_rebuild_rollups()")
+    assert db.query(rollups) == before
