@@ -295,8 +295,13 @@ CREATE FUNCTION dora_reference(p_service text, p_envs text[], p_from timestamptz
           AND d.environment = ANY (p_envs) AND (p_service IS NULL OR d.service = p_service)
         WINDOW w AS (PARTITION BY d.service, d.environment ORDER BY d.finished_at, d.id)),
     dep AS (
+        -- the approval latency straight from the history, not from approval_seconds
         SELECT s.*, cr.change_type = 'emergency' IS TRUE AS under_emergency,
-               cr.approval_seconds
+               (SELECT CASE WHEN min(h.at) FILTER (WHERE h.status IN ('approved',
+                                 'implementing', 'completed')) > min(h.at)
+                            THEN extract(epoch FROM min(h.at) FILTER (WHERE h.status IN (
+                                 'approved', 'implementing', 'completed')) - min(h.at)) END
+                FROM change_request_history h WHERE h.key = s.change_key) AS approval_seconds
         FROM successful s LEFT JOIN change_requests cr ON cr.key = s.change_key
         WHERE s.finished_at >= p_from AND s.finished_at < p_to),
     judged AS (
