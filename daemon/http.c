@@ -68,13 +68,35 @@ struct request {
 };
 
 /* Builds and queues a JSON response; takes ownership of body. */
+/* Queues resp (and drops our reference): every answer goes out here, so every one says
+ * "Connection: close" while the daemon drains. */
+static enum MHD_Result queue(struct request *req, struct MHD_Connection *conn, unsigned status,
+                             struct MHD_Response *resp) {
+        enum MHD_Result ret;
+
+        if (req && req->http) {
+                bool draining;
+
+                pthread_mutex_lock(&req->http->lock);
+                draining = req->http->draining;
+                pthread_mutex_unlock(&req->http->lock);
+                if (draining)
+                        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+        }
+        ret = MHD_queue_response(conn, status, resp);
+        MHD_destroy_response(resp);
+        if (req) {
+                req->state = REQ_ANSWERED;
+                req->status = status;
+        }
+        return ret;
+}
+
 static enum MHD_Result reply(struct request *req, struct MHD_Connection *conn, unsigned status,
                              json_t *body) {
         static const char fallback[] = "{\"error\":{\"code\":\"unavailable\",\"message\":\"Out of memory\"}}";
         char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         struct MHD_Response *resp;
-        enum MHD_Result ret;
-        bool draining;
 
         json_decref(body);
         if (text)
@@ -94,20 +116,7 @@ static enum MHD_Result reply(struct request *req, struct MHD_Connection *conn, u
         if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
                 (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                                req && req->source ? "POST" : "GET, HEAD");
-        if (req && req->http) {
-                pthread_mutex_lock(&req->http->lock);
-                draining = req->http->draining;
-                pthread_mutex_unlock(&req->http->lock);
-                if (draining)
-                        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-        }
-        ret = MHD_queue_response(conn, status, resp);
-        MHD_destroy_response(resp);
-        if (req) {
-                req->state = REQ_ANSWERED;
-                req->status = status;
-        }
-        return ret;
+        return queue(req, conn, status, resp);
 }
 
 /* GET /metrics: Prometheus text, or a JSON error. */
@@ -117,7 +126,6 @@ static enum MHD_Result answer_metrics(struct request *req, struct MHD_Connection
         char *text = NULL;
         int status = dora_metrics(req->http->api, ar, &text, &error);
         struct MHD_Response *resp;
-        enum MHD_Result ret;
 
         if (!text)
                 return reply(req, conn, (unsigned) status, error);
@@ -128,11 +136,7 @@ static enum MHD_Result answer_metrics(struct request *req, struct MHD_Connection
         }
         (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                        "text/plain; version=0.0.4; charset=utf-8");
-        ret = MHD_queue_response(conn, (unsigned) status, resp);
-        MHD_destroy_response(resp);
-        req->state = REQ_ANSWERED;
-        req->status = (unsigned) status;
-        return ret;
+        return queue(req, conn, (unsigned) status, resp);
 }
 
 /* GET / (and HEAD): the dashboard page, which needs no token: it holds no data. */
@@ -140,7 +144,6 @@ static enum MHD_Result answer_dashboard(struct request *req, struct MHD_Connecti
                                         const char *method) {
         struct dashboard_page page = dashboard_page();
         struct MHD_Response *resp;
-        enum MHD_Result ret;
 
         if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
                 return reply(req, conn, MHD_HTTP_METHOD_NOT_ALLOWED,
@@ -151,11 +154,7 @@ static enum MHD_Result answer_dashboard(struct request *req, struct MHD_Connecti
                 return MHD_NO;
         for (size_t i = 0; i < page.n_headers; i++)
                 (void) MHD_add_response_header(resp, page.headers[i].name, page.headers[i].value);
-        ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
-        MHD_destroy_response(resp);
-        req->state = REQ_ANSWERED;
-        req->status = MHD_HTTP_OK;
-        return ret;
+        return queue(req, conn, MHD_HTTP_OK, resp);
 }
 
 /* One table maps our negative errno codes to HTTP statuses. */

@@ -55,8 +55,10 @@ enum metrics_control {
 };
 
 /* "approved" | "unauthorized" | "auto_created" | "unrecorded" -> the verdict; anything else
- * (NULL too) -> METRICS_NO_CONTROL. */
+ * (NULL too) -> METRICS_NO_CONTROL. Thread-safe. */
 enum metrics_control metrics_control_parse(const char *s);
+
+/* The verdict's name, a static string; NULL for METRICS_NO_CONTROL. Thread-safe. */
 const char *metrics_control_name(enum metrics_control c);
 
 /* Everything a window's figures are made of: sums of days, plus edge events. */

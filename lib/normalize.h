@@ -76,7 +76,7 @@ int normalize_id(json_t *obj, const char *path, bool required, char *buf, size_t
                  const char **ret, struct error *err) __attribute__((warn_unused_result));
 
 /* Prefixes a reader's error with the array element it is about: "commits[3]: id is
- * missing". Returns r. */
+ * missing". Returns r. Thread-safe (err is the caller's). */
 int normalize_element_error(int r, struct error *err, const char *array, size_t i);
 
 /* A change from one commit of a push as GitHub and GitLab list it ({id, timestamp, message,

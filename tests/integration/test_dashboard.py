@@ -441,3 +441,28 @@ def test_browser_asks_for_the_token_on_401(daemon, tmp_path):
     assert "needs its API token" in dom.text("auth-message")
     assert dom.attrs["token"].get("type") == "password"
     assert dom.text("cards") == ""                 # no figures drawn without the token
+
+
+class Tags(HTMLParser):
+    """Every element's tag name in a document."""
+
+    def __init__(self, html):
+        super().__init__()
+        self.names = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.names.append(tag)
+
+
+def test_browser_shows_hostile_names_as_text(daemon, tmp_path):
+    """A service name is the sender's text: the page shows it as text (the picker, the
+    scope line) and never as markup."""
+    hostile = '<img src=x onerror="document.title=1">'
+    dd = daemon(api_token=None)
+    post(dd, deployment("hostile-1", hostile, ago(1), 1), "hostile-1")
+    dom = load_page(f"{dd.url}/#service={urllib.parse.quote(hostile)}", tmp_path, "ready")
+    options = [a.get("value") for t, a in dom.tags["service"] if t == "option"]
+    assert hostile in options
+    assert dom.text("scope").startswith(hostile + " ·")
+    assert "img" not in Tags(dom.html).names

@@ -30,12 +30,12 @@ static int mutations, mutation_errors;
 static json_t *outcome(const struct source *s, json_t *doc, const char *event) {
         struct normalize_options o = normalize_defaults();
         struct event_list rows = { 0 };
-
-        /* The field the derived JSM change fixtures keep their Approvals in (README). */
-        o.jira_approvals_field = "customfield_10090";
         struct error err = { 0 };
         json_t *out;
         int r;
+
+        /* The field the derived JSM change fixtures keep their Approvals in (README). */
+        o.jira_approvals_field = "customfield_10090";
 
         if (!s->normalize)
                 return json_pack("{s:s,s:s}", "status", "error", "message", "no normalize()");
