@@ -74,7 +74,7 @@ static void event_free_fields(struct event *e) {
         case EVENT_CHANGE_REQUEST: {
                 struct event_change_request *c = &e->change_request;
                 free(c->key), free(c->title), free(c->status), free(c->change_type);
-                free(c->risk);
+                free(c->risk), free(c->actor);
                 free_strv(c->services, c->n_services);
                 break;
         }

@@ -56,6 +56,7 @@ struct event_change_request {
         char **services;
         size_t n_services;
         int64_t planned_start, planned_end, updated_at;
+        char *actor;            /* who made this change of it (a name), or NULL */
 };
 
 struct event {

@@ -57,13 +57,13 @@ static json_t *dump_one(const struct event *e) {
         }
         case EVENT_CHANGE_REQUEST: {
                 const struct event_change_request *c = &e->change_request;
-                return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "kind",
+                return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "kind",
                                  "change_request", "key", str(c->key), "title", str(c->title),
                                  "status", str(c->status), "change_type", str(c->change_type),
                                  "risk", str(c->risk), "services",
                                  strv(c->services, c->n_services), "planned_start",
                                  tm(c->planned_start), "planned_end", tm(c->planned_end),
-                                 "updated_at", tm(c->updated_at));
+                                 "updated_at", tm(c->updated_at), "actor", str(c->actor));
         }
         case _EVENT_MAX:
                 break;

@@ -40,7 +40,7 @@ static const struct statement {
         { "apply_incident", "SELECT dl_apply_incident($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
           "$11, $12, $13, $14, $15)", 15 },
         { "apply_change_request", "SELECT dl_apply_change_request($1, $2, $3, $4, $5, $6, $7, "
-          "$8, $9, $10, $11)", 11 },
+          "$8, $9, $10, $11, $12)", 12 },
 };
 
 /* Library code never logs: PostgreSQL's notices (e.g. "already exists, skipping") go nowhere. */
@@ -371,6 +371,7 @@ static int send_event(struct store *s, const struct delivery *d, const struct ev
                         return -ENOMEM;
                 param_time(&p, c->planned_start), param_time(&p, c->planned_end);
                 param_time(&p, c->updated_at);
+                param(&p, c->actor);
                 return send_prepared(s, "apply_change_request", &p) ? 1 : -EIO;
         }
         case _EVENT_MAX:

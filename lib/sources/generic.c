@@ -219,7 +219,7 @@ static int change_request(json_t *doc, struct event_list *out, struct error *err
                                                 "implementing", "completed", "canceled", NULL };
         static const char *const types[] = { "standard", "normal", "emergency", NULL };
         static const char *const risks[] = { "low", "medium", "high", NULL };
-        const char *id, *service, *status, *type, *risk, *title;
+        const char *id, *service, *status, *type, *risk, *title, *actor;
         int64_t start, end, updated;
         json_t *services;
         bool ok = true;
@@ -238,7 +238,8 @@ static int change_request(json_t *doc, struct event_list *out, struct error *err
             (r = normalize_string(doc, "title", false, &title, err)) < 0 ||
             (r = normalize_time(doc, "planned_start", false, &start, err)) < 0 ||
             (r = normalize_time(doc, "planned_end", false, &end, err)) < 0 ||
-            (r = normalize_time(doc, "updated_at", true, &updated, err)) < 0)
+            (r = normalize_time(doc, "updated_at", true, &updated, err)) < 0 ||
+            (r = normalize_string(doc, "actor", false, &actor, err)) < 0)
                 return r;
         if (json_array_size(services) > 100)
                 return error_set(err, EBADMSG, "invalid_payload", "services",
@@ -271,6 +272,7 @@ static int change_request(json_t *doc, struct event_list *out, struct error *err
         e->change_request.planned_start = start;
         e->change_request.planned_end = end;
         e->change_request.updated_at = updated;
+        e->change_request.actor = event_strdup(actor, &ok);
         return ok ? 1 : -ENOMEM;
 }
 

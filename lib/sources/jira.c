@@ -319,6 +319,27 @@ static int approval_decision(json_t *doc, const char *field, const char **ret,
         return normalize_element_error(r, err, path, n - 1);
 }
 
+/* Who made the change this webhook reports: its user's display name, else login name,
+ * else account id (a JSM automation body names nobody). *ret is malloc'd or NULL. */
+static int actor(json_t *doc, char **ret, struct error *err) {
+        static const char *const paths[] = { "user.displayName", "user.name", "user.accountId" };
+        const char *v = NULL;
+
+        *ret = NULL;
+        for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+                const char *got;
+                int r = normalize_string(doc, paths[i], false, &got, err);
+
+                if (r < 0)
+                        return r;
+                if (!v && got && *got)
+                        v = got;
+        }
+        if (v && !(*ret = strdup(v)))
+                return -ENOMEM;
+        return 0;
+}
+
 static int change_request(json_t *doc, const struct issue *is,
                           const struct normalize_options *o, struct event_list *out,
                           struct error *err) {
@@ -359,7 +380,9 @@ static int change_request(json_t *doc, const struct issue *is,
         c->change_type = event_strdup(change_type(is->type), &ok);
         c->risk = event_strdup(change_risk(is), &ok);
         c->updated_at = is->updated;
-        r = planned(doc, o->jira_planned_start_field, &c->planned_start, err);
+        r = actor(doc, &c->actor, err);
+        if (r == 0)
+                r = planned(doc, o->jira_planned_start_field, &c->planned_start, err);
         if (r == 0)
                 r = planned(doc, o->jira_planned_end_field, &c->planned_end, err);
         if (r < 0)

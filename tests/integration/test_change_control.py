@@ -128,6 +128,8 @@ def test_jsm_change_lifecycle_drives_the_gate(daemon):
     assert record["created_at"] == rfc(t) and record["approved_at"] == rfc(t + timedelta(minutes=30))
     assert all(h["source"] == "jira" and h["delivery_id"].startswith("CHG-101-")
                for h in record["history"])
+    # who made each change: the webhook's user (the fixture's)
+    assert {h["actor"] for h in record["history"]} == {"Test User"}
 
     # A declined change never opens the gate.
     declined = Jsm("CHG-102")
@@ -153,9 +155,12 @@ def test_gate_and_changes_api_errors(daemon):
     assert status == 400 and "service" in answer["error"]["message"]
 
 
-def approved_change(d, key, at):
-    generic(d, {"type": "change_request", "id": key, "service": "checkout",
-                "status": "approved", "change_type": "normal", "updated_at": rfc(at)})
+def approved_change(d, key, at, actor=None):
+    doc = {"type": "change_request", "id": key, "service": "checkout",
+           "status": "approved", "change_type": "normal", "updated_at": rfc(at)}
+    if actor:
+        doc["actor"] = actor
+    generic(d, doc)
 
 
 def deployment_verdict(db, source, key):
@@ -291,8 +296,14 @@ def test_approval_after_the_deployment_does_not_authorize_it(daemon, db):
     approved_change(d, "CHG-8", datetime(2024, 5, 7, 11, 0, tzinfo=timezone.utc))
     v = deployment_verdict(db, "generic", "early")
     assert v["control"] == "unauthorized" and "not yet recorded" in v["reason"]
-    approved_change(d, "CHG-8", datetime(2024, 5, 7, 9, 0, tzinfo=timezone.utc))
+    approved_change(d, "CHG-8", datetime(2024, 5, 7, 9, 0, tzinfo=timezone.utc),
+                    actor="cab-chair@example.com")
     assert deployment_verdict(db, "generic", "early")["control"] == "approved"
+    # The audit trail says who approved it, and that nobody was named for the later entry.
+    status, record, _ = d.get("/api/v1/changes/CHG-8")
+    assert status == 200
+    assert [(h["at"], h["actor"]) for h in record["history"]] == [
+        ("2024-05-07T09:00:00Z", "cab-chair@example.com"), ("2024-05-07T11:00:00Z", None)]
 
 
 def test_history_is_in_jira_order_whatever_the_arrival(pg, daemon):
