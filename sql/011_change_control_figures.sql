@@ -1,5 +1,6 @@
--- 011_change_control_metrics: the change-control figures beside the DORA ones, kept in the
--- same daily rollups, and emergency changes counted as rework.
+-- 011_change_control_figures: the change-control figures beside the DORA ones, kept in the
+-- same daily rollups, emergency changes counted as rework; and for the audit trail, who made
+-- each change, and locks so concurrent writers never judge without each other.
 --
 -- Definitions (README.md "Change control" says the same):
 -- * The counted deployments are the DORA ones (successful, on the UTC day they finished);
@@ -221,17 +222,130 @@ END $$;
 CREATE TRIGGER dl_change_requests_dirty AFTER INSERT OR UPDATE OR DELETE ON change_requests
     FOR EACH ROW EXECUTE FUNCTION dl_change_requests_dirty();
 
--- 010's dl_apply_change_request, now also keeping approval_seconds.
-CREATE OR REPLACE FUNCTION dl_apply_change_request(p_source text, p_delivery_id text,
+-- Who made each change of a change request (the Jira webhook's user, a generic body's
+-- "actor"), so the audit trail says who as well as when.
+ALTER TABLE change_request_history ADD COLUMN actor text;
+
+-- A deployment judged against a change request and an update of that change request,
+-- applied by two writers at once, must not miss each other (writers otherwise serialize per
+-- service only, and a change request need not list the deploying service). Both take a
+-- transaction lock on the key: the writer takes the keys a batch names up front, sorted
+-- after the services (lib/store.c), so those never deadlock; a key found only in a commit
+-- message or branch is locked when found, and the rare deadlock that makes is retried.
+CREATE FUNCTION dl_lock_change(p_key text) RETURNS void
+    LANGUAGE sql AS $$ SELECT pg_advisory_xact_lock(7251, hashtext(p_key)) $$;
+
+-- 010's, locking the change request it judges against.
+CREATE OR REPLACE FUNCTION dl_control_deployment(p_id bigint) RETURNS void
+    LANGUAGE plpgsql AS $$
+DECLARE
+    d deployments;
+    c changes;
+    r change_requests;
+    k text;
+    link text;
+    verdict text;
+    why text;
+    v_at timestamptz;
+    state text;
+    auto_key text;
+BEGIN
+    SELECT * INTO d FROM deployments WHERE id = p_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    auto_key := 'AUTO-' || d.source || '-' || d.key;
+    k := d.change_request;
+    link := CASE WHEN k IS NOT NULL THEN 'explicit' END;
+    IF k IS NULL THEN
+        SELECT * INTO c FROM changes WHERE service = d.service AND sha = d.sha;
+        k := dl_change_key_in(c.message);
+        link := CASE WHEN k IS NOT NULL THEN 'commit' END;
+        IF k IS NULL THEN
+            k := dl_change_key_in(c.branch);
+            link := CASE WHEN k IS NOT NULL THEN 'branch' END;
+        END IF;
+    END IF;
+    v_at := coalesce(d.started_at, d.finished_at);
+    IF k IS NOT NULL THEN
+        -- Whoever changes that change request now waits for us, or we for them.
+        PERFORM dl_lock_change(k);
+    END IF;
+
+    IF NOT dl_is_production(d.environment) THEN
+        verdict := NULL;
+    ELSIF k IS NULL THEN
+        IF dl_setting('change_policy') = 'auto' THEN
+            -- A standard change recorded for it, so the audit trail has no gap.
+            INSERT INTO change_requests (key, source, title, status, change_type, services,
+                                         updated_at, auto_created, created_at, approved_at)
+            VALUES (auto_key, 'doraloop', 'Recorded for deployment ' || d.key || ' of ' ||
+                    d.service, 'completed', 'standard', ARRAY[d.service], v_at, true, v_at, v_at)
+            ON CONFLICT (key) DO UPDATE SET
+                services = excluded.services, updated_at = excluded.updated_at,
+                created_at = excluded.created_at, approved_at = excluded.approved_at
+            WHERE change_requests.auto_created;
+            -- Its one history entry follows the deployment's time.
+            DELETE FROM change_request_history WHERE key = auto_key
+                AND at IS DISTINCT FROM coalesce(v_at, '-infinity');
+            INSERT INTO change_request_history (key, at, status, source, delivery_id)
+            VALUES (auto_key, coalesce(v_at, '-infinity'), 'completed', 'doraloop',
+                    d.source || ':' || d.key)
+            ON CONFLICT DO NOTHING;
+            k := auto_key;
+            link := 'auto';
+            verdict := 'auto_created';
+            why := 'named no change request; a standard change was recorded for it';
+        ELSE
+            verdict := 'unrecorded';
+            why := 'named no change request';
+        END IF;
+    ELSE
+        SELECT * INTO r FROM change_requests WHERE key = k;
+        state := dl_change_status_at(k, v_at);
+        IF r.key IS NULL THEN
+            verdict := 'unauthorized';
+            why := format('names %s, which no change-management tool has reported', k);
+        ELSIF state IS NULL OR state NOT IN ('approved', 'implementing') THEN
+            verdict := 'unauthorized';
+            why := format('names %s, which was %s when it started', k,
+                          coalesce(state, 'not yet recorded'));
+        ELSIF (r.planned_start IS NOT NULL AND v_at < r.planned_start)
+           OR (r.planned_end IS NOT NULL AND v_at > r.planned_end) THEN
+            verdict := 'unauthorized';
+            why := format('started outside the planned window of %s', k);
+        ELSE
+            verdict := 'approved';
+            why := format('%s was %s when it started', k, state);
+        END IF;
+    END IF;
+    IF k IS DISTINCT FROM auto_key THEN
+        -- It has a real change request (now): an automatic record made before goes.
+        DELETE FROM change_request_history WHERE key = auto_key;
+        DELETE FROM change_requests WHERE key = auto_key AND auto_created;
+    END IF;
+    UPDATE deployments SET change_key = k, change_link = link, control = verdict,
+                           control_reason = why
+    WHERE id = p_id AND (change_key, change_link, control, control_reason)
+                        IS DISTINCT FROM (k, link, verdict, why);
+END $$;
+
+-- 010's dl_apply_change_request, now locking its key, keeping approval_seconds and the
+-- actor. p_actor defaults to NULL, so a daemon of the previous version can still call it.
+DROP FUNCTION dl_apply_change_request(text, text, text, text, text, text, text, text[], bigint,
+                                      bigint, bigint);
+CREATE FUNCTION dl_apply_change_request(p_source text, p_delivery_id text,
                                                    p_key text, p_title text, p_status text,
                                                    p_change_type text, p_risk text,
                                                    p_services text[], p_start_us bigint,
-                                                   p_end_us bigint, p_updated_us bigint)
+                                                   p_end_us bigint, p_updated_us bigint,
+                                                   p_actor text DEFAULT NULL)
     RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_at timestamptz := dl_time(p_updated_us);
     v_id bigint;
 BEGIN
+    PERFORM dl_lock_change(p_key);
     INSERT INTO change_requests AS r (key, source, title, status, change_type, risk, services,
                                       planned_start, planned_end, updated_at)
     VALUES (p_key, p_source, p_title, p_status, p_change_type, p_risk,
@@ -252,8 +366,8 @@ BEGIN
          FROM (SELECT dl_newer(excluded.updated_at, excluded.status, r.updated_at, r.status)
                       AS newer) n);
     IF v_at IS NOT NULL THEN
-        INSERT INTO change_request_history (key, at, status, source, delivery_id)
-        VALUES (p_key, v_at, p_status, p_source, p_delivery_id)
+        INSERT INTO change_request_history (key, at, status, source, delivery_id, actor)
+        VALUES (p_key, v_at, p_status, p_source, p_delivery_id, p_actor)
         ON CONFLICT DO NOTHING;
     END IF;
     UPDATE change_requests r SET
