@@ -36,6 +36,7 @@ endif
 LIB_SRC := $(wildcard lib/*.c lib/sources/*.c)
 DAEMON_SRC := $(wildcard daemon/*.c)
 SQL := $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
+SQL_CODE := $(sort $(wildcard sql/functions/*.sql))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/migrations.o
@@ -58,9 +59,9 @@ $(BUILD)/%.o: %.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/migrations.c: $(SQL) scripts/embed-sql
+$(BUILD)/migrations.c: $(SQL) $(SQL_CODE) scripts/embed-sql
 	@mkdir -p $(dir $@)
-	$(Q)scripts/embed-sql $(SQL) >$@.tmp && mv $@.tmp $@
+	$(Q)scripts/embed-sql $(SQL) -- $(SQL_CODE) >$@.tmp && mv $@.tmp $@
 
 $(BUILD)/migrations.o: $(BUILD)/migrations.c
 	$(Q)$(CC) $(CFLAGS) -Ilib -c -o $@ $<
@@ -191,6 +192,8 @@ install: all
 	install -D -m 0755 $(BUILD)/doraloopd $(DESTDIR)$(PREFIX)/sbin/doraloopd
 	install -d $(DESTDIR)$(PREFIX)/share/doraloop/sql
 	install -m 0644 $(SQL) $(DESTDIR)$(PREFIX)/share/doraloop/sql/
+	install -d $(DESTDIR)$(PREFIX)/share/doraloop/sql/functions
+	install -m 0644 $(SQL_CODE) $(DESTDIR)$(PREFIX)/share/doraloop/sql/functions/
 	install -D -m 0644 systemd/doraloop.service $(DESTDIR)$(SYSTEMDUNITDIR)/doraloop.service
 	install -D -m 0644 systemd/doraloop.socket $(DESTDIR)$(SYSTEMDUNITDIR)/doraloop.socket
 	install -D -m 0644 packaging/doraloop.sysusers $(DESTDIR)$(SYSUSERSDIR)/doraloop.conf

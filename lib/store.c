@@ -126,65 +126,162 @@ int store_ping(struct store *s, struct error *err) {
         return r;
 }
 
-/* Applies one migration unless it is recorded; returns 1 if applied, 0 if not, or -EIO. */
-static int migrate_one(struct store *s, const struct migration *m, struct error *err) {
-        const char *params[1] = { m->version };
-        PGresult *res = NULL;
-        int r;
+/* Runs one statement whose rows, if any, do not matter, with text parameters. */
+static int exec_params(struct store *s, const char *sql, int n, const char *const *params,
+                       struct error *err) {
+        PGresult *res = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+        int r = 0;
 
-        r = exec_command(s, "BEGIN", err);
-        if (r < 0)
-                return r;
-        r = exec_command(s, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK_KEY ")", err);
-        if (r < 0)
-                goto out;
-        r = exec_command(s, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                            "version text PRIMARY KEY, "
-                            "applied_at timestamptz NOT NULL DEFAULT now())", err);
-        if (r < 0)
-                goto out;
-        res = PQexecParams(s->conn, "SELECT 1 FROM schema_migrations WHERE version = $1",
-                           1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+                r = pg_error(err, s->conn, sql);
+        PQclear(res);
+        return r;
+}
+
+/* Runs a file's text; one of only comments (a migration whose code moved out) is fine. */
+static int exec_script(struct store *s, const char *name, const char *sql, struct error *err) {
+        PGresult *res = PQexec(s->conn, sql);
+        ExecStatusType st = PQresultStatus(res);
+        int r = 0;
+
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
+                r = pg_error(err, s->conn, name);
+        PQclear(res);
+        return r;
+}
+
+static const struct migration *find_migration(const char *version) {
+        for (const struct migration *m = migrations; m->version; m++)
+                if (strcmp(m->version, version) == 0)
+                        return m;
+        return NULL;
+}
+
+/* Holds the recorded migrations to the compiled-in files: one whose file changed since it
+ * was applied stops the start-up. A row without a checksum (recorded before checksums
+ * were kept, by 0.1.0) takes the file's. Marks the recorded ones in `applied`. */
+static int check_recorded(struct store *s, bool *applied, struct error *err) {
+        PGresult *res = PQexec(s->conn, "SELECT version, checksum FROM schema_migrations");
+        int r = 0;
+
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
                 r = pg_error(err, s->conn, "Reading schema_migrations");
                 goto out;
         }
-        if (PQntuples(res) > 0) {
-                r = exec_command(s, "COMMIT", err);
-                goto out;
+        for (int i = 0; i < PQntuples(res) && r == 0; i++) {
+                const struct migration *m = find_migration(PQgetvalue(res, i, 0));
+                const char *params[2];
+
+                if (!m)
+                        continue;       /* a newer doraloop's: it knows its own */
+                applied[m - migrations] = true;
+                params[0] = m->version;
+                params[1] = m->checksum;
+                if (PQgetisnull(res, i, 1))
+                        r = exec_params(s, "UPDATE schema_migrations SET checksum = $2 "
+                                           "WHERE version = $1", 2, params, err);
+                else if (strcmp(PQgetvalue(res, i, 1), m->checksum) != 0)
+                        r = error_set(err, EIO, "unavailable", NULL,
+                                      "Migration %s was changed after it was applied (recorded "
+                                      "sha256 %.16s, the file's %.16s): an applied migration "
+                                      "never changes, put the change in a new one",
+                                      m->name, PQgetvalue(res, i, 1), m->checksum);
         }
-        PQclear(res);
-        res = NULL;
-        r = exec_command(s, m->sql, err);
-        if (r < 0)
-                goto out;
-        res = PQexecParams(s->conn, "INSERT INTO schema_migrations (version) VALUES ($1)",
-                           1, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                r = pg_error(err, s->conn, "Recording a migration");
-                goto out;
-        }
-        r = exec_command(s, "COMMIT", err);
-        if (r == 0)
-                r = 1;
 out:
         PQclear(res);
-        if (r < 0)
-                (void) exec_command(s, "ROLLBACK", NULL);
         return r;
 }
 
-int store_migrate(struct store *s, struct error *err) {
-        int applied = 0;
+/* Applies the code (sql/functions/) unless the database already has this very text. */
+static int apply_code(struct store *s, bool force, struct error *err) {
+        const char *params[1] = { sql_code_checksum };
+        PGresult *res;
+        bool same;
+        int r;
 
-        for (const struct migration *m = migrations; m->version; m++) {
-                int r = migrate_one(s, m, err);
-
+        res = PQexecParams(s->conn, "SELECT 1 FROM schema_code WHERE checksum = $1", 1, NULL,
+                           params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                r = pg_error(err, s->conn, "Reading schema_code");
+                PQclear(res);
+                return r;
+        }
+        same = PQntuples(res) > 0;
+        PQclear(res);
+        if (same && !force)
+                return 0;
+        for (const struct sql_code *c = sql_code; c->name; c++) {
+                r = exec_script(s, c->name, c->sql, err);
                 if (r < 0)
                         return r;
-                applied += r;
         }
-        return applied;
+        r = exec_params(s, "INSERT INTO schema_code (one, checksum) VALUES (true, $1) "
+                           "ON CONFLICT (one) DO UPDATE SET checksum = $1, applied_at = now()",
+                        1, params, err);
+        return r < 0 ? r : 1;
+}
+
+/* Everything in one transaction under the advisory lock, so several daemons starting at
+ * once apply each migration once and nobody sees half of it: the pending migrations in
+ * order, then the code, then what those migrations run after the code. */
+static int migrate_locked(struct store *s, bool *applied, struct error *err) {
+        int n = 0, r;
+
+        r = exec_script(s, "Preparing schema_migrations",
+                        "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK_KEY ");"
+                        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                        "  version text PRIMARY KEY,"
+                        "  applied_at timestamptz NOT NULL DEFAULT now());"
+                        "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text;"
+                        "CREATE TABLE IF NOT EXISTS schema_code ("
+                        "  one boolean PRIMARY KEY CHECK (one),"
+                        "  checksum text NOT NULL,"
+                        "  applied_at timestamptz NOT NULL DEFAULT now())", err);
+        if (r == 0)
+                r = check_recorded(s, applied, err);
+        for (size_t i = 0; r == 0 && migrations[i].version; i++) {
+                const struct migration *m = &migrations[i];
+                const char *params[2] = { m->version, m->checksum };
+
+                if (applied[i])
+                        continue;
+                r = exec_script(s, m->name, m->sql, err);
+                if (r == 0)
+                        r = exec_params(s, "INSERT INTO schema_migrations (version, checksum) "
+                                           "VALUES ($1, $2)", 2, params, err);
+                n++;
+        }
+        if (r == 0)
+                r = apply_code(s, n > 0, err);
+        for (size_t i = 0; r >= 0 && migrations[i].version; i++)
+                if (!applied[i] && migrations[i].after)
+                        r = exec_script(s, migrations[i].name, migrations[i].after, err);
+        return r < 0 ? r : n;
+}
+
+int store_migrate(struct store *s, struct error *err) {
+        size_t count = 0;
+        bool *applied;
+        int r;
+
+        while (migrations[count].version)
+                count++;
+        applied = calloc(count + 1, sizeof(*applied));
+        if (!applied)
+                return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
+        r = exec_command(s, "BEGIN", err);
+        if (r == 0) {
+                r = migrate_locked(s, applied, err);
+                if (r >= 0) {
+                        int c = exec_command(s, "COMMIT", err);
+
+                        r = c < 0 ? c : r;
+                } else {
+                        (void) exec_command(s, "ROLLBACK", NULL);
+                }
+        }
+        free(applied);
+        return r;
 }
 
 int store_configure(struct store *s, const char *const *names, const char *const *values,

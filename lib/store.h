@@ -27,9 +27,10 @@ bool store_connected(const struct store *s);
 /* Runs SELECT 1. Returns 0 or -EIO. */
 int store_ping(struct store *s, struct error *err) __attribute__((warn_unused_result));
 
-/* Applies the compiled-in migrations not yet recorded in schema_migrations, each in its own
- * transaction, under an advisory lock so concurrent daemons are safe. Returns the number
- * applied, or -EIO. */
+/* Brings the database to the compiled-in schema in one transaction, under an advisory lock
+ * so concurrent daemons are safe: the migrations not yet recorded in schema_migrations (an
+ * applied one whose file changed is refused, naming it), then the code of sql/functions/
+ * when its text changed. Returns the number of migrations applied, or -EIO. */
 int store_migrate(struct store *s, struct error *err) __attribute__((warn_unused_result));
 
 /* Writes the settings the database's own functions read (dl_settings): n names and values.

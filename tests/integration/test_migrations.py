@@ -5,11 +5,32 @@ import re
 import subprocess
 import time
 
-from conftest import REPO, assert_accepted, github_request
+from conftest import FIXTURES, REPO, assert_accepted, github_request
+
+# The migrations of the released tree (0.1.0), functions and all, as that release applied them.
+RELEASED = FIXTURES / "schema-12d997e"
 
 
 def migration_versions():
     return sorted(int(p.name.split("_")[0]) for p in (REPO / "sql").glob("[0-9]*_*.sql"))
+
+
+def released_database(pg, name, up_to):
+    """A database migrated by the released tree up to migration `up_to`, recorded as it
+    recorded them (no checksums)."""
+    db = pg.new_db(name)
+    db.query("CREATE TABLE schema_migrations (version text PRIMARY KEY, "
+             "applied_at timestamptz NOT NULL DEFAULT now())")
+    for path in sorted(RELEASED.glob("[0-9]*_*.sql")):
+        version = path.name.split("_")[0]
+        if int(version) > up_to:
+            break
+        run = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-d",
+                              db.conninfo, "-f", str(path)], capture_output=True, text=True,
+                             timeout=60)
+        assert run.returncode == 0, run.stderr
+        db.query(f"INSERT INTO schema_migrations (version) VALUES ('{version}')")
+    return db
 
 
 def test_two_daemons_migrate_one_fresh_database(daemon, pg):
@@ -49,18 +70,7 @@ def test_upgrade_to_the_change_control_figures_counts_the_history(daemon, pg):
     """A database at 010 (change control without its figures) holding a change request and
     production deployments: the daemon applies 011 on, which fills in the approval latency
     and rebuilds the rollups, so the figures cover what was there before the upgrade."""
-    db = pg.new_db("upgrade_011")
-    db.query("CREATE TABLE schema_migrations (version text PRIMARY KEY, "
-             "applied_at timestamptz NOT NULL DEFAULT now())")
-    for path in sorted((REPO / "sql").glob("[0-9]*_*.sql")):
-        version = path.name.split("_")[0]
-        if int(version) > 10:
-            break
-        run = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-d",
-                              db.conninfo, "-f", str(path)], capture_output=True, text=True,
-                             timeout=60)
-        assert run.returncode == 0, run.stderr
-        db.query(f"INSERT INTO schema_migrations (version) VALUES ('{version}')")
+    db = released_database(pg, "upgrade_011", up_to=10)
 
     t0 = int((time.time() - 2 * 86400) // 60 * 60 * 1_000_000)     # two days ago, microseconds
     hour = 3600 * 1_000_000
@@ -97,3 +107,143 @@ def test_upgrade_to_the_change_control_figures_counts_the_history(daemon, pg):
     before = db.query(rollups)
     db.scalar("SELECT dl_rebuild_rollups()")
     assert db.query(rollups) == before
+
+
+def test_a_changed_migration_stops_the_start_naming_it(daemon, pg):
+    """An applied migration whose file differs from what was applied (here: its recorded
+    checksum no longer matches) stops the start-up with a message that names the file."""
+    db = pg.new_db("migrate_changed")
+    daemon(database=db).stop()
+    assert db.scalar("SELECT count(*) FROM schema_migrations WHERE checksum ~ '^[0-9a-f]{64}$'") \
+        == str(len(migration_versions()))
+    db.query("UPDATE schema_migrations SET checksum = repeat('0', 64) WHERE version = '002'")
+    d = daemon(database=db, wait=False)
+    assert d.wait_exit(timeout=30) != 0
+    assert "Migration 002_model.sql was changed after it was applied" in d.log(), d.log()
+
+
+def test_code_is_applied_once_per_text(daemon, pg):
+    """The functions are applied when their text changes, not at every start."""
+    db = pg.new_db("migrate_code")
+    daemon(database=db).stop()
+    before = db.query("SELECT checksum, applied_at FROM schema_code")
+    assert len(before) == 1
+    daemon(database=db).stop()
+    assert db.query("SELECT checksum, applied_at FROM schema_code") == before
+    db.query("UPDATE schema_code SET checksum = 'older'")
+    db.query("CREATE OR REPLACE FUNCTION dl_time(us bigint) RETURNS timestamptz "
+             "LANGUAGE sql IMMUTABLE AS $$ SELECT 'epoch'::timestamptz $$")
+    daemon(database=db).stop()
+    assert db.scalar("SELECT dl_time(1000000) = to_timestamp(1)") == "t"
+    assert db.scalar("SELECT checksum FROM schema_code") == before[0][0]
+
+
+def released_history(rng, t0):
+    """SQL calls of the released tree's apply functions for a small random history of
+    three services over 30 days: changes, deployments that list their commits or ship by
+    ancestry (rollbacks, hotfixes, staging), incidents and change requests."""
+    day = 86400 * 1_000_000
+    prod = "ARRAY['production', 'prod']"
+    calls = []
+    for service in ("svc-a", "svc-b", "svc-c"):
+        commits = sorted((t0 + rng.randrange(30 * day), "%040x" % rng.getrandbits(160))
+                         for _ in range(60))
+        for at, sha in commits:
+            calls.append(f"SELECT dl_apply_change('{service}', 'acme/{service}', '{sha}', "
+                         f"'main', 'dev', 'work on {sha[:7]}', {at}, {prod}, 24)")
+        keys = []
+        for n in range(4):
+            key = f"CHG-{service[-1].upper()}{n}"
+            at = t0 + rng.randrange(25 * day)
+            kind = rng.choice(["normal", "emergency", "standard"])
+            for step, status in enumerate(("pending", "approved", "completed")):
+                calls.append(f"SELECT dl_apply_change_request('jira', '{key}-{step}', '{key}', "
+                             f"'change {key}', '{status}', '{kind}', 'low', ARRAY['{service}'], "
+                             f"NULL, NULL, {at + step * 3600_000_000}, 'Test User')")
+            keys.append((key, at + 3600_000_000))
+        deployed = []
+        for n in range(25):
+            upto = rng.randrange(1, len(commits))
+            at, sha = commits[upto]
+            env = "staging" if rng.random() < 0.2 else "production"
+            finished = at + rng.randrange(1, day // 2)
+            listed = ("ARRAY[" + ", ".join(f"'{c}'" for _, c in commits[max(0, upto - 3):upto + 1])
+                      + "]") if rng.random() < 0.5 else "NULL"
+            chg = next((f"'{k}'" for k, approved in keys if approved < finished
+                        and rng.random() < 0.5), "NULL")
+            rollback, hotfix = rng.random() < 0.1, rng.random() < 0.1
+            calls.append(f"SELECT dl_apply_deployment('generic', 'dep-{service}-{n}', '{service}', "
+                         f"'{env}', 'success', '{sha}', {chg}, {finished - 60_000_000}, "
+                         f"{finished}, {finished}, {rollback}, {hotfix}, {listed}, {prod}, 24)")
+            deployed.append((finished, f"dep-{service}-{n}", sha))
+        for n in range(6):
+            opened = t0 + rng.randrange(30 * day)
+            resolved = opened + rng.randrange(60_000_000, day) if rng.random() < 0.8 else None
+            by_dep = f"'{rng.choice(deployed)[1]}'" if rng.random() < 0.3 else "NULL"
+            by_sha = f"'{rng.choice(deployed)[2]}'" if rng.random() < 0.2 else "NULL"
+            calls.append(f"SELECT dl_apply_incident('generic', 'inc-{service}-{n}', '{service}', "
+                         f"'incident {n}', '{'resolved' if resolved else 'open'}', 'sev2', "
+                         f"'technological', {by_dep}, {by_sha}, NULL, {opened}, "
+                         f"{resolved or 'NULL'}, {resolved or opened}, {prod}, 24)")
+    rng.shuffle(calls)                                  # any arrival order
+    return ";\n".join(f"{c}; SELECT dl_refresh_rollups()" for c in calls) + ";"
+
+
+DERIVED = {
+    "shipped": "SELECT service, environment, sha, deployment_id, reason FROM deployment_changes "
+               "ORDER BY 1, 2, 3",
+    "links": "SELECT id, deployment_id, link_reason FROM incidents ORDER BY id",
+    "verdicts": "SELECT id, change_key, change_link, control, control_reason FROM deployments "
+                "ORDER BY id",
+    "rollups": "SELECT service, environment, day, deployments, failed, rework, changes, "
+               "lead_hist, incidents, restore_hist, recovered, recovery_hist, approved, "
+               "unauthorized, auto_created, unrecorded, emergency, approval_hist "
+               "FROM dl_rollups ORDER BY service, environment, day",
+}
+
+
+def test_upgrade_from_the_released_tree_keeps_every_figure(daemon, pg):
+    """A database migrated and filled by the released tree (12d997e): today's daemon takes
+    it over without recomputing anything, every derived row and figure stays as it was,
+    and the figures still equal the reference, also after new deliveries."""
+    import random
+    db = released_database(pg, "upgrade_released", up_to=11)
+    t0 = int((time.time() - 31 * 86400) * 1_000_000)
+    db.query(released_history(random.Random(1217), t0))
+    before = {name: db.query(sql) for name, sql in DERIVED.items()}
+    assert len(before["shipped"]) > 50 and len(before["rollups"]) > 30
+    reference = ("SELECT * FROM dora_reference({svc}, ARRAY['production', 'prod'], "
+                 "now() - interval '90 days', now() + interval '1 day', "
+                 "ARRAY['production', 'prod'])")
+    figures = {s: db.query(reference.format(svc=f"'{s}'" if s else "NULL"))
+               for s in (None, "svc-a", "svc-b", "svc-c")}
+
+    d = daemon(database=db)
+    assert {name: db.query(sql) for name, sql in DERIVED.items()} == before
+    assert {s: db.query(reference.format(svc=f"'{s}'" if s else "NULL"))
+            for s in figures} == figures
+    status, doc, _ = d.get("/api/v1/dora?window=90d")
+    assert status == 200
+    ref = db.query(f"SELECT deployments, changes, failed, incidents, rework, approved "
+                   f"FROM dora_reference(NULL, ARRAY['production', 'prod'], "
+                   f"'{doc['window']['from']}', '{doc['window']['to']}', "
+                   f"ARRAY['production', 'prod'])")[0]
+    got = (doc["deployment_frequency"]["deployments"], doc["lead_time_for_changes"]["changes"],
+           doc["change_failure_rate"]["failed_deployments"], doc["time_to_restore"]["incidents"],
+           doc["rework_rate"]["rework_deployments"], doc["change_control"]["approved"])
+    assert tuple(str(v) for v in got) == tuple(ref), (got, ref)
+    assert int(ref[0]) > 20
+
+    # The upgraded database takes new deliveries; the rollups stay what a rebuild makes.
+    body, headers = github_request()
+    assert_accepted(d.post("/hooks/github", body, headers))
+    db.query(f"SELECT dl_apply_deployment('generic', 'after-upgrade', 'svc-a', 'production', "
+             f"'success', NULL, NULL, {t0 + 86400_000_000}, {t0 + 86400_000_000}, "
+             f"{t0 + 86400_000_000}, false, false, NULL, ARRAY['production', 'prod'], 24); "
+             f"SELECT dl_refresh_rollups()")
+    # (an emptied day keeps a row of zeros until a rebuild)
+    nonzero = DERIVED["rollups"].replace("ORDER BY", "WHERE (deployments, changes, incidents) "
+                                                     "<> (0, 0, 0) ORDER BY")
+    rollups = db.query(nonzero)
+    db.scalar("SELECT dl_rebuild_rollups()")
+    assert db.query(nonzero) == rollups
