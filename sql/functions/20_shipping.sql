@@ -13,81 +13,102 @@ CREATE OR REPLACE FUNCTION dl_sha_time(d deployments) RETURNS timestamptz
                      WHERE c.service = d.service AND c.sha = d.sha), d.finished_at) $$;
 
 -- Recomputes, for every environment of its service, which deployment first shipped one
--- change. The rule is a pure function of the tables, so any arrival order converges.
+-- change: the earliest successful one (by finish, then id) that deployed that very commit,
+-- listed it, or ships by ancestry (lists no commits, and both its finish and its deployed
+-- commit are no older than the change). A pure function of the tables, so any arrival
+-- order converges. Only what differs is written: a change recomputed to the same answer
+-- costs no row version and marks no rollup day.
 CREATE OR REPLACE FUNCTION dl_ship_change(p_service text, p_sha text) RETURNS void
     LANGUAGE plpgsql AS $$
 DECLARE
     t timestamptz;
+    envs text[];
+    ids bigint[];
+    reasons text[];
 BEGIN
-    DELETE FROM deployment_changes WHERE service = p_service AND sha = p_sha;
     SELECT committed_at INTO t FROM changes WHERE service = p_service AND sha = p_sha;
-    IF t IS NULL THEN
-        RETURN;
+    IF t IS NOT NULL THEN
+        SELECT array_agg(w.environment), array_agg(w.id), array_agg(w.reason)
+        INTO envs, ids, reasons
+        FROM (SELECT DISTINCT ON (cand.environment) cand.environment, cand.id, cand.reason
+              FROM (
+                  SELECT d.environment, d.id, d.finished_at, 'sha' AS reason
+                  FROM deployments d
+                  WHERE d.service = p_service AND d.sha = p_sha AND d.status = 'success'
+                    AND d.finished_at IS NOT NULL
+                  UNION ALL
+                  SELECT d.environment, d.id, d.finished_at, 'explicit'
+                  FROM deployment_commits dc JOIN deployments d ON d.id = dc.deployment_id
+                  WHERE dc.service = p_service AND dc.sha = p_sha AND d.status = 'success'
+                    AND d.finished_at IS NOT NULL
+                  UNION ALL
+                  SELECT e.environment, d.id, d.finished_at, 'ancestry'
+                  FROM service_environments e
+                  CROSS JOIN LATERAL (
+                      -- deployments_by_ancestry: those that list their commits are not walked
+                      SELECT d.id, d.finished_at FROM deployments d
+                      WHERE d.service = p_service AND d.environment = e.environment
+                        AND d.status = 'success' AND NOT d.lists_commits AND d.finished_at >= t
+                        AND dl_sha_time(d) >= t
+                      ORDER BY d.finished_at, d.id LIMIT 1) d
+                  WHERE e.service = p_service
+              ) cand
+              ORDER BY cand.environment, cand.finished_at, cand.id,
+                       array_position(ARRAY['sha', 'explicit', 'ancestry'], cand.reason)) w;
     END IF;
-    INSERT INTO deployment_changes (service, environment, sha, deployment_id, reason)
-    SELECT DISTINCT ON (cand.environment) p_service, cand.environment, p_sha, cand.id, cand.reason
-    FROM (
-        SELECT d.environment, d.id, d.finished_at, 'sha' AS reason
-        FROM deployments d
-        WHERE d.service = p_service AND d.sha = p_sha AND d.status = 'success'
-          AND d.finished_at IS NOT NULL
-        UNION ALL
-        SELECT d.environment, d.id, d.finished_at, 'explicit'
-        FROM deployment_commits dc JOIN deployments d ON d.id = dc.deployment_id
-        WHERE dc.service = p_service AND dc.sha = p_sha AND d.status = 'success'
-          AND d.finished_at IS NOT NULL
-        UNION ALL
-        SELECT e.environment, d.id, d.finished_at, 'ancestry'
-        FROM service_environments e
-        CROSS JOIN LATERAL (
-            SELECT d.id, d.finished_at FROM deployments d
-            WHERE d.service = p_service AND d.environment = e.environment
-              AND d.status = 'success' AND NOT d.lists_commits AND d.finished_at >= t
-              AND dl_sha_time(d) >= t
-            ORDER BY d.finished_at, d.id LIMIT 1) d
-        WHERE e.service = p_service
-    ) cand
-    ORDER BY cand.environment, cand.finished_at, cand.id,
-             array_position(ARRAY['sha', 'explicit', 'ancestry'], cand.reason);
+    DELETE FROM deployment_changes
+    WHERE service = p_service AND sha = p_sha AND environment <> ALL (coalesce(envs, '{}'));
+    IF envs IS NOT NULL THEN
+        INSERT INTO deployment_changes AS x (service, environment, sha, deployment_id, reason)
+        SELECT p_service, w.environment, p_sha, w.id, w.reason
+        FROM unnest(envs, ids, reasons) w(environment, id, reason)
+        ON CONFLICT (service, environment, sha) DO UPDATE
+            SET deployment_id = excluded.deployment_id, reason = excluded.reason
+            WHERE (x.deployment_id, x.reason)
+                  IS DISTINCT FROM (excluded.deployment_id, excluded.reason);
+    END IF;
 END $$;
 
--- Everything a change of one deployment can affect: the changes it may ship or stop
--- shipping (those committed after what earlier deployments already covered, up to what it
--- covers now or covered before) and the incidents that may link to it.
-CREATE OR REPLACE FUNCTION dl_deployment_changed(p_id bigint, p_old deployments, p_production text[],
-                                      p_window_hours int)
+-- Everything a change of one deployment can affect, and nothing more, so it costs the same
+-- whatever the history:
+-- * the changes it shipped (it may lose them), named, or deployed, now or before;
+-- * if it ships by ancestry, the changes it may now be the first to ship: committed after
+--   the reach of the deployment before it (which ships everything up to there, so none of
+--   those can be ours) and up to its own reach (its finish, and the time of the commit it
+--   deployed, whichever is earlier). One index probe finds that deployment; in time order
+--   the range holds just the changes since it;
+-- * the incidents that name it, or whose window it falls in.
+CREATE OR REPLACE FUNCTION dl_deployment_changed(p_id bigint, p_old deployments,
+                                                 p_production text[], p_window_hours int)
     RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     d deployments;
+    reach timestamptz;
     lo timestamptz;
-    hi timestamptz;
-    f_lo timestamptz;
     c record;
 BEGIN
     SELECT * INTO d FROM deployments WHERE id = p_id;
-    -- Changes it names or deployed, now or before.
-    FOR c IN SELECT DISTINCT sha FROM (
-                 SELECT sha FROM deployment_commits WHERE deployment_id = p_id
-                 UNION ALL SELECT d.sha UNION ALL SELECT p_old.sha) s
-             WHERE sha IS NOT NULL LOOP
-        PERFORM dl_ship_change(d.service, c.sha);
-    END LOOP;
-    -- Changes it may ship by ancestry: committed in (lo, hi].
-    f_lo := least(CASE WHEN d.status = 'success' THEN d.finished_at END,
-                  CASE WHEN p_old.status = 'success' THEN p_old.finished_at END);
-    IF f_lo IS NOT NULL THEN
-        hi := greatest(d.finished_at, p_old.finished_at, dl_sha_time(d),
-                       CASE WHEN p_old.id IS NOT NULL THEN dl_sha_time(p_old) END);
-        SELECT max(dl_sha_time(e)) INTO lo FROM deployments e
-        WHERE e.service = d.service AND e.environment = d.environment AND e.status = 'success'
-          AND NOT e.lists_commits AND e.finished_at < f_lo AND e.id <> p_id;
-        FOR c IN SELECT sha FROM changes
-                 WHERE service = d.service AND committed_at <= hi
-                   AND (lo IS NULL OR committed_at > lo) LOOP
-            PERFORM dl_ship_change(d.service, c.sha);
-        END LOOP;
+    IF d.status = 'success' AND NOT d.lists_commits AND d.finished_at IS NOT NULL THEN
+        reach := least(d.finished_at, dl_sha_time(d));
+        SELECT least(e.finished_at, dl_sha_time(e)) INTO lo FROM deployments e
+        WHERE e.service = d.service AND e.environment = d.environment
+          AND e.status = 'success' AND NOT e.lists_commits
+          AND (e.finished_at, e.id) < (d.finished_at, d.id)
+        ORDER BY e.finished_at DESC, e.id DESC LIMIT 1;
     END IF;
-    -- Incidents that name it, or whose window it falls in.
+    FOR c IN SELECT DISTINCT s.service, s.sha FROM (
+                 SELECT x.service, x.sha FROM deployment_changes x WHERE x.deployment_id = p_id
+                 UNION ALL
+                 SELECT d.service, x.sha FROM deployment_commits x WHERE x.deployment_id = p_id
+                 UNION ALL SELECT d.service, d.sha
+                 UNION ALL SELECT p_old.service, p_old.sha
+                 UNION ALL
+                 SELECT x.service, x.sha FROM changes x
+                 WHERE reach IS NOT NULL AND x.service = d.service AND x.committed_at <= reach
+                   AND (lo IS NULL OR x.committed_at > lo)) s
+             WHERE s.service IS NOT NULL AND s.sha IS NOT NULL LOOP
+        PERFORM dl_ship_change(c.service, c.sha);
+    END LOOP;
     FOR c IN SELECT id FROM incidents
              WHERE caused_by_deployment = d.key
                 OR (caused_by_sha IS NOT NULL AND caused_by_sha IN (d.sha, p_old.sha))

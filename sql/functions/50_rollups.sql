@@ -25,7 +25,14 @@
 -- Durations are seconds. Histograms are log-bucketed with ratio 1.02 (bucket i holds
 -- (1.02^(i-1), 1.02^i] seconds, values under 1 ms go to bucket -1000), as lib/metrics.c.
 
-CREATE OR REPLACE FUNCTION dl_events(p_from timestamptz, p_to timestamptz, p_service text)
+-- Every event a figure of one service is made of whose time is in [p_from, p_to): kind 'd'
+-- a counted deployment (failed, rework, seconds = its recovery time or NULL, its verdict,
+-- emergency), 'a' an approved deployment whose change request has an approval latency
+-- (seconds), 'c' a shipped change (seconds = lead time), 'i' a resolved incident (seconds =
+-- time to restore). `at` is the time that places it in a window. One service at a time, so
+-- that each part is an index range of that service (deployments_by_day, incidents_resolved).
+CREATE OR REPLACE FUNCTION dl_service_events(p_from timestamptz, p_to timestamptz,
+                                             p_service text)
     RETURNS TABLE (service text, environment text, kind "char", at timestamptz,
                    failed boolean, rework boolean, seconds float8, control text,
                    emergency boolean)
@@ -52,14 +59,14 @@ CREATE OR REPLACE FUNCTION dl_events(p_from timestamptz, p_to timestamptz, p_ser
                       WHERE i.deployment_id = d.id AND i.status = 'resolved'),
                      CASE WHEN n.rollback OR n.hotfix THEN n.finished_at END) AS recovered) x
     WHERE d.status = 'success' AND d.finished_at >= p_from AND d.finished_at < p_to
-      AND (p_service IS NULL OR d.service = p_service)
+      AND d.service = p_service
     UNION ALL
     SELECT d.service, d.environment, 'a', d.finished_at, NULL, NULL, r.approval_seconds,
            NULL, NULL
     FROM deployments d JOIN change_requests r ON r.key = d.change_key
     WHERE d.status = 'success' AND d.finished_at >= p_from AND d.finished_at < p_to
       AND d.control = 'approved' AND r.approval_seconds IS NOT NULL
-      AND (p_service IS NULL OR d.service = p_service)
+      AND d.service = p_service
     UNION ALL
     SELECT d.service, dc.environment, 'c', d.finished_at, NULL, NULL,
            greatest(0, extract(epoch FROM d.finished_at - c.committed_at)), NULL, NULL
@@ -67,13 +74,27 @@ CREATE OR REPLACE FUNCTION dl_events(p_from timestamptz, p_to timestamptz, p_ser
     JOIN deployment_changes dc ON dc.deployment_id = d.id
     JOIN changes c ON c.service = dc.service AND c.sha = dc.sha
     WHERE d.status = 'success' AND d.finished_at >= p_from AND d.finished_at < p_to
-      AND (p_service IS NULL OR d.service = p_service)
+      AND d.service = p_service
     UNION ALL
     SELECT i.service, coalesce(d.environment, ''), 'i', i.resolved_at, NULL, NULL,
            greatest(0, extract(epoch FROM i.resolved_at - i.opened_at)), NULL, NULL
     FROM incidents i LEFT JOIN deployments d ON d.id = i.deployment_id
     WHERE i.status = 'resolved' AND i.resolved_at >= p_from AND i.resolved_at < p_to
-      AND (p_service IS NULL OR i.service = p_service) $$;
+      AND i.service = p_service $$;
+
+-- The same for one service, or for all (p_service NULL: what the daemon reads of one day).
+CREATE OR REPLACE FUNCTION dl_events(p_from timestamptz, p_to timestamptz, p_service text)
+    RETURNS TABLE (service text, environment text, kind "char", at timestamptz,
+                   failed boolean, rework boolean, seconds float8, control text,
+                   emergency boolean)
+    LANGUAGE sql STABLE AS $$
+    SELECT e.*
+    FROM (SELECT p_service WHERE p_service IS NOT NULL
+          UNION ALL
+          SELECT s FROM (SELECT service FROM service_environments
+                         UNION SELECT service FROM incidents) a(s)
+          WHERE p_service IS NULL) k(service),
+         LATERAL dl_service_events(p_from, p_to, k.service) e $$;
 
 -- Marks the days whose figures a deployment row can change: its own, and that of the
 -- successful deployment before it (whose "followed by a rollback" it decides).
@@ -208,7 +229,7 @@ CREATE OR REPLACE FUNCTION dl_rollup_rows(p_services text[], p_days date[])
            count(*) FILTER (WHERE e.kind = 'd' AND e.emergency)::int,
            dl_hist(array_agg(e.seconds) FILTER (WHERE e.kind = 'a'))
     FROM (SELECT DISTINCT s, d FROM unnest(p_services, p_days) u(s, d)) k(service, day),
-         LATERAL dl_events(k.day::timestamp AT TIME ZONE 'UTC',
+         LATERAL dl_service_events(k.day::timestamp AT TIME ZONE 'UTC',
                            (k.day + 1)::timestamp AT TIME ZONE 'UTC', k.service) e
     GROUP BY e.service, e.environment, k.day $$;
 
