@@ -1,6 +1,10 @@
 -- Code (sql/functions/, applied after the migrations with CREATE OR REPLACE): the small
 -- helpers everything else uses: time conversions, state ordering, histogram buckets and the
 -- settings the daemon writes at start.
+--
+-- Functions called once per event or per row are plpgsql where they query: PL/pgSQL caches
+-- its plans per connection, while a SQL function that is not inlined is planned anew at
+-- every call.
 
 CREATE OR REPLACE FUNCTION dl_time(us bigint) RETURNS timestamptz
     LANGUAGE sql IMMUTABLE AS $$ SELECT to_timestamp(us / 1000000.0) $$;
@@ -26,11 +30,13 @@ CREATE OR REPLACE FUNCTION dl_bucket(x float8) RETURNS int
 
 -- A sparse histogram of values: {bucket, count, bucket, count, ...} by bucket.
 CREATE OR REPLACE FUNCTION dl_hist(vals float8[]) RETURNS int[]
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(array_agg(p.v ORDER BY g.b, p.k), '{}')
-    FROM (SELECT dl_bucket(x) AS b, count(*)::int AS c
-          FROM unnest(vals) x WHERE x IS NOT NULL GROUP BY 1) g,
-         LATERAL (VALUES (0, g.b), (1, g.c)) p(k, v) $$;
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN (SELECT coalesce(array_agg(p.v ORDER BY g.b, p.k), '{}')
+        FROM (SELECT dl_bucket(x) AS b, count(*)::int AS c
+              FROM unnest(vals) x WHERE x IS NOT NULL GROUP BY 1) g,
+             LATERAL (VALUES (0, g.b), (1, g.c)) p(k, v));
+END $$;
 
 CREATE OR REPLACE FUNCTION dl_utc_day(t timestamptz) RETURNS date
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT (t AT TIME ZONE 'UTC')::date $$;

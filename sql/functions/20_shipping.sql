@@ -8,9 +8,11 @@
 -- The commit time of what a deployment deployed; without it, its finish bounds what it can
 -- have shipped.
 CREATE OR REPLACE FUNCTION dl_sha_time(d deployments) RETURNS timestamptz
-    LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT c.committed_at FROM changes c
-                     WHERE c.service = d.service AND c.sha = d.sha), d.finished_at) $$;
+    LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce((SELECT c.committed_at FROM changes c
+                     WHERE c.service = d.service AND c.sha = d.sha), d.finished_at);
+END $$;
 
 -- Recomputes, for every environment of its service, which deployment first shipped one
 -- change: the earliest successful one (by finish, then id) that deployed that very commit,

@@ -99,7 +99,8 @@ CREATE OR REPLACE FUNCTION dl_events(p_from timestamptz, p_to timestamptz, p_ser
 -- Marks the days whose figures a deployment row can change: its own, and that of the
 -- successful deployment before it (whose "followed by a rollback" it decides).
 CREATE OR REPLACE FUNCTION dl_mark_deployment(r deployments) RETURNS void
-    LANGUAGE sql AS $$
+    LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO dl_rollup_dirty
     SELECT r.service, r.environment, dl_utc_day(r.finished_at) WHERE r.finished_at IS NOT NULL
     UNION ALL
@@ -111,7 +112,8 @@ CREATE OR REPLACE FUNCTION dl_mark_deployment(r deployments) RETURNS void
           ORDER BY e.finished_at DESC, e.id DESC LIMIT 1) p
     UNION ALL
     SELECT i.service, r.environment, dl_utc_day(i.resolved_at)
-    FROM incidents i WHERE i.deployment_id = r.id AND i.resolved_at IS NOT NULL $$;
+    FROM incidents i WHERE i.deployment_id = r.id AND i.resolved_at IS NOT NULL;
+END $$;
 
 -- A deployment's verdict and change request now shape its day's figures too.
 CREATE OR REPLACE FUNCTION dl_deployments_dirty() RETURNS trigger
@@ -152,7 +154,8 @@ CREATE OR REPLACE TRIGGER dl_deployment_changes_dirty AFTER INSERT OR UPDATE OR 
 
 -- An incident decides its own resolved day and its deployment's failed/recovery figures.
 CREATE OR REPLACE FUNCTION dl_mark_incident(r incidents) RETURNS void
-    LANGUAGE sql AS $$
+    LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO dl_rollup_dirty
     SELECT r.service, coalesce((SELECT d.environment FROM deployments d
                                 WHERE d.id = r.deployment_id), ''),
@@ -160,7 +163,8 @@ CREATE OR REPLACE FUNCTION dl_mark_incident(r incidents) RETURNS void
     WHERE r.resolved_at IS NOT NULL
     UNION ALL
     SELECT d.service, d.environment, dl_utc_day(d.finished_at) FROM deployments d
-    WHERE d.id = r.deployment_id AND d.finished_at IS NOT NULL $$;
+    WHERE d.id = r.deployment_id AND d.finished_at IS NOT NULL;
+END $$;
 
 CREATE OR REPLACE FUNCTION dl_incidents_dirty() RETURNS trigger
     LANGUAGE plpgsql AS $$
