@@ -41,6 +41,7 @@ import threading
 import time
 
 HOUR, DAY = 3600, 86400
+ABORT_AFTER = 50   # requests failed in a row (after their retries): the daemon is gone
 
 
 def iso(t):
@@ -199,8 +200,9 @@ class Service:
                 prod_n += 1
                 r = rng.random()
                 approved = [k for at, k in crs[-20:] if at <= started]
-                if r < 0.7 and approved:
-                    body["change_request"] = approved[-1]
+                if r < 0.7:
+                    if approved:   # else it names none, as the first ones of a service
+                        body["change_request"] = approved[-1]
                 elif r < 0.8:
                     body["change_request"] = declined
             emit(f, "D", f"{p.prefix}d-{key}", dumps(body))
@@ -373,6 +375,8 @@ class Sender:
         self.windows = []         # per EVERY deployments: dict
         self.lat_w = []           # deployment latencies in the current window
         self.req_mark = 0
+        self.in_a_row = 0         # requests failed in a row; ABORT_AFTER of them end the run
+        self.aborted = False
 
     def _mark(self, now, final=False):
         dt = now - self.t_mark
@@ -406,9 +410,6 @@ class Sender:
                 self.stopped_why = (f"stopped: {w['dep_s']:.1f} dep/s over deployments "
                                     f"{w['from'] + 1}-{w['to']}, below STOP_BELOW={self.stop_below}")
                 self.stop.set()
-            if self.max_seconds and now - self.t0 > self.max_seconds and not self.stop.is_set():
-                self.stopped_why = f"stopped: MAX_SECONDS={self.max_seconds:.0f} reached"
-                self.stop.set()
 
     def post(self, conn, kind, key, body):
         """(status, answer, seconds); retries socket errors and 503s, bounded."""
@@ -434,7 +435,7 @@ class Sender:
         try:
             while True:
                 with self.lock:
-                    ev = next(it, None)
+                    ev = None if self.aborted else next(it, None)
                 if ev is None:
                     return
                 _, kind, key, body = ev
@@ -449,18 +450,30 @@ class Sender:
                             self.duplicates += 1
                     else:
                         self.failed.append((key, status, answer[:300] if answer else answer))
+                    self.in_a_row = 0 if status == 202 else self.in_a_row + 1
+                    if self.in_a_row >= ABORT_AFTER and not self.aborted:
+                        self.aborted = True
+                        self.stopped_why = (f"aborted: {self.in_a_row} requests in a row failed "
+                                            f"(the last: {status} {str(answer)[:200]})")
                     if status == 202:
                         # the commits a deployment lists are changes too
                         self.changes += 1 if kind == "C" else body.count(b'{"sha"')
-                    if kind == "D":
+                    if kind == "D" and status == 202:   # the rate counts what went in
                         self.deploys += 1
                         self.lat_w.append(secs)
                         if self.deploys % self.every == 0:
                             self._mark(now)
+                    if (self.max_seconds and now - self.t0 > self.max_seconds
+                            and not self.stop.is_set()):
+                        self.stopped_why = f"stopped: MAX_SECONDS={self.max_seconds:.0f} reached"
+                        self.stop.set()
                     if now - self.t_beat > 60:
-                        self.t_beat = now
                         print(f"{self.label} ... {self.deploys} deployments, {self.requests} "
-                              f"requests at {now - self.t0:.0f} s", file=self.out, flush=True)
+                              f"requests at {now - self.t0:.0f} s ("
+                              f"{(self.deploys - self.beat_deploys) / (now - self.t_beat):.1f} "
+                              f"dep/s over the last {now - self.t_beat:.0f} s)",
+                              file=self.out, flush=True)
+                        self.t_beat, self.beat_deploys = now, self.deploys
         finally:
             conn.close()
 
@@ -468,7 +481,7 @@ class Sender:
         it = iter(events)
         self.t0 = self.t_mark = self.t_beat = time.monotonic()
         self.cpu_mark = time.process_time()
-        self.dep_mark = 0
+        self.dep_mark = self.beat_deploys = 0
         threads = [threading.Thread(target=self.worker, args=(it,), daemon=True)
                    for _ in range(self.conns)]
         for t in threads:
