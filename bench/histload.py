@@ -465,7 +465,7 @@ class Sender:
                             self._mark(now)
                     if (self.max_seconds and now - self.t0 > self.max_seconds
                             and not self.stop.is_set()):
-                        self.stopped_why = f"stopped: MAX_SECONDS={self.max_seconds:.0f} reached"
+                        self.stopped_why = f"stopped: the time limit ({self.max_seconds:.0f} s) was reached"
                         self.stop.set()
                     if now - self.t_beat > 60:
                         print(f"{self.label} ... {self.deploys} deployments, {self.requests} "
