@@ -1,19 +1,28 @@
-/* Unit tests for arena: the allocator's rules (scope, nesting, the cap, threads), and a tree
- * parsed past the cap. Run it under ASan (make SAN=1) too: a value outliving its scope, a heap
+/* Unit tests for arena: the allocator's rules (scope, nesting, the cap, threads), and that a
+ * delivery normalized through the arena gives the very rows of one parsed with malloc, for
+ * every fixture. Run it under ASan (make SAN=1) too: a value outliving its scope, a heap
  * pointer the arena swallowed or a spill it leaked would show there. */
 #include "arena.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "delivery.h"
 #include "doc.h"
 #include "error.h"
+#include "eventjson.h"
+#include "hook.h"
+#include "normalize.h"
+#include "source.h"
 
 #include "check.h"
 #include "fixture.h"
+
+static int fixtures_compared;
 
 static void test_scope(void) {
         struct arena a;
@@ -126,6 +135,65 @@ static void test_threads(void) {
         arena_end(&a);
 }
 
+/* The rows of d as sorted compact JSON (malloc'd: made outside any scope). */
+static char *rows_text(const struct delivery *d) {
+        json_t *rows = eventjson_dump(&d->events);
+        char *text = rows ? json_dumps(rows, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+        json_decref(rows);
+        return text;
+}
+
+/* One fixture both ways: parsed with malloc outside any scope (as before the arena), and
+ * from the raw bytes through delivery_normalize's own arena scope (the replay path). Same
+ * status, same rows, same error. */
+static void compare_fixture(const char *source, const char *dir, const char *name, void *ctx) {
+        const struct source *s = source_find(source);
+        struct normalize_options o = normalize_defaults();
+        struct delivery heap = { 0 }, arena = { 0 };
+        struct hook_request hr = { 0 };
+        struct fixture fx;
+        struct error err = { 0 };
+        json_t *doc = NULL;
+        char *a = NULL, *b = NULL;
+
+        (void) ctx;
+        if (!s || fixture_load(dir, name, &fx) < 0)
+                return;
+        o.jira_approvals_field = "customfield_10090";
+        hr = (struct hook_request) { .body = fx.body, .body_len = fx.len,
+                                     .headers = fx.headers, .n_headers = fx.n_headers };
+        if (doc_parse(fx.body, fx.len, &doc, &err) == 0 &&
+            s->identify(&hr, doc, &heap.delivery_id, &heap.event, &err) == 0) {
+                heap.source = arena.source = s;
+                heap.received_us = arena.received_us = 1717243200000000LL;
+                arena.event = strdup(heap.event);
+                arena.body = fx.body;
+                arena.body_len = fx.len;
+                CHECK(delivery_normalize(&heap, doc, &o) == 0);
+                CHECK(delivery_normalize(&arena, NULL, &o) == 0);
+                a = rows_text(&heap);
+                b = rows_text(&arena);
+                CHECK_STR(heap.status, arena.status);
+                CHECK_STR(a, b);
+                if (heap.error || arena.error)
+                        CHECK_STR(heap.error, arena.error);
+                fixtures_compared++;
+                arena.body = NULL; /* the fixture's */
+        }
+        json_decref(doc);
+        free(a);
+        free(b);
+        free(heap.delivery_id);
+        free(heap.event);
+        free(heap.error);
+        event_list_clear(&heap.events);
+        free(arena.event);
+        free(arena.error);
+        event_list_clear(&arena.events);
+        fixture_unload(&fx);
+}
+
 /* A tree larger than the cap: the part past it comes from malloc and goes back to free()
  * when the tree is released in the scope; the tree reads the same as one made with malloc. */
 static void test_spilled_tree(const char *fixtures) {
@@ -160,5 +228,7 @@ int main(int argc, char **argv) {
         test_nesting();
         test_threads();
         test_spilled_tree(fixtures);
+        CHECK(fixture_walk(fixtures, compare_fixture, NULL) > 50);
+        CHECK(fixtures_compared > 50);
         return check_summary();
 }
