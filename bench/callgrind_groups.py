@@ -16,7 +16,7 @@ GROUPS = [  # (label, entry-point function)
     ("signature (hmac_sha256_hex: OpenSSL HMAC)", "hmac_sha256_hex"),
     ("JSON parse (json_loadb)", "json_loadb"),
     ("normalize (delivery_normalize: lib/sources)", "delivery_normalize"),
-    ("JSON tree free (delivery_free: json_decref)", "delivery_free"),
+    ("JSON tree free (json_decref: json_delete)", "json_delete"),
     ("JSON build (json_dumps: stored headers, answers)", "json_dumps"),
     ("PostgreSQL client, writer threads (writer_main: store, libpq)", "writer_main"),
 ]

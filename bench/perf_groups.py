@@ -20,7 +20,7 @@ ENTRY = {  # entry-point symbol -> group, as in callgrind_groups.py
     "hmac_sha256_hex": "signature (hmac_sha256_hex: OpenSSL HMAC)",
     "json_loadb": "JSON parse (json_loadb)",
     "delivery_normalize": "normalize (delivery_normalize: lib/sources)",
-    "delivery_free": "JSON tree free (delivery_free: json_decref)",
+    "json_delete": "JSON tree free (json_decref: json_delete)",
     "json_dumps": "JSON build (json_dumps: stored headers, answers)",
     "writer_main": "PostgreSQL client, writer threads (writer_main: store, libpq)",
 }

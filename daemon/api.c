@@ -175,7 +175,7 @@ struct replay_ctx {
 };
 
 static int normalize_stored(struct delivery *d, void *ctx) {
-        return delivery_normalize(d, &((struct replay_ctx *) ctx)->options);
+        return delivery_normalize(d, NULL, &((struct replay_ctx *) ctx)->options);
 }
 
 static int replay_all(struct store *s, void *ctx, struct error *err) {

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/arena.h"
 #include "../lib/buf.h"
 #include "../lib/delivery.h"
 #include "../lib/doc.h"
@@ -293,7 +294,9 @@ static enum MHD_Result take_delivery(struct request *req, struct MHD_Connection 
         struct header_list headers = { .n = 0 };
         struct hook_request hr;
         struct error err = { 0 };
+        struct arena arena;
         struct delivery *d;
+        json_t *doc = NULL;
         int r;
 
         (void) MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &headers);
@@ -325,17 +328,23 @@ static enum MHD_Result take_delivery(struct request *req, struct MHD_Connection 
         d->received_us = now_us();
         d->done = on_stored;
         d->userdata = req;
-        r = doc_parse(hr.body, hr.body_len, (json_t **) &d->doc, &err);
+        /* The tree lives in an arena scope (lib/arena.h) that ends before anything else
+         * happens, the answer included: identify() and normalize() copy out what they keep,
+         * and nothing after them needs the tree. */
+        arena_begin(&arena, DELIVERY_ARENA_BLOCK(hr.body_len), ARENA_CAP_MAX);
+        r = doc_parse(hr.body, hr.body_len, &doc, &err);
         if (r == 0)
-                r = req->source->identify(&hr, d->doc, &d->delivery_id, &d->event, &err);
-        if (r < 0)
-                return reject(req, conn, r, &err, d->delivery_id);
-        {
+                r = req->source->identify(&hr, doc, &d->delivery_id, &d->event, &err);
+        if (r == 0) {
                 struct normalize_options no = config_normalize_options(cfg);
 
-                if (delivery_normalize(d, &no) < 0)
-                        return reject(req, conn, -ENOMEM, &err, d->delivery_id);
+                if (delivery_normalize(d, doc, &no) < 0)
+                        r = error_set(&err, ENOMEM, "unavailable", NULL, "Out of memory");
         }
+        json_decref(doc);
+        arena_end(&arena);
+        if (r < 0)
+                return reject(req, conn, r, &err, d->delivery_id);
         if (strcmp(d->status, "error") == 0)
                 log_stored_error(h, d);
         d->headers = headers_json(&headers);

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/arena.h"
 #include "../lib/buf.h"
 #include "../lib/error.h"
 #include "../lib/store.h"
@@ -658,6 +659,7 @@ int main(int argc, char **argv) {
         char errbuf[512], *conninfo = NULL;
         int sfd = -1, ret = EXIT_FAILURE, listen_fd, r;
 
+        arena_install(); /* before any jansson allocation or thread: see lib/arena.h */
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
                         usage();

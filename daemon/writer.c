@@ -289,7 +289,7 @@ static int drain_one(struct delivery *d, void *ctx) {
         struct drain *dr = ctx;
 
         /* Normalized anew: the spool keeps what arrived, not what it meant. */
-        if (delivery_normalize(d, &dr->w->opt.normalize) < 0) {
+        if (delivery_normalize(d, NULL, &dr->w->opt.normalize) < 0) {
                 delivery_free(d);
                 return -ENOMEM;
         }

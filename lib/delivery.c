@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "doc.h"
 #include "error.h"
 #include "source.h"
@@ -17,24 +18,32 @@ struct delivery *delivery_free(struct delivery *d) {
         free(d->event);
         free(d->headers);
         free(d->body);
-        json_decref(d->doc);
         free(d->error);
         event_list_clear(&d->events);
         free(d);
         return NULL;
 }
 
-int delivery_normalize(struct delivery *d, const struct normalize_options *o) {
+int delivery_normalize(struct delivery *d, json_t *doc, const struct normalize_options *o) {
         struct error err = { 0 };
+        struct arena arena;
         int r = 0;
 
         event_list_clear(&d->events);
         free(d->error);
         d->error = NULL;
-        if (!d->doc)
-                r = doc_parse(d->body, d->body_len, (json_t **) &d->doc, &err);
-        if (r == 0)
-                r = d->source->normalize(d->doc, d->event, d->received_us, o, &d->events, &err);
+        if (!doc) {
+                /* Our own tree lives in an arena scope and dies before we return: the rows
+                 * own copies of every string they keep. */
+                arena_begin(&arena, DELIVERY_ARENA_BLOCK(d->body_len), ARENA_CAP_MAX);
+                r = doc_parse(d->body, d->body_len, &doc, &err);
+                if (r == 0)
+                        r = d->source->normalize(doc, d->event, d->received_us, o, &d->events,
+                                                 &err);
+                json_decref(doc);
+                arena_end(&arena);
+        } else
+                r = d->source->normalize(doc, d->event, d->received_us, o, &d->events, &err);
         if (r == -ENOMEM)
                 return r;
         if (r > 0) {
