@@ -20,6 +20,9 @@
 #include "log.h"
 
 #define DRAIN_RETRY_US 1000000  /* how often to try the database while the spool waits */
+#define RATE_WINDOW 60          /* seconds of commit counts behind the spool's pace */
+#define SPOOL_RATE_MIN 200      /* deliveries/s the spool takes at least */
+#define SPOOL_BURST_US 2000000  /* two seconds of the pace may come at once */
 
 struct writer {
         struct writer_options opt;
@@ -33,6 +36,17 @@ struct writer {
         bool stopping;
         struct writer_stats stats;
         struct log_ratelimit db_down;
+
+        /* Deliveries committed in each of the last RATE_WINDOW seconds, the best second of
+         * the last window with any (the pace of the database) and when the spool may take
+         * its next batch. While the database is away the spool takes deliveries at that
+         * pace, not at the pace of fsync: a sender sees what it saw before, and the backlog
+         * of an outage of T seconds holds about T seconds of the database's work, which
+         * the replay (given a chunk after every batch) drains in about as long. */
+        uint32_t committed[RATE_WINDOW];
+        int64_t committed_sec;
+        uint32_t db_rate;
+        int64_t spool_due_us;
 
         /* The spool, its ids (for "duplicate" while they wait) and the replay's progress.
          * Held only across an append, the read of one replay chunk, a duplicate check or
@@ -153,6 +167,46 @@ static size_t take_batch(struct writer *w, struct writer_thread *self, struct de
         return n;
 }
 
+/* Moves the commit counts on to this second, zeroing the seconds gone by, and keeps the
+ * best second of the window while it holds any. Returns this second. Call with lock held. */
+static int64_t roll_rate(struct writer *w) {
+        int64_t sec = monotonic_us() / 1000000;
+        uint32_t best = 0;
+
+        for (int64_t t = w->committed_sec + 1; t <= sec && t <= w->committed_sec + RATE_WINDOW;
+             t++)
+                w->committed[t % RATE_WINDOW] = 0;
+        w->committed_sec = sec;
+        for (int i = 0; i < RATE_WINDOW; i++)
+                if (w->committed[i] > best)
+                        best = w->committed[i];
+        if (best > 0)
+                w->db_rate = best;
+        return sec;
+}
+
+/* Waits until the spool may take n more deliveries at the database's pace (none when
+ * stopping: what is queued then is stored at once), beating meanwhile. */
+static void pace_spool(struct writer *w, size_t n) {
+        int64_t now, due, rate;
+
+        pthread_mutex_lock(&w->lock);
+        (void) roll_rate(w);
+        rate = w->db_rate > SPOOL_RATE_MIN ? w->db_rate : SPOOL_RATE_MIN;
+        now = monotonic_us();
+        due = w->spool_due_us > now - SPOOL_BURST_US ? w->spool_due_us : now - SPOOL_BURST_US;
+        w->spool_due_us = due + (int64_t) n * 1000000 / rate;
+        pthread_mutex_unlock(&w->lock);
+        while (due > (now = monotonic_us()) && !stopping(w)) {
+                int64_t until = due - now > 1000000 ? now + 1000000 : due;
+                struct timespec ts = { .tv_sec = until / 1000000,
+                                       .tv_nsec = (until % 1000000) * 1000 };
+
+                (void) clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+                beat(w);
+        }
+}
+
 static void log_db_failure(struct writer *w, const struct error *err, size_t n,
                            const char *what) {
         int suppressed;
@@ -223,6 +277,9 @@ static int save(struct writer *w, struct store **store, struct delivery **batch,
                 log_db_failure(w, &err, n, what);
                 return -EIO;
         }
+        pthread_mutex_lock(&w->lock);
+        w->committed[roll_rate(w) % RATE_WINDOW] += (uint32_t) n;
+        pthread_mutex_unlock(&w->lock);
         return 0;
 }
 
@@ -417,11 +474,12 @@ static bool replay_step(struct writer *w, struct store **store, struct delivery 
         return r == 0;
 }
 
-/* Stores one batch: into PostgreSQL, or the spool when the database fails (or failed a
- * moment ago while the spool waits). While the spool waits, a delivery whose id is in it
- * is answered "duplicate" from there and not stored again (its spooled copy will be); the
- * others go to the database at once, ahead of the replay: the upserts do not depend on
- * the order deliveries arrive in. Reorders batch. Returns 0 once durable, or -EIO. */
+/* Stores one batch: into PostgreSQL, or the spool (at the database's pace) when the
+ * database fails (or failed a moment ago while the spool waits). While the spool waits, a
+ * delivery whose id is in it is answered "duplicate" from there and not stored again (its
+ * spooled copy will be); the others go to the database at once, ahead of the replay: the
+ * upserts do not depend on the order deliveries arrive in. Reorders batch. Returns 0 once
+ * durable, or -EIO. */
 static int store_batch(struct writer *w, struct store **store, struct delivery **batch,
                        size_t n) {
         size_t k = n;
@@ -430,6 +488,9 @@ static int store_batch(struct writer *w, struct store **store, struct delivery *
         if (spool_waiting(w)) {
                 lock_spool(w);
                 if (monotonic_us() < w->next_drain_us) {
+                        pthread_mutex_unlock(&w->spool_lock);
+                        pace_spool(w, n);
+                        lock_spool(w);
                         r = spool_batch(w, batch, n);
                         pthread_mutex_unlock(&w->spool_lock);
                         return r;
@@ -451,6 +512,9 @@ static int store_batch(struct writer *w, struct store **store, struct delivery *
                 return 0;
         lock_spool(w);
         database_failed(w);
+        pthread_mutex_unlock(&w->spool_lock);
+        pace_spool(w, k);
+        lock_spool(w);
         r = spool_batch(w, batch, k);
         pthread_mutex_unlock(&w->spool_lock);
         return r;
