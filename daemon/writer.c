@@ -21,7 +21,9 @@
 
 #define DRAIN_RETRY_US 1000000  /* how often to try the database while the spool waits */
 #define RATE_WINDOW 60          /* seconds of commit counts behind the spool's pace */
-#define SPOOL_RATE_MIN 200      /* deliveries/s the spool takes at least */
+#define SPOOL_RATE_MIN 50       /* deliveries/s the spool takes at least */
+#define CHUNK_US 500000         /* what a replay chunk should cost the database */
+#define CHUNK_MIN 16            /* deliveries in a replay chunk at least */
 #define SPOOL_BURST_US 2000000  /* two seconds of the pace may come at once */
 
 struct writer {
@@ -37,15 +39,18 @@ struct writer {
         struct writer_stats stats;
         struct log_ratelimit db_down;
 
-        /* Deliveries committed in each of the last RATE_WINDOW seconds, the best second of
-         * the last window with any (the pace of the database) and when the spool may take
-         * its next batch. While the database is away the spool takes deliveries at that
-         * pace, not at the pace of fsync: a sender sees what it saw before, and the backlog
-         * of an outage of T seconds holds about T seconds of the database's work, which
-         * the replay (given a chunk after every batch) drains in about as long. */
+        /* Deliveries committed in each of the last RATE_WINDOW seconds and the time the
+         * writers spent committing them; from those, the database's pace (deliveries a
+         * second, all writers together, as of the last window with any commit) and when
+         * the spool may take its next batch. While the database is away the spool takes
+         * deliveries at that pace, not at the pace of fsync: a sender sees what it saw
+         * before, and the backlog of an outage of T seconds holds about T seconds of the
+         * database's work, which the replay (given a chunk after every batch) drains in
+         * about as long. The pace also sizes the replay's chunks. */
         uint32_t committed[RATE_WINDOW];
+        int64_t busy_us[RATE_WINDOW];
         int64_t committed_sec;
-        uint32_t db_rate;
+        int64_t db_rate;
         int64_t spool_due_us;
 
         /* The spool, its ids (for "duplicate" while they wait) and the replay's progress.
@@ -167,22 +172,42 @@ static size_t take_batch(struct writer *w, struct writer_thread *self, struct de
         return n;
 }
 
-/* Moves the commit counts on to this second, zeroing the seconds gone by, and keeps the
- * best second of the window while it holds any. Returns this second. Call with lock held. */
+/* Moves the commit counts on to this second, zeroing the seconds gone by, and updates the
+ * database's pace while the window holds any commit. Returns this second. Call with lock
+ * held. */
 static int64_t roll_rate(struct writer *w) {
-        int64_t sec = monotonic_us() / 1000000;
-        uint32_t best = 0;
+        int64_t sec = monotonic_us() / 1000000, busy = 0;
+        uint64_t n = 0;
 
         for (int64_t t = w->committed_sec + 1; t <= sec && t <= w->committed_sec + RATE_WINDOW;
-             t++)
+             t++) {
                 w->committed[t % RATE_WINDOW] = 0;
+                w->busy_us[t % RATE_WINDOW] = 0;
+        }
         w->committed_sec = sec;
-        for (int i = 0; i < RATE_WINDOW; i++)
-                if (w->committed[i] > best)
-                        best = w->committed[i];
-        if (best > 0)
-                w->db_rate = best;
+        for (int i = 0; i < RATE_WINDOW; i++) {
+                n += w->committed[i];
+                busy += w->busy_us[i];
+        }
+        /* Each writer's time includes waiting for the others' locks: n_threads writers
+         * committing n deliveries in busy microseconds all told is the database's rate. */
+        if (n > 0)
+                w->db_rate = (int64_t) (n * 1000000 * (uint64_t) w->n_threads /
+                                        (uint64_t) (busy > 0 ? busy : 1));
         return sec;
+}
+
+/* How many deliveries a replay chunk takes: about CHUNK_US of one writer's share of the
+ * database, so a batch arriving meanwhile does not wait long, within [CHUNK_MIN,
+ * batch_max]. Call with lock held. */
+static size_t chunk_size(struct writer *w) {
+        int64_t n = w->db_rate / (w->n_threads > 0 ? w->n_threads : 1) * CHUNK_US / 1000000;
+
+        if (w->db_rate == 0 || n >= (int64_t) w->opt.batch_max)
+                return w->opt.batch_max;
+        if (n < CHUNK_MIN)
+                n = CHUNK_MIN;
+        return (size_t) n < w->opt.batch_max ? (size_t) n : w->opt.batch_max;
 }
 
 /* Waits until the spool may take n more deliveries at the database's pace (none when
@@ -265,7 +290,9 @@ static int save_each(struct writer *w, struct store *store, struct delivery **ba
 static int save(struct writer *w, struct store **store, struct delivery **batch, size_t n,
                 const char *what) {
         struct error err = { 0 };
+        int64_t t0 = monotonic_us();
         int r = ensure_connected(w, store, &err);
+        int64_t sec;
 
         if (r == 0)
                 r = store_save_batch(*store, &w->model, batch, n, &err);
@@ -278,7 +305,9 @@ static int save(struct writer *w, struct store **store, struct delivery **batch,
                 return -EIO;
         }
         pthread_mutex_lock(&w->lock);
-        w->committed[roll_rate(w) % RATE_WINDOW] += (uint32_t) n;
+        sec = roll_rate(w);
+        w->committed[sec % RATE_WINDOW] += (uint32_t) n;
+        w->busy_us[sec % RATE_WINDOW] += monotonic_us() - t0;
         pthread_mutex_unlock(&w->lock);
         return 0;
 }
@@ -393,7 +422,7 @@ static int collect(struct delivery *d, void *ctx) {
         return 0;
 }
 
-/* Replays the next chunk of the spool (batch_max deliveries) into the database: read under
+/* Replays the next chunk of the spool (chunk_size() deliveries) into the database: read under
  * spool_lock, normalized and committed without it, so the other writers replay the chunks
  * after it meanwhile and live batches are not held up. A chunk cut short (the database
  * went away again) is done again, and so is everything after it: every write is
@@ -406,6 +435,7 @@ static bool replay_step(struct writer *w, struct store **store, struct delivery 
         struct spool_report rep;
         struct error err = { 0 };
         uint64_t start, next;
+        size_t max;
         int r;
 
         lock_spool(w);
@@ -422,7 +452,10 @@ static bool replay_step(struct writer *w, struct store **store, struct delivery 
                 pthread_mutex_unlock(&w->spool_lock);
                 return false;
         }
-        r = spool_read_from(w->spool, start, w->opt.batch_max, collect, &c, &rep, &next, &err);
+        pthread_mutex_lock(&w->lock);
+        max = chunk_size(w);
+        pthread_mutex_unlock(&w->lock);
+        r = spool_read_from(w->spool, start, max, collect, &c, &rep, &next, &err);
         if (r < 0) {
                 pthread_mutex_unlock(&w->spool_lock);
                 for (size_t i = 0; i < c.n; i++)
