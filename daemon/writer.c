@@ -189,10 +189,10 @@ static int64_t roll_rate(struct writer *w) {
                 n += w->committed[i];
                 busy += w->busy_us[i];
         }
-        /* Each writer's time includes waiting for the others' locks: n_threads writers
+        /* Each writer's time includes waiting for the others' locks: opt.threads writers
          * committing n deliveries in busy microseconds all told is the database's rate. */
         if (n > 0)
-                w->db_rate = (int64_t) (n * 1000000 * (uint64_t) w->n_threads /
+                w->db_rate = (int64_t) (n * 1000000 * (uint64_t) w->opt.threads /
                                         (uint64_t) (busy > 0 ? busy : 1));
         return sec;
 }
@@ -201,7 +201,7 @@ static int64_t roll_rate(struct writer *w) {
  * database, so a batch arriving meanwhile does not wait long, within [CHUNK_MIN,
  * batch_max]. Call with lock held. */
 static size_t chunk_size(struct writer *w) {
-        int64_t n = w->db_rate / (w->n_threads > 0 ? w->n_threads : 1) * CHUNK_US / 1000000;
+        int64_t n = w->db_rate / (w->opt.threads > 0 ? w->opt.threads : 1) * CHUNK_US / 1000000;
 
         if (w->db_rate == 0 || n >= (int64_t) w->opt.batch_max)
                 return w->opt.batch_max;
