@@ -20,6 +20,11 @@
 #include "log.h"
 
 #define DRAIN_RETRY_US 1000000  /* how often to try the database while the spool waits */
+#define RATE_WINDOW 60          /* seconds of commit counts behind the spool's pace */
+#define SPOOL_RATE_MIN 50       /* deliveries/s the spool takes at least */
+#define CHUNK_US 500000         /* what a replay chunk should cost the database */
+#define CHUNK_MIN 16            /* deliveries in a replay chunk at least */
+#define SPOOL_BURST_US 2000000  /* two seconds of the pace may come at once */
 
 struct writer {
         struct writer_options opt;
@@ -34,16 +39,38 @@ struct writer {
         struct writer_stats stats;
         struct log_ratelimit db_down;
 
-        /* The spool, its ids (for "duplicate" while they wait), the next time to try a
-         * replay and how far the replay got. Held across an append or one chunk of the
-         * replay: while the spool waits, batches go to it (so none overtakes it into the
-         * database), and none waits for more than a chunk of a long replay. Taken before
-         * lock, never after. */
+        /* Deliveries committed in each of the last RATE_WINDOW seconds and the time the
+         * writers spent committing them; from those, the database's pace (deliveries a
+         * second, all writers together, as of the last window with any commit) and when
+         * the spool may take its next batch. While the database is away the spool takes
+         * deliveries at that pace, not at the pace of fsync: a sender sees what it saw
+         * before, and the backlog of an outage of T seconds holds about T seconds of the
+         * database's work, which the replay (given a chunk after every batch) drains in
+         * about as long. The pace also sizes the replay's chunks. */
+        uint32_t committed[RATE_WINDOW];
+        int64_t busy_us[RATE_WINDOW];
+        int64_t committed_sec;
+        int64_t db_rate;
+        int64_t spool_due_us;
+
+        /* The spool, its ids (for "duplicate" while they wait) and the replay's progress.
+         * Held only across an append, the read of one replay chunk, a duplicate check or
+         * the bookkeeping after a chunk: never across a database call, so every writer can
+         * replay a chunk at once and live batches go to the database meanwhile. Taken
+         * before lock, never after.
+         *
+         * The replay hands out chunks in file order from replay_off. Every record before
+         * replay_off is either committed or in a chunk in flight; a chunk that fails sends
+         * replay_off back to its start (what follows it is replayed again: every write is
+         * idempotent). So once nothing is in flight and replay_off is at the end, all of
+         * the spool is committed and it may be emptied. */
         pthread_mutex_t spool_lock;
         struct spool *spool;
         struct idset *spooled_ids;
-        int64_t next_drain_us;
-        uint64_t replay_off;            /* replayed up to this offset (a record boundary) */
+        int64_t next_drain_us;          /* the database failed: spool until then */
+        uint64_t replay_off;            /* handed out up to this offset (a record boundary) */
+        uint64_t reported_off;          /* the replay's report covers the spool up to here */
+        unsigned in_flight;             /* chunks read and not yet committed or failed */
         uint64_t replayed;              /* deliveries replayed so far */
         struct spool_report replay_rep; /* what the replay found so far */
         bool spool_pending;             /* the spool is not empty; guarded by lock */
@@ -64,6 +91,7 @@ struct writer_arg {
 static __thread struct writer_thread *current;
 
 static int64_t monotonic_us(void);
+static bool stopping(struct writer *w);
 
 static void beat(struct writer *w) {
         if (!current)
@@ -116,17 +144,17 @@ int writer_submit(struct writer *w, struct delivery *d) {
         return r;
 }
 
-/* Takes up to batch_max deliveries; blocks while the queue is empty, beating once a
- * second (and returning, so a waiting spool is retried). Returns how many; 0 with
- * *ret_stop set when stopping with nothing left. */
+/* Takes up to batch_max deliveries; when wait is set, blocks while the queue is empty,
+ * beating once a second (and returning, so a waiting spool is retried). Returns how many;
+ * 0 with *ret_stop set when stopping with nothing left. */
 static size_t take_batch(struct writer *w, struct writer_thread *self, struct delivery **batch,
-                         bool *ret_stop) {
+                         bool wait, bool *ret_stop) {
         struct timespec deadline;
         size_t n = 0;
 
         pthread_mutex_lock(&w->lock);
         self->heartbeat = monotonic_us();
-        if (!w->head && !w->stopping) {
+        if (wait && !w->head && !w->stopping) {
                 clock_gettime(CLOCK_MONOTONIC, &deadline);
                 deadline.tv_sec += 1;
                 (void) pthread_cond_timedwait(&w->nonempty, &w->lock, &deadline);
@@ -142,6 +170,66 @@ static size_t take_batch(struct writer *w, struct writer_thread *self, struct de
         *ret_stop = n == 0 && w->stopping;
         pthread_mutex_unlock(&w->lock);
         return n;
+}
+
+/* Moves the commit counts on to this second, zeroing the seconds gone by, and updates the
+ * database's pace while the window holds any commit. Returns this second. Call with lock
+ * held. */
+static int64_t roll_rate(struct writer *w) {
+        int64_t sec = monotonic_us() / 1000000, busy = 0;
+        uint64_t n = 0;
+
+        for (int64_t t = w->committed_sec + 1; t <= sec && t <= w->committed_sec + RATE_WINDOW;
+             t++) {
+                w->committed[t % RATE_WINDOW] = 0;
+                w->busy_us[t % RATE_WINDOW] = 0;
+        }
+        w->committed_sec = sec;
+        for (int i = 0; i < RATE_WINDOW; i++) {
+                n += w->committed[i];
+                busy += w->busy_us[i];
+        }
+        /* Each writer's time includes waiting for the others' locks: opt.threads writers
+         * committing n deliveries in busy microseconds all told is the database's rate. */
+        if (n > 0)
+                w->db_rate = (int64_t) (n * 1000000 * (uint64_t) w->opt.threads /
+                                        (uint64_t) (busy > 0 ? busy : 1));
+        return sec;
+}
+
+/* How many deliveries a replay chunk takes: about CHUNK_US of one writer's share of the
+ * database, so a batch arriving meanwhile does not wait long, within [CHUNK_MIN,
+ * batch_max]. Call with lock held. */
+static size_t chunk_size(struct writer *w) {
+        int64_t n = w->db_rate / (w->opt.threads > 0 ? w->opt.threads : 1) * CHUNK_US / 1000000;
+
+        if (w->db_rate == 0 || n >= (int64_t) w->opt.batch_max)
+                return w->opt.batch_max;
+        if (n < CHUNK_MIN)
+                n = CHUNK_MIN;
+        return (size_t) n < w->opt.batch_max ? (size_t) n : w->opt.batch_max;
+}
+
+/* Waits until the spool may take n more deliveries at the database's pace (none when
+ * stopping: what is queued then is stored at once), beating meanwhile. */
+static void pace_spool(struct writer *w, size_t n) {
+        int64_t now, due, rate;
+
+        pthread_mutex_lock(&w->lock);
+        (void) roll_rate(w);
+        rate = w->db_rate > SPOOL_RATE_MIN ? w->db_rate : SPOOL_RATE_MIN;
+        now = monotonic_us();
+        due = w->spool_due_us > now - SPOOL_BURST_US ? w->spool_due_us : now - SPOOL_BURST_US;
+        w->spool_due_us = due + (int64_t) n * 1000000 / rate;
+        pthread_mutex_unlock(&w->lock);
+        while (due > (now = monotonic_us()) && !stopping(w)) {
+                int64_t until = due - now > 1000000 ? now + 1000000 : due;
+                struct timespec ts = { .tv_sec = until / 1000000,
+                                       .tv_nsec = (until % 1000000) * 1000 };
+
+                (void) clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+                beat(w);
+        }
 }
 
 static void log_db_failure(struct writer *w, const struct error *err, size_t n,
@@ -202,7 +290,9 @@ static int save_each(struct writer *w, struct store *store, struct delivery **ba
 static int save(struct writer *w, struct store **store, struct delivery **batch, size_t n,
                 const char *what) {
         struct error err = { 0 };
+        int64_t t0 = monotonic_us();
         int r = ensure_connected(w, store, &err);
+        int64_t sec;
 
         if (r == 0)
                 r = store_save_batch(*store, &w->model, batch, n, &err);
@@ -214,6 +304,11 @@ static int save(struct writer *w, struct store **store, struct delivery **batch,
                 log_db_failure(w, &err, n, what);
                 return -EIO;
         }
+        pthread_mutex_lock(&w->lock);
+        sec = roll_rate(w);
+        w->committed[sec % RATE_WINDOW] += (uint32_t) n;
+        w->busy_us[sec % RATE_WINDOW] += monotonic_us() - t0;
+        pthread_mutex_unlock(&w->lock);
         return 0;
 }
 
@@ -263,110 +358,6 @@ static int spool_batch(struct writer *w, struct delivery **batch, size_t n) {
         return r;
 }
 
-struct drain {
-        struct writer *w;
-        struct store **store;
-        struct delivery **chunk;
-        size_t n;
-        uint64_t replayed;
-};
-
-static int drain_flush(struct drain *dr) {
-        int r;
-
-        beat(dr->w);
-        r = dr->n ? save(dr->w, dr->store, dr->chunk, dr->n, "replaying the spool") : 0;
-
-        for (size_t i = 0; i < dr->n; i++)
-                dr->chunk[i] = delivery_free(dr->chunk[i]);
-        if (r == 0)
-                dr->replayed += dr->n;
-        dr->n = 0;
-        return r;
-}
-
-static int drain_one(struct delivery *d, void *ctx) {
-        struct drain *dr = ctx;
-
-        /* Normalized anew: the spool keeps what arrived, not what it meant. */
-        if (delivery_normalize(d, NULL, &dr->w->opt.normalize) < 0) {
-                delivery_free(d);
-                return -ENOMEM;
-        }
-        dr->chunk[dr->n++] = d;
-        return dr->n == dr->w->opt.batch_max ? drain_flush(dr) : 0;
-}
-
-/* Replays the next chunk of the spool (batch_max deliveries) into the database, and
- * empties the spool once all of it is replayed. Call with spool_lock held. One chunk at a
- * time, so that batches arriving meanwhile are appended to the spool between chunks rather
- * than wait for a replay of a long outage (and senders time out). A chunk cut short (the
- * database went away again) is done again: every write is idempotent, so nothing counts
- * twice; after a crash the replay starts over from the beginning for the same reason.
- * Returns true when a chunk was committed. */
-static bool drain(struct writer *w, struct store **store) {
-        struct drain dr = { .w = w, .store = store };
-        struct spool_report rep;
-        struct error err = { 0 };
-        uint64_t next;
-        int r;
-
-        if (monotonic_us() < w->next_drain_us)
-                return false;
-        if (ensure_connected(w, store, &err) < 0) {
-                w->next_drain_us = monotonic_us() + DRAIN_RETRY_US;
-                return false;
-        }
-        dr.chunk = calloc(w->opt.batch_max, sizeof(*dr.chunk));
-        if (!dr.chunk)
-                return false;
-        r = spool_read_from(w->spool, w->replay_off, w->opt.batch_max, drain_one, &dr, &rep,
-                            &next, &err);
-        if (r == 0)
-                r = drain_flush(&dr);
-        for (size_t i = 0; i < dr.n; i++)
-                delivery_free(dr.chunk[i]);
-        free(dr.chunk);
-        if (r < 0) {
-                w->next_drain_us = monotonic_us() + DRAIN_RETRY_US;
-                return false;
-        }
-        w->replay_off = next;
-        w->replayed += dr.replayed;
-        w->replay_rep.damaged += rep.damaged;
-        w->replay_rep.skipped_bytes += rep.skipped_bytes;
-        w->replay_rep.torn_bytes += rep.torn_bytes;
-        if (next < spool_bytes(w->spool)) {
-                pthread_mutex_lock(&w->lock);
-                /* readyz says 503 until the spool is empty, whatever the count says */
-                w->stats.spooled = w->stats.spooled > dr.replayed ? w->stats.spooled - dr.replayed
-                                                                  : 1;
-                pthread_mutex_unlock(&w->lock);
-                return true;
-        }
-        rep = w->replay_rep;
-        if (rep.damaged || rep.torn_bytes)
-                log_warning("The spool held %" PRIu64 " damaged record(s) (%" PRIu64
-                            " bytes skipped) and %" PRIu64 " bytes of a torn last record; "
-                            "those were not replayed", rep.damaged, rep.skipped_bytes,
-                            rep.torn_bytes);
-        if (spool_clear(w->spool, &err) < 0) {
-                log_error("Failed to empty the replayed spool: %s", err.msg);
-                w->next_drain_us = monotonic_us() + DRAIN_RETRY_US;
-                return false;
-        }
-        idset_clear(w->spooled_ids);
-        pthread_mutex_lock(&w->lock);
-        w->stats.spooled = 0;
-        w->spool_pending = false;
-        pthread_mutex_unlock(&w->lock);
-        log_notice("Replayed %" PRIu64 " spooled deliveries into the database", w->replayed);
-        w->replay_off = 0;
-        w->replayed = 0;
-        w->replay_rep = (struct spool_report) { 0 };
-        return true;
-}
-
 static bool spool_waiting(struct writer *w) {
         bool waiting;
 
@@ -376,36 +367,188 @@ static bool spool_waiting(struct writer *w) {
         return waiting;
 }
 
-/* Whether the queue is empty and the writer not stopping. */
-static bool idle(struct writer *w) {
+static bool stopping(struct writer *w) {
         bool r;
 
         pthread_mutex_lock(&w->lock);
-        r = !w->head && !w->stopping;
+        r = w->stopping;
         pthread_mutex_unlock(&w->lock);
         return r;
 }
 
-/* Stores one batch: into PostgreSQL, or the spool while the spool waits or when the
- * database fails. Returns 0 once durable, or -EIO. */
-static int store_batch(struct writer *w, struct store **store, struct delivery **batch,
-                       size_t n) {
+/* The database failed: for a while, batches go straight to the spool (while it waits)
+ * rather than each wait for a connection attempt. Call with spool_lock held. */
+static void database_failed(struct writer *w) {
+        w->next_drain_us = monotonic_us() + DRAIN_RETRY_US;
+}
+
+/* All of the spool is committed: report what the replay skipped and empty it. Call with
+ * spool_lock held, nothing in flight and replay_off at the end. */
+static void finish_replay(struct writer *w) {
+        struct spool_report rep = w->replay_rep;
+        struct error err = { 0 };
+
+        if (rep.damaged || rep.torn_bytes)
+                log_warning("The spool held %" PRIu64 " damaged record(s) (%" PRIu64
+                            " bytes skipped) and %" PRIu64 " bytes of a torn last record; "
+                            "those were not replayed", rep.damaged, rep.skipped_bytes,
+                            rep.torn_bytes);
+        if (spool_clear(w->spool, &err) < 0) {
+                log_error("Failed to empty the replayed spool: %s", err.msg);
+                database_failed(w);     /* tried again a second later */
+                w->replay_rep = (struct spool_report) { 0 };    /* reported already */
+                return;
+        }
+        idset_clear(w->spooled_ids);
+        pthread_mutex_lock(&w->lock);
+        w->stats.spooled = 0;
+        w->spool_pending = false;
+        pthread_mutex_unlock(&w->lock);
+        log_notice("Replayed %" PRIu64 " spooled deliveries into the database", w->replayed);
+        w->replay_off = w->reported_off = 0;
+        w->replayed = 0;
+        w->replay_rep = (struct spool_report) { 0 };
+}
+
+struct chunk {
+        struct delivery **ds;
+        size_t n;
+};
+
+static int collect(struct delivery *d, void *ctx) {
+        struct chunk *c = ctx;
+
+        c->ds[c->n++] = d;
+        return 0;
+}
+
+/* Replays the next chunk of the spool (chunk_size() deliveries) into the database: read under
+ * spool_lock, normalized and committed without it, so the other writers replay the chunks
+ * after it meanwhile and live batches are not held up. A chunk cut short (the database
+ * went away again) is done again, and so is everything after it: every write is
+ * idempotent, so nothing counts twice; after a crash the replay starts over from the
+ * beginning for the same reason. Empties the spool once all of it is committed. chunk has
+ * room for batch_max deliveries. Returns true when a chunk was committed (there may be
+ * more), false when there is nothing to do now. */
+static bool replay_step(struct writer *w, struct store **store, struct delivery **chunk) {
+        struct chunk c = { .ds = chunk };
+        struct spool_report rep;
+        struct error err = { 0 };
+        uint64_t start, next;
+        size_t max;
         int r;
 
         lock_spool(w);
-        if (spool_waiting(w))
-                drain(w, store);
-        if (spool_waiting(w)) {
-                r = spool_batch(w, batch, n);
+        if (!spool_waiting(w) || monotonic_us() < w->next_drain_us) {
                 pthread_mutex_unlock(&w->spool_lock);
-                return r;
+                return false;
         }
+        start = w->replay_off;
+        if (start >= spool_bytes(w->spool)) {
+                /* All handed out: the last writer to commit its chunk empties the spool
+                 * (here only when that failed before, or held no whole record). */
+                if (w->in_flight == 0)
+                        finish_replay(w);
+                pthread_mutex_unlock(&w->spool_lock);
+                return false;
+        }
+        pthread_mutex_lock(&w->lock);
+        max = chunk_size(w);
+        pthread_mutex_unlock(&w->lock);
+        r = spool_read_from(w->spool, start, max, collect, &c, &rep, &next, &err);
+        if (r < 0) {
+                pthread_mutex_unlock(&w->spool_lock);
+                for (size_t i = 0; i < c.n; i++)
+                        delivery_free(c.ds[i]);
+                log_error("Failed to read the spool: %s", err.msg);
+                lock_spool(w);
+                database_failed(w);
+                pthread_mutex_unlock(&w->spool_lock);
+                return false;
+        }
+        /* Damage is counted once, the first time the replay passes it. */
+        if (start >= w->reported_off) {
+                w->replay_rep.damaged += rep.damaged;
+                w->replay_rep.skipped_bytes += rep.skipped_bytes;
+                w->replay_rep.torn_bytes += rep.torn_bytes;
+        }
+        if (next > w->reported_off)
+                w->reported_off = next;
+        w->replay_off = next;
+        w->in_flight++;
         pthread_mutex_unlock(&w->spool_lock);
 
-        if (save(w, store, batch, n, "writing to the database") == 0)
+        beat(w);
+        /* Normalized anew: the spool keeps what arrived, not what it meant. */
+        for (size_t i = 0; i < c.n && r == 0; i++)
+                r = delivery_normalize(c.ds[i], NULL, &w->opt.normalize);
+        if (r == 0 && c.n)
+                r = save(w, store, c.ds, c.n, "replaying the spool");
+        for (size_t i = 0; i < c.n; i++)
+                c.ds[i] = delivery_free(c.ds[i]);
+        beat(w);
+
+        lock_spool(w);
+        w->in_flight--;
+        if (r < 0) {
+                if (start < w->replay_off)
+                        w->replay_off = start;
+                database_failed(w);
+        } else {
+                w->replayed += c.n;
+                pthread_mutex_lock(&w->lock);
+                /* readyz says 503 until the spool is empty, whatever the count says */
+                w->stats.spooled = w->stats.spooled > c.n ? w->stats.spooled - c.n : 1;
+                pthread_mutex_unlock(&w->lock);
+                if (w->in_flight == 0 && w->replay_off >= spool_bytes(w->spool))
+                        finish_replay(w);
+        }
+        pthread_mutex_unlock(&w->spool_lock);
+        return r == 0;
+}
+
+/* Stores one batch: into PostgreSQL, or the spool (at the database's pace) when the
+ * database fails (or failed a moment ago while the spool waits). While the spool waits, a
+ * delivery whose id is in it is answered "duplicate" from there and not stored again (its
+ * spooled copy will be); the others go to the database at once, ahead of the replay: the
+ * upserts do not depend on the order deliveries arrive in. Reorders batch. Returns 0 once
+ * durable, or -EIO. */
+static int store_batch(struct writer *w, struct store **store, struct delivery **batch,
+                       size_t n) {
+        size_t k = n;
+        int r;
+
+        if (spool_waiting(w)) {
+                lock_spool(w);
+                if (monotonic_us() < w->next_drain_us) {
+                        pthread_mutex_unlock(&w->spool_lock);
+                        pace_spool(w, n);
+                        lock_spool(w);
+                        r = spool_batch(w, batch, n);
+                        pthread_mutex_unlock(&w->spool_lock);
+                        return r;
+                }
+                k = 0;
+                for (size_t i = 0; i < n; i++) {
+                        struct delivery *d = batch[i];
+
+                        d->duplicate = idset_contains(w->spooled_ids, d->source->name,
+                                                      d->delivery_id);
+                        if (!d->duplicate) {
+                                batch[i] = batch[k];
+                                batch[k++] = d;
+                        }
+                }
+                pthread_mutex_unlock(&w->spool_lock);
+        }
+        if (k == 0 || save(w, store, batch, k, "writing to the database") == 0)
                 return 0;
         lock_spool(w);
-        r = spool_batch(w, batch, n);
+        database_failed(w);
+        pthread_mutex_unlock(&w->spool_lock);
+        pace_spool(w, k);
+        lock_spool(w);
+        r = spool_batch(w, batch, k);
         pthread_mutex_unlock(&w->spool_lock);
         return r;
 }
@@ -414,29 +557,26 @@ static void *writer_main(void *arg) {
         struct writer *w = ((struct writer_arg *) arg)->w;
         struct writer_thread *self = ((struct writer_arg *) arg)->self;
         struct delivery **batch = calloc(w->opt.batch_max, sizeof(*batch));
+        struct delivery **chunk = calloc(w->opt.batch_max, sizeof(*chunk));
         struct store *store = NULL;
-        bool stop = false;
+        bool stop = false, replaying = false;
 
         free(arg);
         current = self;
-        if (!batch)
+        if (!batch || !chunk)
                 abort(); /* at start-up; nothing has been accepted yet */
         while (!stop) {
-                size_t n = take_batch(w, self, batch, &stop);
+                /* While the replay has chunks to give, do not wait for deliveries. */
+                size_t n = take_batch(w, self, batch, !replaying, &stop);
                 int r;
 
+                /* A waiting spool: one chunk of it after each batch, so the backlog gets
+                 * at least as much of the database as new deliveries (a batch holds what
+                 * came in during the chunk before it) and no delivery waits for more than
+                 * a chunk. What is left when stopping is replayed at the next start. */
                 if (n == 0) {
-                        /* Idle: a good moment to replay a waiting spool, chunk after chunk
-                         * until deliveries come in (or it is time to stop: what is left is
-                         * replayed at the next start). */
-                        while (spool_waiting(w) && idle(w) &&
-                               pthread_mutex_trylock(&w->spool_lock) == 0) {
-                                bool more = drain(w, &store);
-
-                                pthread_mutex_unlock(&w->spool_lock);
-                                if (!more)
-                                        break;
-                        }
+                        replaying = !stop && !stopping(w) && spool_waiting(w) &&
+                                    replay_step(w, &store, chunk);
                         continue;
                 }
                 r = store_batch(w, &store, batch, n);
@@ -457,8 +597,10 @@ static void *writer_main(void *arg) {
                         batch[i]->result = r < 0 ? -EIO : 0;
                         batch[i]->done(batch[i]);
                 }
+                replaying = !stopping(w) && spool_waiting(w) && replay_step(w, &store, chunk);
         }
         store_close(store);
+        free(chunk);
         free(batch);
         return NULL;
 }
@@ -473,8 +615,8 @@ static int remember_spooled(struct delivery *d, void *ctx) {
         return r < 0 ? r : 0;
 }
 
-/* A spool left by a previous run: count it and remember its ids; the writers replay it
- * before anything new reaches the database. */
+/* A spool left by a previous run: count it and remember its ids (a redelivery of one is a
+ * duplicate); the writers replay it once the database answers. */
 static int open_spool(struct writer *w, char *errbuf, size_t errlen) {
         struct spool_report rep;
         struct error err = { 0 };
@@ -494,8 +636,8 @@ static int open_spool(struct writer *w, char *errbuf, size_t errlen) {
         w->spool_pending = spool_bytes(w->spool) > 0;
         if (spool_bytes(w->spool) > 0)
                 log_notice("Found %zu deliveries in the spool from a previous run "
-                           "(%" PRIu64 " damaged, %" PRIu64 " torn bytes); replaying them "
-                           "before new ones", w->stats.spooled, rep.damaged, rep.torn_bytes);
+                           "(%" PRIu64 " damaged, %" PRIu64 " torn bytes); replaying them",
+                           w->stats.spooled, rep.damaged, rep.torn_bytes);
         return 0;
 }
 

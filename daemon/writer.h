@@ -1,8 +1,11 @@
 /* writer: the ingest queue and the writer threads behind it. Each writer takes every
  * delivery waiting (up to batch_max), stores them in one transaction (group commit) and
  * only after COMMIT calls each delivery's done(). When PostgreSQL cannot take a batch, it
- * goes to the on-disk spool instead (fsync'd before done()), and later batches follow it
- * there until a writer has replayed the spool into the database. */
+ * goes to the on-disk spool instead (fsync'd before done()), and so do later batches while
+ * the database stays away. Once it is back, every writer replays chunks of the spool
+ * between its batches, and new batches go straight to the database (the upserts do not
+ * depend on arrival order); a delivery whose id still waits in the spool is answered
+ * "duplicate" from there. */
 #pragma once
 
 #include <stddef.h>
@@ -31,8 +34,8 @@ struct writer_stats {
         size_t spooled;                 /* deliveries in the spool now, not yet replayed */
 };
 
-/* Opens the spool (a spool left by a crash is replayed before any new delivery reaches the
- * database) and starts the writer threads. Returns 0 and the writer, or a negative errno
+/* Opens the spool (a spool left by a crash is replayed as soon as the database answers,
+ * alongside new deliveries) and starts the writer threads. Returns 0 and the writer, or a negative errno
  * with errbuf filled. */
 int writer_start(const struct writer_options *o, struct writer **ret_writer, char *errbuf,
                  size_t errlen) __attribute__((warn_unused_result));
