@@ -263,6 +263,35 @@ def assert_accepted(response, duplicate=False, delivery_id=None):
 
 # --------------------------------------------------------------------------- HTTP
 
+class KeepAlive:
+    """One keep-alive connection to the daemon, for a load client: it reconnects after the
+    server closes it or a request fails."""
+
+    def __init__(self, port, timeout):
+        self.port, self.timeout, self.conn = port, timeout, None
+
+    def post(self, path, body, headers):
+        """-> (response, body bytes); raises OSError or HTTPException (closed) on failure."""
+        try:
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                       timeout=self.timeout)
+            self.conn.request("POST", path, body=body, headers=headers)
+            resp = self.conn.getresponse()
+            raw = resp.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        if resp.will_close:
+            self.close()
+        return resp, raw
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
 def http_request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT):
     """One request on a fresh connection -> (status, json_or_None, headers). headers is an
     http.client.HTTPMessage (case-insensitive .get)."""

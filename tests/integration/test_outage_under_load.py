@@ -20,13 +20,13 @@ import time
 
 import pytest
 
-from conftest import generic_body, generic_headers, sql_literal, wait_until
+from conftest import KeepAlive, generic_body, generic_headers, sql_literal, wait_until
 
 SLOW = bool(os.environ.get("DORALOOP_VALGRIND"))
 CLIENTS = 16
 OUTAGE_SECONDS = 10
 READY_WITHIN = 120 if SLOW else 30   # seconds after the database is back
-MAX_PER_CLIENT = 4000                # requests per client, whatever the speed
+MAX_PER_CLIENT = 20000               # requests per client (~100/s each: the outage and drain take ~45 s)
 DEADLINE = 150                       # seconds, for the whole load
 REDELIVER = 0.05                     # share of requests that resend an acknowledged one
 
@@ -69,7 +69,7 @@ class Load:
 
     def _worker(self, seed):
         rng = random.Random(seed)
-        conn, mine = None, []
+        conn, mine = KeepAlive(self.port, 20), []
         for _ in range(MAX_PER_CLIENT):
             if self.stopping.is_set() or time.monotonic() > self.deadline:
                 break
@@ -78,19 +78,8 @@ class Load:
             body = generic_body(id=key, sha=f"{n:040x}", service=f"ol-{self.run}-{n % 4}")
             t0 = time.monotonic()
             try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
-                conn.request("POST", "/hooks/generic", body=body,
-                             headers=generic_headers(key=key))
-                resp = conn.getresponse()
-                raw = resp.read()
-                if resp.will_close:
-                    conn.close()
-                    conn = None
+                resp, raw = conn.post("/hooks/generic", body, generic_headers(key=key))
             except (OSError, http.client.HTTPException) as e:
-                if conn is not None:
-                    conn.close()
-                conn = None
                 with self.lock:
                     self.errors.append(repr(e))
                 time.sleep(0.05)
@@ -102,8 +91,7 @@ class Load:
                 self.answers.append(mine[-1])
                 if resp.status == 202 and not redelivery:
                     self.acked.append(key)
-        if conn is not None:
-            conn.close()
+        conn.close()
 
 
 def ready(d):

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (TableLock, assert_accepted, assert_error, fixtures, free_port, generic_body,
-                      generic_headers, sql_literal, wait_until)
+from conftest import (KeepAlive, TableLock, assert_accepted, assert_error, fixtures, free_port,
+                      generic_body, generic_headers, sql_literal, wait_until)
 
 # Under valgrind (scripts/valgrind-suite) the daemon is 20-50 times slower: time bounds
 # about speed are relaxed, those about correctness are not.
@@ -207,7 +207,7 @@ class Load:
 
     def _worker(self, seed):
         rng = random.Random(seed)
-        conn, mine = None, []
+        conn, mine = KeepAlive(self.port, LOAD_TIMEOUT), []
         due = time.monotonic() + rng.uniform(0, self.interval)
         while not self.stopping.is_set() and time.monotonic() < self.deadline:
             pause = due - time.monotonic()
@@ -218,20 +218,9 @@ class Load:
             tag, source, path, headers, body = request
             t0 = time.monotonic()
             try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                      timeout=LOAD_TIMEOUT)
-                conn.request("POST", path, body=body, headers=headers)
-                resp = conn.getresponse()
-                raw = resp.read()
+                resp, raw = conn.post(path, body, headers)
                 t1 = time.monotonic()
-                if resp.will_close:
-                    conn.close()
-                    conn = None
             except (OSError, http.client.HTTPException) as e:
-                if conn is not None:
-                    conn.close()
-                    conn = None
                 mine.append(Result(source=source, key=tag, status=None, t0=t0,
                                    t1=time.monotonic(), redelivery=redelivery, error=repr(e)))
                 time.sleep(0.02)        # the daemon is down: do not spin
@@ -252,8 +241,7 @@ class Load:
             else:
                 r.error = doc
             mine.append(r)
-        if conn is not None:
-            conn.close()
+        conn.close()
         with self.lock:
             self.results.extend(mine)
 
