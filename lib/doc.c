@@ -16,7 +16,7 @@ int doc_parse(const char *body, size_t len, json_t **ret_doc, struct error *err)
          * (events_raw keeps them; a proxy or a script in front of us) may keep the first, so
          * with duplicates two readers could see two values. A signature proves who sent a
          * body, not that everyone reads it alike, and the generic source's token proves less
-         * (whoever holds it, e.g. a CI script writing JSON by hand). README promises 400. */
+         * (whoever holds it, e.g. a CI script writing JSON by hand). docs/operations.md promises 400. */
         json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 
         if (!doc)

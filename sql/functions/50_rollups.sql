@@ -2,7 +2,7 @@
 -- environment, UTC day) exact in the ingest transaction: what they are made of (dl_events),
 -- which days a row touches (the *_dirty triggers) and how a marked day is recomputed.
 --
--- Definitions (README.md "DORA metrics" and "Change control" say the same):
+-- Definitions (docs/metrics.md and docs/change-control.md say the same):
 -- * A deployment counts when it succeeded; it belongs to the UTC day it finished.
 -- * A counted deployment failed when an incident (not deleted) is linked to it, or when the
 --   next successful deployment of the same service and environment (by finish time, then

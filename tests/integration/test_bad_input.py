@@ -1,4 +1,4 @@
-"""Bad input: a table of broken and hostile requests, each answered as README.md's
+"""Bad input: a table of broken and hostile requests, each answered as docs/operations.md's
 "Reliability" section documents, none stored unless the table says so, and the daemon
 serving normally after all of them.
 
@@ -194,7 +194,7 @@ def test_chunked_body_is_stored_byte_for_byte(d, db, sizes, extension):
                                     b"ffffffffffffffffff\r\n{}\r\n0\r\n\r\n"],
                          ids=["not-hex", "size-overflow"])
 def test_malformed_chunked_body_is_400(d, db, chunks):
-    # libmicrohttpd answers these itself, before doraloop sees a body (README.md).
+    # libmicrohttpd answers these itself, before doraloop sees a body (docs/operations.md).
     key = f"bad-chunked-{os.urandom(6).hex()}"
     status, _, text = raw_exchange(d.port, head(key, "Transfer-Encoding: chunked\r\n\r\n")
                                    .encode() + chunks)
@@ -306,7 +306,7 @@ def test_many_stalled_clients_do_not_block_service(d):
 
 @pytest.mark.xfail(strict=True, reason="connection_timeout is libmicrohttpd's idle timeout: "
                    "a client sending a byte now and then keeps its connection (bounded only "
-                   "by connection_limit); see README.md 'Reliability'")
+                   "by connection_limit); see docs/operations.md 'Reliability'")
 def test_trickling_client_is_disconnected_after_connection_timeout(d):
     request = head("bad-trickle").encode() + b"X-Slow: " + b"a" * 100
     with socket.create_connection(("127.0.0.1", d.port)) as s:

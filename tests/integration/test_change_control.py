@@ -385,7 +385,7 @@ def test_change_control_figures_beside_the_dora_ones(daemon):
     """A hand-worked history: two JSM changes (a normal one approved an hour after it was
     raised, an emergency one ten minutes after), deployments under them, one ahead of its
     approval, one naming nothing, one in staging. The figures of /api/v1/dora, its series and
-    /metrics are what the definitions in README.md "Change control" give by hand, and a
+    /metrics are what the definitions in docs/change-control.md give by hand, and a
     change request that turns emergency later moves its deployments into rework."""
     d = daemon(**CONFIG)
     base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=2)

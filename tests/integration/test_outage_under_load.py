@@ -163,7 +163,7 @@ def test_readyz_200_within_30s_of_the_database_return_and_every_202_stored_once(
     # A redelivery is a duplicate whenever the daemon can know: its original waits in the
     # spool (it was answered while the database was down), or the redelivery reaches the
     # database (sent before the outage, or once the spool has drained). While PostgreSQL is
-    # down it cannot know of an original stored before (README, Reliability): that one is
+    # down it cannot know of an original stored before (docs/operations.md, Reliability): that one is
     # answered "duplicate":false and its spooled copy changes nothing (checked below).
     first_answer = {}
     for t0, t1, key, status, dup, redelivery in sorted(answers, key=lambda a: a[1]):

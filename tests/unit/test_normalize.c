@@ -34,7 +34,7 @@ static json_t *outcome(const struct source *s, json_t *doc, const char *event) {
         json_t *out;
         int r;
 
-        /* The field the derived JSM change fixtures keep their Approvals in (README). */
+        /* The field the derived JSM change fixtures keep their Approvals in (docs/sources.md). */
         o.jira_approvals_field = "customfield_10090";
 
         if (!s->normalize)
