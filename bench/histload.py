@@ -532,7 +532,8 @@ def late_test(p, services, port, token, n, timeout, out):
     one connection. Shape B's changes go first, untimed: the figure is the deployment's."""
     sender = Sender(port, token, 1, timeout, 3, 10 ** 9, out, None, "late")
     conn = Conn(port, timeout)
-    slots = {s.name: s.late_slots(n) for s in services}
+    per_service = -(-n // len(services))
+    slots = {s.name: s.late_slots(per_service) for s in services}
     res = {"in_order": [], "year_late": []}
     failed = []
     t_start = time.monotonic()
@@ -541,10 +542,11 @@ def late_test(p, services, port, token, n, timeout, out):
         m = i // len(services)
         last = s.finish[-1]
         in_key = f"{p.prefix}-now-{s.name}-{m}"
+        # Each a slot of its own, just after deployment j: its commits come before the
+        # next deployment's (those start 10% of a gap, >= 0.04 gap, after j's finish).
         j = slots[s.name][m % len(slots[s.name])] if slots[s.name] else 0
         late_key = f"{p.prefix}-late-{s.name}-{j}-{m}"
-        # Just after deployment j: before the next deployment's commits (10% of the gap).
-        f0 = s.finish[j] + m * 3 * p.changes
+        f0 = s.finish[j] + (m // max(1, len(slots[s.name]))) * 3 * p.changes
         cases = [("in_order", in_key, last + m * s.gap, last + (m + 1) * s.gap),
                  ("year_late", late_key, f0, f0 + 3 * p.changes)]
         for which, key, w0, w1 in cases:
