@@ -34,13 +34,43 @@ void log_open(void) {
                      ino == (unsigned long long) st.st_ino;
 }
 
+/* Copies src into dst (size > 0) with control characters written as \xHH: a value from a
+ * request can then neither start a forged line ("\n<0>...") nor drive a terminal (C0, DEL,
+ * and C1 as UTF-8, which some terminals take as escapes). Cuts at size, never mid-escape. */
+static void escape(char *dst, size_t size, const char *src) {
+        static const char hex[] = "0123456789abcdef";
+        size_t o = 0;
+
+        for (const unsigned char *p = (const unsigned char *) src; *p; p++) {
+                bool c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+
+                if (*p < 0x20 || *p == 0x7f || c1) {
+                        unsigned char c = c1 ? *++p : *p;
+
+                        if (o + 4 >= size)
+                                break;
+                        dst[o++] = '\\';
+                        dst[o++] = 'x';
+                        dst[o++] = hex[c >> 4];
+                        dst[o++] = hex[c & 15];
+                } else {
+                        if (o + 1 >= size)
+                                break;
+                        dst[o++] = (char) *p;
+                }
+        }
+        dst[o] = '\0';
+}
+
 static void add_field(struct iovec *iov, int *n, char *storage, size_t size, const char *name,
                       const char *value) {
+        char clean[600];
         int len;
 
         if (!value)
                 return;
-        len = snprintf(storage, size, "%s=%s", name, value);
+        escape(clean, sizeof(clean), value);
+        len = snprintf(storage, size, "%s=%s", name, clean);
         if (len < 0)
                 return;
         iov[*n].iov_base = storage;
@@ -50,12 +80,13 @@ static void add_field(struct iovec *iov, int *n, char *storage, size_t size, con
 
 void log_full(int priority, const struct log_fields *f, const char *file, int line,
               const char *func, const char *fmt, ...) {
-        char msg[1024];
+        char raw[1024], msg[4 * sizeof(raw)];
         va_list ap;
 
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
+        vsnprintf(raw, sizeof(raw), fmt, ap);
         va_end(ap);
+        escape(msg, sizeof(msg), raw);
 
         if (to_journal) {
                 char b[10][600], num[16];
@@ -78,11 +109,15 @@ void log_full(int priority, const struct log_fields *f, const char *file, int li
                 if (sd_journal_sendv(iov, n) >= 0)
                         return;
         }
-        if (f && (f->source || f->delivery_id))
-                fprintf(stderr, "<%d>%s (source=%s delivery=%s%s%s)\n", priority, msg,
-                        f->source ? f->source : "-", f->delivery_id ? f->delivery_id : "-",
-                        f->status ? " status=" : "", f->status ? f->status : "");
-        else
+        if (f && (f->source || f->delivery_id)) {
+                char source[256], delivery[600], status[64];
+
+                escape(source, sizeof(source), f->source ? f->source : "-");
+                escape(delivery, sizeof(delivery), f->delivery_id ? f->delivery_id : "-");
+                escape(status, sizeof(status), f->status ? f->status : "");
+                fprintf(stderr, "<%d>%s (source=%s delivery=%s%s%s)\n", priority, msg, source,
+                        delivery, f->status ? " status=" : "", status);
+        } else
                 fprintf(stderr, "<%d>%s\n", priority, msg);
 }
 
