@@ -160,10 +160,12 @@ fuzz: deps-check
 
 # The test suite: C unit tests and integration tests against a throwaway PostgreSQL
 # cluster and the real daemon, all driven by pytest (its summary line ends the output).
+# `make check TEST=tests/integration/test_dora.py` runs one file (any pytest arguments).
+TEST ?= tests
 check: deps-check
 	$(MAKE) --no-print-directory all unit fault
 	DORALOOP_BIN=$(abspath $(BUILD)/doraloopd) DORALOOP_UNIT_DIR=$(abspath $(BUILD)/tests) \
-		$(PYTHON) -m pytest -q -p no:cacheprovider tests
+		$(PYTHON) -m pytest -q -p no:cacheprovider $(TEST)
 
 check-asan:
 	$(MAKE) --no-print-directory SAN=1 check
