@@ -167,6 +167,12 @@ check: deps-check
 	DORALOOP_BIN=$(abspath $(BUILD)/doraloopd) DORALOOP_UNIT_DIR=$(abspath $(BUILD)/tests) \
 		$(PYTHON) -m pytest -q -p no:cacheprovider $(TEST)
 
+# The house rules a compiler does not check (scripts/lint), then the whole tree built with
+# clang as well, under the same -Wall -Wextra -Werror.
+lint:
+	$(Q)scripts/lint
+	$(Q)$(MAKE) --no-print-directory CC=clang BUILD=build/clang all unit fault
+
 check-asan:
 	$(MAKE) --no-print-directory SAN=1 check
 

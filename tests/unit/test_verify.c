@@ -33,7 +33,7 @@ int main(void) {
         {
                 char upper[sizeof("sha256=" SIG)];
 
-                strcpy(upper, "sha256=" SIG);
+                memcpy(upper, "sha256=" SIG, sizeof(upper));
                 for (char *p = upper + 7; *p; p++)
                         if (*p >= 'a' && *p <= 'f')
                                 *p = (char) (*p - 'a' + 'A');
