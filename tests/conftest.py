@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -290,6 +291,44 @@ class KeepAlive:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+class LoadThreads:
+    """Load clients as threads running self._worker(seed), seeds seed0, seed0 + 1, ...;
+    stop() sets self.stopping and waits for them all."""
+
+    def __init__(self, count, seed0):
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._worker, args=(seed0 + i,), daemon=True)
+                        for i in range(count)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self, timeout=40):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout)
+        assert not any(t.is_alive() for t in self.threads), "load threads did not stop"
+
+
+def post_generic_doc(d, doc, key):
+    """POSTs doc (a dict) to the generic source under Idempotency-Key key; asserts 202."""
+    status, answer, _ = d.post("/hooks/generic", json.dumps(doc).encode(), {
+        "Content-Type": "application/json", "Authorization": f"Bearer {GENERIC_TOKEN}",
+        "Idempotency-Key": key})
+    assert status == 202, answer
+
+
+def readyz(d):
+    """-> (status, body) of GET /readyz, or (None, None) when the daemon does not answer."""
+    try:
+        status, doc, _ = d.get("/readyz", timeout=5)
+        return status, doc
+    except OSError:
+        return None, None
 
 
 def http_request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT):
@@ -652,6 +691,13 @@ def pg(workdir):
         cluster.destroy()
     else:
         cluster.stop()
+
+
+@pytest.fixture
+def pg_restored(pg):
+    """The session's cluster; started again whatever the test did to it."""
+    yield pg
+    pg.start()
 
 
 @pytest.fixture(scope="module")

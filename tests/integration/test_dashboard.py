@@ -9,7 +9,6 @@ skip."""
 import base64
 import hashlib
 import http.client
-import json
 import math
 import os
 import re
@@ -22,7 +21,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from conftest import GENERIC_TOKEN, assert_error
+from conftest import assert_error, post_generic_doc
 
 API_TOKEN = "dashboard-api-token-7c21"
 
@@ -83,13 +82,6 @@ HISTORY = [
 ]
 
 
-def post(d, body, key):
-    status, doc, _ = d.post("/hooks/generic", json.dumps(body).encode(), {
-        "Content-Type": "application/json", "Authorization": f"Bearer {GENERIC_TOKEN}",
-        "Idempotency-Key": key})
-    assert status == 202, doc
-
-
 def api(d, path, headers=None, **params):
     status, doc, _ = d.get(path + "?" + urllib.parse.urlencode(params), headers=headers)
     assert status == 200, (path, params, status, doc)
@@ -101,7 +93,7 @@ def d(module_daemon):
     """A daemon with the history and an open read API (api_token unset)."""
     daemon = module_daemon(api_token=None)
     for i, body in enumerate(HISTORY):
-        post(daemon, body, f"dash-{i}")
+        post_generic_doc(daemon, body, f"dash-{i}")
     return daemon
 
 
@@ -365,7 +357,7 @@ def test_browser_draws_the_api_figures(d, tmp_path):
 
     df = doc["deployment_frequency"]
     assert df["deployments"] == 6                  # 5 checkout + 1 payments, in production
-    assert dom.text("deployment_frequency-detail") == f"6 deployments in 30 days"
+    assert dom.text("deployment_frequency-detail") == "6 deployments in 30 days"
     assert_card(dom, doc, "deployment_frequency", js_num(df["per_day"]) + " per day")
     lt = doc["lead_time_for_changes"]
     assert_card(dom, doc, "lead_time_for_changes", js_duration(lt["median_seconds"]))
@@ -460,7 +452,7 @@ def test_browser_shows_hostile_names_as_text(daemon, tmp_path):
     scope line) and never as markup."""
     hostile = '<img src=x onerror="document.title=1">'
     dd = daemon(api_token=None)
-    post(dd, deployment("hostile-1", hostile, ago(1), 1), "hostile-1")
+    post_generic_doc(dd, deployment("hostile-1", hostile, ago(1), 1), "hostile-1")
     dom = load_page(f"{dd.url}/#service={urllib.parse.quote(hostile)}", tmp_path, "ready")
     options = [a.get("value") for t, a in dom.tags["service"] if t == "option"]
     assert hostile in options

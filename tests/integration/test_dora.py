@@ -4,14 +4,13 @@ bad parameters -> 400 naming them, Bearer api_token, and /metrics through promto
 
 Medians come from histograms whose buckets are 2% wide, so they are compared within 1% (the
 contract's bound); counts and ratios exactly."""
-import json
 import shutil
 import subprocess
 import urllib.parse
 
 import pytest
 
-from conftest import GENERIC_TOKEN
+from conftest import post_generic_doc
 
 SHA = {n: (c * 40) for n, c in (("c1", "1"), ("c2", "2"), ("c3", "3"), ("c4", "4"))}
 COMMITTED = {"c1": "2024-03-04T08:00:00Z", "c2": "2024-03-04T09:00:00Z",
@@ -21,13 +20,6 @@ WINDOW = {"from": "2024-03-04T00:00:00Z", "to": "2024-03-08T00:00:00Z"}   # 4 wh
 
 def approx(v):
     return pytest.approx(v, rel=0.01)
-
-
-def post(d, body, key):
-    status, doc, _ = d.post("/hooks/generic", json.dumps(body).encode(), {
-        "Content-Type": "application/json", "Authorization": f"Bearer {GENERIC_TOKEN}",
-        "Idempotency-Key": key})
-    assert status == 202, doc
 
 
 def get(d, path, expect=200, headers=None, **params):
@@ -88,7 +80,7 @@ def d(module_daemon):
     daemon = module_daemon()
     # Sent newest first: the derived links must not depend on arrival order.
     for i, body in enumerate(reversed(HISTORY)):
-        post(daemon, body, f"hand-{i}")
+        post_generic_doc(daemon, body, f"hand-{i}")
     return daemon
 
 
@@ -339,9 +331,9 @@ def test_metrics_gauges_for_recent_data(daemon, db):
 
     def t(hours):
         return (now - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    post(d, {"type": "change", "id": "m1", "service": "metrics-svc", "sha": "5" * 40,
+    post_generic_doc(d, {"type": "change", "id": "m1", "service": "metrics-svc", "sha": "5" * 40,
              "timestamp": t(5)}, "m-1")
-    post(d, {"type": "deployment", "id": "m-d1", "service": "metrics-svc",
+    post_generic_doc(d, {"type": "deployment", "id": "m-d1", "service": "metrics-svc",
              "environment": "production", "status": "success", "sha": "5" * 40,
              "finished_at": t(3)}, "m-2")
     status, _, _ = d.get("/metrics")

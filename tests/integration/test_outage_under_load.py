@@ -18,9 +18,9 @@ import random
 import threading
 import time
 
-import pytest
 
-from conftest import KeepAlive, generic_body, generic_headers, sql_literal, wait_until
+from conftest import (KeepAlive, LoadThreads, generic_body, generic_headers, readyz, sql_literal,
+                      wait_until)
 
 SLOW = bool(os.environ.get("DORALOOP_VALGRIND"))
 CLIENTS = 16
@@ -31,30 +31,17 @@ DEADLINE = 150                       # seconds, for the whole load
 REDELIVER = 0.05                     # share of requests that resend an acknowledged one
 
 
-class Load:
+class Load(LoadThreads):
     def __init__(self, port, run, seed):
         self.port, self.run = port, run
         self.rng = random.Random(seed)
-        self.stopping = threading.Event()
         self.deadline = time.monotonic() + DEADLINE
         self.lock = threading.Lock()
         self.counter = 0
         self.acked = []                 # [key] answered 202, not redeliveries
         self.answers = []               # (t0, t1, key, status, duplicate, redelivery)
         self.errors = []
-        self.threads = [threading.Thread(target=self._worker, args=(seed + i,), daemon=True)
-                        for i in range(CLIENTS)]
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def stop(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(40)
-        assert not any(t.is_alive() for t in self.threads), "load threads did not stop"
+        super().__init__(CLIENTS, seed)
 
     def count(self):
         with self.lock:
@@ -94,28 +81,13 @@ class Load:
         conn.close()
 
 
-def ready(d):
-    try:
-        status, doc, _ = d.get("/readyz", timeout=5)
-        return status, doc
-    except OSError:
-        return None, None
-
-
-@pytest.fixture
-def pg_restored(pg):
-    """The session's cluster; started again whatever the test did to it."""
-    yield pg
-    pg.start()
-
-
 def test_readyz_200_within_30s_of_the_database_return_and_every_202_stored_once(
         daemon, db, pg_restored):
     pg = pg_restored
     run = os.urandom(4).hex()
     seed = random.SystemRandom().randrange(1 << 30)
     d = daemon()
-    wait_until(lambda: ready(d)[0] == 200, 10, what="/readyz 200 at start")
+    wait_until(lambda: readyz(d)[0] == 200, 10, what="/readyz 200 at start")
     load = Load(d.port, run, seed).start()
     try:
         time.sleep(2)
@@ -123,16 +95,16 @@ def test_readyz_200_within_30s_of_the_database_return_and_every_202_stored_once(
         pg.stop()
         down = time.monotonic()             # from here nothing can commit
         time.sleep(OUTAGE_SECONDS)
-        status, doc = ready(d)
+        status, doc = readyz(d)
         assert status == 503 and doc["spooled"] > 0, (status, doc)
         pg.start()
         back = time.monotonic()
-        backlog = ready(d)[1]["spooled"]
+        backlog = readyz(d)[1]["spooled"]
         answered_back = load.count()
         last = []
 
         def drained():
-            last[:] = ready(d)
+            last[:] = readyz(d)
             return last[0] == 200
         try:
             wait_until(drained, READY_WITHIN, interval=0.2,
@@ -190,4 +162,4 @@ def test_readyz_200_within_30s_of_the_database_return_and_every_202_stored_once(
     twice = {k: n for k, n in have.items() if n != 1}
     assert not twice, f"stored more than once: {list(twice.items())[:5]}"
     assert set(have) == acked, sorted(set(have) - acked)[:5]
-    assert ready(d)[0] == 200
+    assert readyz(d)[0] == 200

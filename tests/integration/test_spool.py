@@ -22,7 +22,6 @@ import json
 import os
 import random
 import re
-import shutil
 import struct
 import subprocess
 import threading
@@ -32,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (KeepAlive, TableLock, assert_accepted, assert_error, fixtures, free_port,
-                      generic_body, generic_headers, sql_literal, wait_until)
+from conftest import (KeepAlive, LoadThreads, TableLock, assert_accepted, assert_error, fixtures,
+                      free_port, generic_body, generic_headers, readyz, sql_literal, wait_until)
 
 # Under valgrind (scripts/valgrind-suite) the daemon is 20-50 times slower: time bounds
 # about speed are relaxed, those about correctness are not.
@@ -162,7 +161,7 @@ class Result:
             setattr(self, k, kw.get(k))
 
 
-class Load:
+class Load(LoadThreads):
     """Threads posting fixtures, each over its own keep-alive connection at up to rate
     requests a second (a sender's pace, not a benchmark's), reconnecting after errors (the
     daemon may be dead). A share of the requests resends a delivery already answered 202.
@@ -174,26 +173,16 @@ class Load:
         self.run = run
         self.service = service
         self.rng = random.Random(seed)
-        self.stopping = threading.Event()
         self.deadline = time.monotonic() + deadline
         self.lock = threading.Lock()
         self.acked = []             # requests answered 202 (not redeliveries), to resend
         self.by_tag = {}
         self.results = []
         self.counter = 0
-        self.threads = [threading.Thread(target=self._worker, args=(seed * 1000 + i,),
-                                         daemon=True) for i in range(threads)]
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-        return self
+        super().__init__(threads, seed * 1000)
 
     def stop(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(LOAD_TIMEOUT + 5)
-        assert not any(t.is_alive() for t in self.threads), "load threads did not stop"
+        super().stop(LOAD_TIMEOUT + 5)
         return self.results
 
     def _next(self, rng):
@@ -264,20 +253,12 @@ def assert_acknowledged_stored_once(db, run, results):
     return acked, have
 
 
-def ready(d):
-    try:
-        status, doc, _ = d.get("/readyz", timeout=5)
-        return status, doc
-    except OSError:
-        return None, None
-
-
 def wait_drained(d, timeout=60):
     timeout *= 4 if SLOW else 1
     last = []
 
     def drained():
-        last[:] = ready(d)
+        last[:] = readyz(d)
         return last[0] == 200
     try:
         wait_until(drained, timeout, interval=0.2,
@@ -307,13 +288,6 @@ def seed_for(name):
     seed = int(os.environ.get("DORALOOP_SPOOL_SEED") or random.SystemRandom().randrange(1 << 30))
     print(f"{name}: DORALOOP_SPOOL_SEED={seed}")
     return seed
-
-
-@pytest.fixture
-def pg_restored(pg):
-    """The session's cluster; started again whatever the test did to it."""
-    yield pg
-    pg.start()
 
 
 # --------------------------------------------------------------------------- crash
@@ -398,14 +372,14 @@ class ReadyPoller:
     def _run(self):
         deadline = time.monotonic() + 120
         while not self.stopping.is_set() and time.monotonic() < deadline:
-            status, doc = ready(self.d)
+            status, doc = readyz(self.d)
             self.seen.append((time.monotonic(), status, (doc or {}).get("spooled")))
             time.sleep(0.1)
 
     def stop(self):
         self.stopping.set()
         self.thread.join(10)
-        status, doc = ready(self.d)         # the state now, after the last poll
+        status, doc = readyz(self.d)         # the state now, after the last poll
         self.seen.append((time.monotonic(), status, (doc or {}).get("spooled")))
         return self.seen
 
@@ -482,10 +456,10 @@ def test_redelivery_of_a_spooled_delivery_is_a_duplicate(daemon, db, pg_restored
     pg.stop()
     try:
         assert_accepted(d.post("/hooks/generic", body, headers), duplicate=False)
-        status, doc = ready(d)
+        status, doc = readyz(d)
         assert status == 503 and doc["spooled"] == 1, doc
         assert_accepted(d.post("/hooks/generic", body, headers), duplicate=True)
-        assert ready(d)[1]["spooled"] == 1
+        assert readyz(d)[1]["spooled"] == 1
     finally:
         pg.start()
     wait_drained(d)
@@ -626,7 +600,7 @@ def test_full_queue_answers_503_with_retry_after_at_once(daemon, db):
             t.start()
         refused = wait_until(lambda: [k for k, (r, _) in list(answers.items())
                                       if r[0] == 503], 10, what="a 503 for the full queue")
-        assert ready(d)[1]["queued"] == 2
+        assert readyz(d)[1]["queued"] == 2
     finally:
         lock.release()
     for t in [first] + posters:
