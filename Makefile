@@ -206,6 +206,7 @@ install: all
 	install -D -m 0644 systemd/doraloop.socket $(DESTDIR)$(SYSTEMDUNITDIR)/doraloop.socket
 	install -D -m 0644 packaging/doraloop.sysusers $(DESTDIR)$(SYSUSERSDIR)/doraloop.conf
 	install -D -m 0644 packaging/doraloopd.8 $(DESTDIR)$(PREFIX)/share/man/man8/doraloopd.8
+	install -D -m 0644 packaging/doraloop.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/doraloop.conf.5
 	install -D -m 0644 packaging/doraloop.conf $(DESTDIR)$(SYSCONFDIR)/doraloop/doraloop.conf
 
 # A Debian package from the working tree: build/deb/doraloop_$(VERSION)-*_*.deb. The

@@ -41,14 +41,14 @@ static const char *check_service_map(const char *v);
 #define LIVE false       /* a reload applies it to requests that start after it */
 static const struct key keys[] = {
         { "listen", KEY_STRING, "127.0.0.1:8080", OFF(listen), 0, 0, check_listen,
-          "HOST:PORT to listen on (ignored under socket activation)", RESTART },
+          "HOST:PORT to listen on ([::1]:8080 for IPv6; ignored under socket activation)", RESTART },
         { "db", KEY_STRING, "", OFF(db), 0, 0, NULL,
           "libpq connection string or URI (empty: libpq defaults and PG* variables)",
           RESTART },
         { "spool_dir", KEY_STRING, "/var/lib/doraloop/spool", OFF(spool_dir), 0, 0, NULL,
           "directory for the on-disk spool", RESTART },
         { "max_body_bytes", KEY_SIZE, "1048576", OFF(max_body_bytes), 1, 256L << 20, NULL,
-          "largest webhook body accepted", LIVE },
+          "largest webhook body accepted; a larger one gets 413", LIVE },
         { "github_secret", KEY_SECRET, NULL, OFF(github_secret), 0, 0, NULL,
           "GitHub webhook secret(s), comma-separated while rotating", LIVE },
         { "gitlab_token", KEY_SECRET, NULL, OFF(gitlab_token), 0, 0, NULL,
@@ -60,7 +60,7 @@ static const struct key keys[] = {
         { "generic_token", KEY_SECRET, NULL, OFF(generic_token), 0, 0, NULL,
           "generic source bearer token(s)", LIVE },
         { "api_token", KEY_SECRET, NULL, OFF(api_token), 0, 0, NULL,
-          "bearer token(s) for the read API (unset: open)", LIVE },
+          "bearer token(s) for the read API (unset: open, logged as a warning)", LIVE },
         { "admin_token", KEY_SECRET, NULL, OFF(admin_token), 0, 0, NULL,
           "bearer token(s) for admin endpoints (unset: disabled)", LIVE },
         { "allow_unsigned", KEY_BOOL, "false", OFF(allow_unsigned), 0, 0, NULL,
@@ -74,13 +74,13 @@ static const struct key keys[] = {
         { "change_policy", KEY_STRING, "auto", OFF(change_policy), 0, 0, check_change_policy,
           "auto | flag | off: production deployments that name no change request", RESTART },
         { "change_key_projects", KEY_STRING, "CHG", OFF(change_key_projects), 0, 0, NULL,
-          "Jira project keys (comma-separated) whose issue keys in commit messages and "
-          "branch names name a deployment's change request", RESTART },
+          "Jira project keys (comma-separated) whose issue keys (CHG-123) in commit messages, "
+          "branch names and GitHub deployment descriptions name a deployment's change request", RESTART },
         { "service_map", KEY_STRING, "", OFF(service_map), 0, 0, check_service_map,
           "NAME=SERVICE,... mapping repositories and Jira projects/components to services",
           LIVE },
         { "github_deploy_workflow", KEY_STRING, "deploy", OFF(github_deploy_workflow), 0, 0,
-          NULL, "GitHub workflow runs whose name contains this are deployments", LIVE },
+          NULL, "GitHub workflow runs whose name contains this (any case) are deployments", LIVE },
         { "github_workflow_environment", KEY_STRING, "production",
           OFF(github_workflow_environment), 0, 0, NULL,
           "environment of such workflow runs", LIVE },
@@ -101,10 +101,11 @@ static const struct key keys[] = {
         { "jira_planned_end_field", KEY_STRING, "", OFF(jira_planned_end_field), 0, 0, NULL,
           "Jira custom field id holding a change's planned end", LIVE },
         { "jira_approvals_field", KEY_STRING, "", OFF(jira_approvals_field), 0, 0, NULL,
-          "Jira custom field id of JSM's Approvals field (a change's approval decisions)",
+          "Jira custom field id of JSM's Approvals field: its latest decision approves or "
+          "declines a change still pending by status",
           LIVE },
         { "jenkins_deploy_pattern", KEY_STRING, "deploy", OFF(jenkins_deploy_pattern), 0, 0,
-          NULL, "Jenkins jobs whose name contains this are deployments", LIVE },
+          NULL, "Jenkins jobs whose name or path contains this are deployments", LIVE },
         { "jenkins_environment_param", KEY_STRING, "ENVIRONMENT",
           OFF(jenkins_environment_param), 0, 0, NULL,
           "Jenkins build parameter naming the environment", LIVE },
@@ -526,6 +527,80 @@ void config_print_keys(void) {
                        keys[i].def && *keys[i].def ? " [" : "",
                        keys[i].def && *keys[i].def ? keys[i].def : "",
                        keys[i].def && *keys[i].def ? "]" : "");
+}
+
+/* What values key k takes, in words: "1 to 3600", "bytes (k, M, G suffixes), 1 to ...". */
+static void describe_values(const struct key *k, char *buf, size_t len) {
+        switch (k->type) {
+        case KEY_SIZE:
+                snprintf(buf, len, "bytes (k, M, G suffixes), %ld to %ld", k->min, k->max);
+                break;
+        case KEY_LONG:
+                snprintf(buf, len, "%ld to %ld", k->min, k->max);
+                break;
+        case KEY_BOOL:
+                snprintf(buf, len, "true or false");
+                break;
+        case KEY_SECRET:
+                snprintf(buf, len, "secret; comma-separated while rotating");
+                break;
+        case KEY_STRING:
+                snprintf(buf, len, "text");
+                break;
+        }
+}
+
+static const char *default_text(const struct key *k) {
+        if (!k->def)
+                return "unset";
+        return *k->def ? k->def : "(empty)";
+}
+
+/* Writes s for a man page: backslashes and leading dots or quotes made literal. */
+static void man_text(FILE *f, const char *s) {
+        if (*s == '.' || *s == '\'')
+                fputs("\\&", f);
+        for (; *s; s++) {
+                if (*s == '\\')
+                        fputs("\\e", f);
+                else if (*s == '-')
+                        fputs("\\-", f);
+                else
+                        fputc(*s, f);
+        }
+}
+
+/* Writes s for a Markdown table cell: '|' would end the cell. */
+static void cell_text(FILE *f, const char *s) {
+        for (; *s; s++)
+                fputs(*s == '|' ? "\\|" : (char[2]) { *s, '\0' }, f);
+}
+
+void config_write_reference(FILE *f, bool man) {
+        char values[96];
+
+        if (!man) {
+                fputs("| key | default | values | applies | meaning |\n|---|---|---|---|---|\n", f);
+                for (size_t i = 0; i < N_KEYS; i++) {
+                        describe_values(&keys[i], values, sizeof(values));
+                        fprintf(f, "| %s | ", keys[i].name);
+                        cell_text(f, default_text(&keys[i]));
+                        fprintf(f, " | %s | %s | ", values, keys[i].restart ? "restart" : "reload");
+                        cell_text(f, keys[i].help);
+                        fputs(" |\n", f);
+                }
+                return;
+        }
+        for (size_t i = 0; i < N_KEYS; i++) {
+                describe_values(&keys[i], values, sizeof(values));
+                fprintf(f, ".TP\n.B %s\n", keys[i].name);
+                man_text(f, keys[i].help);
+                fputs("\n.br\nDefault: ", f);
+                man_text(f, default_text(&keys[i]));
+                fputs("; ", f);
+                man_text(f, values);
+                fprintf(f, "; applies on %s.\n", keys[i].restart ? "restart" : "reload");
+        }
 }
 
 /* Whether key k holds the same value in a and b. */

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define CONFIG_DEFAULT_PATH "/etc/doraloop/doraloop.conf"
 
@@ -96,3 +97,8 @@ void config_dump(const struct config *cfg, void (*fn)(const char *key, const cha
 
 /* Prints the keys with their defaults and descriptions, for --help. */
 void config_print_keys(void);
+
+/* Writes the reference of every key (default, values, reload or restart, meaning) from the
+ * table: a Markdown table for docs/configuration.md, or man page paragraphs for
+ * doraloop.conf(5). scripts/gen-config-docs writes both; a test holds them to it. */
+void config_write_reference(FILE *f, bool man);

@@ -665,6 +665,12 @@ int main(int argc, char **argv) {
                         usage();
                         return EXIT_SUCCESS;
                 }
+                /* For scripts/gen-config-docs: the key reference, from the table. */
+                if (strcmp(argv[i], "--reference=markdown") == 0 ||
+                    strcmp(argv[i], "--reference=man") == 0) {
+                        config_write_reference(stdout, strcmp(argv[i], "--reference=man") == 0);
+                        return EXIT_SUCCESS;
+                }
                 if (strcmp(argv[i], "--version") == 0) {
                         printf("doraloopd %s\n", DORALOOP_VERSION);
                         return EXIT_SUCCESS;
