@@ -252,24 +252,37 @@ static int ensure_connected(struct writer *w, struct store **store, struct error
         return store_open(w->conninfo, store, err);
 }
 
-/* How often one delivery is tried again after a deadlock or serialization failure (two
+/* How often a batch is tried again at once after a deadlock or serialization failure (two
  * writers judging one change request can meet in one where the rows lead them). */
 #define TRANSIENT_RETRIES 3
 
-/* The database took the statements but refused one of them: store each delivery on its
- * own, and one that still fails as raw bytes with status "error", so a bad row never
- * blocks the others nor loses a delivery. Returns -EIO if the database went away. */
-static int save_each(struct writer *w, struct store *store, struct delivery **batch, size_t n) {
+/* store_save_batch(), tried again while it meets a deadlock or serialization failure. */
+static int save_retrying(struct writer *w, struct store *store, struct delivery **batch,
+                         size_t n, struct error *err) {
+        int r = store_save_batch(store, &w->model, batch, n, err);
+
+        for (int retry = 0; r == -EAGAIN && retry < TRANSIENT_RETRIES; retry++)
+                r = store_save_batch(store, &w->model, batch, n, err);
+        return r;
+}
+
+/* PostgreSQL refused a row of the batch for its content: store each delivery on its own,
+ * and one whose rows it refuses again as raw bytes with status "error", so a bad row never
+ * blocks the others nor loses a delivery. Only that refusal makes an "error" row: any other
+ * failure (a timeout behind a lock, a deadlock that persists, the connection) returns it,
+ * and the batch goes to the spool, to be applied once the database takes it. */
+static int save_each(struct writer *w, struct store *store, struct delivery **batch, size_t n,
+                     struct error *ret_err) {
         for (size_t i = 0; i < n; i++) {
                 struct error err = { 0 };
-                int r = store_save_batch(store, &w->model, &batch[i], 1, &err);
+                int r = save_retrying(w, store, &batch[i], 1, &err);
 
-                for (int retry = 0; r == -EAGAIN && retry < TRANSIENT_RETRIES; retry++)
-                        r = store_save_batch(store, &w->model, &batch[i], 1, &err);
                 if (r == 0)
                         continue;
-                if (!store_connected(store))
-                        return -EIO;
+                if (r != -EBADMSG) {
+                        *ret_err = err;
+                        return r;
+                }
                 log_at(LOG_ERR, (&(struct log_fields) { .source = batch[i]->source->name,
                                                         .delivery_id = batch[i]->delivery_id,
                                                         .event = batch[i]->event,
@@ -280,13 +293,17 @@ static int save_each(struct writer *w, struct store *store, struct delivery **ba
                 batch[i]->status = "error";
                 free(batch[i]->error);
                 batch[i]->error = strdup(err.msg);
-                if (store_save_batch(store, &w->model, &batch[i], 1, &err) < 0)
-                        return -EIO;
+                r = store_save_batch(store, &w->model, &batch[i], 1, &err);
+                if (r < 0) {
+                        *ret_err = err;
+                        return r;
+                }
         }
         return 0;
 }
 
-/* Stores a batch in PostgreSQL. Returns 0, or -EIO when the database cannot take it. */
+/* Stores a batch in PostgreSQL. Returns 0, or -EIO when the database cannot take it now
+ * (the caller spools it). */
 static int save(struct writer *w, struct store **store, struct delivery **batch, size_t n,
                 const char *what) {
         struct error err = { 0 };
@@ -295,9 +312,9 @@ static int save(struct writer *w, struct store **store, struct delivery **batch,
         int64_t sec;
 
         if (r == 0)
-                r = store_save_batch(*store, &w->model, batch, n, &err);
-        if (r < 0 && store_connected(*store))
-                r = save_each(w, *store, batch, n);
+                r = save_retrying(w, *store, batch, n, &err);
+        if (r == -EBADMSG)
+                r = save_each(w, *store, batch, n, &err);
         if (r < 0) {
                 /* The connection may be mid-transaction or gone: start afresh next time. */
                 *store = store_close(*store);

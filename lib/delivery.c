@@ -46,6 +46,11 @@ int delivery_normalize(struct delivery *d, json_t *doc, const struct normalize_o
                 r = d->source->normalize(doc, d->event, d->received_us, o, &d->events, &err);
         if (r == -ENOMEM)
                 return r;
+        d->over_limit = false;
+        if (r > 0 && event_list_check(&d->events, &err) < 0) {
+                d->over_limit = true;
+                r = -EBADMSG;
+        }
         if (r > 0) {
                 d->status = "normalized";
                 return 0;

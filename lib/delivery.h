@@ -25,6 +25,8 @@ struct delivery {
          * thread so the writer only talks to the database). */
         const char *status;     /* "normalized", "ignored" or "error"; static string */
         char *error;            /* why it was ignored or failed, or NULL */
+        bool over_limit;        /* an identifier is over its maximum (event_list_check):
+                                 * status "error"; intake refuses it with 400 */
         struct event_list events;
 
         /* Outcome, set by the writer before done() is called. */
@@ -43,7 +45,8 @@ struct delivery *delivery_free(struct delivery *d);
 
 /* Decides what d means: runs its source's normalize() on doc, the parsed body the caller
  * holds (borrowed), or when doc is NULL on d->body parsed here, and sets d->events,
- * d->status ("normalized", "ignored" or "error") and d->error. One function for live
+ * d->status ("normalized", "ignored" or "error"), d->error and d->over_limit (rows with an
+ * identifier over its maximum are dropped, status "error"). One function for live
  * deliveries and replays, so both give the same rows. A delivery never keeps a tree: the
  * rows own their strings, and a tree parsed here lives in an arena scope (lib/arena.h) that
  * ends before the return. Returns 0 (whatever the status) or -ENOMEM. Thread-safe. */

@@ -1,8 +1,12 @@
 /* event: the source-neutral rows a delivery normalizes into. */
 #include "event.h"
 
+#include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "error.h"
 
 struct event *event_list_add(struct event_list *l, enum event_kind kind) {
         struct event *e;
@@ -88,6 +92,94 @@ void event_list_clear(struct event_list *l) {
                 event_free_fields(&l->items[i]);
         free(l->items);
         *l = (struct event_list) { 0 };
+}
+
+/* One identifier of one kind of row and its maximum length. */
+struct bound {
+        enum event_kind kind;
+        const char *field;      /* the database column */
+        size_t offset;          /* of its char * in struct event */
+        size_t max;
+};
+
+#define BOUND(kind, member, field, max) { kind, field, offsetof(struct event, member), max }
+
+static const struct bound bounds[] = {
+        BOUND(EVENT_CHANGE, change.service, "service", EVENT_NAME_MAX),
+        BOUND(EVENT_CHANGE, change.sha, "sha", EVENT_SHA_MAX),
+        BOUND(EVENT_DEPLOYMENT, deployment.key, "key", EVENT_KEY_MAX),
+        BOUND(EVENT_DEPLOYMENT, deployment.service, "service", EVENT_NAME_MAX),
+        BOUND(EVENT_DEPLOYMENT, deployment.environment, "environment", EVENT_NAME_MAX),
+        BOUND(EVENT_DEPLOYMENT, deployment.status, "status", EVENT_CATEGORY_MAX),
+        BOUND(EVENT_DEPLOYMENT, deployment.sha, "sha", EVENT_SHA_MAX),
+        BOUND(EVENT_DEPLOYMENT, deployment.change_request, "change_request", EVENT_KEY_MAX),
+        BOUND(EVENT_INCIDENT, incident.key, "key", EVENT_KEY_MAX),
+        BOUND(EVENT_INCIDENT, incident.service, "service", EVENT_NAME_MAX),
+        BOUND(EVENT_INCIDENT, incident.status, "status", EVENT_CATEGORY_MAX),
+        BOUND(EVENT_INCIDENT, incident.severity, "severity", EVENT_CATEGORY_MAX),
+        BOUND(EVENT_INCIDENT, incident.root_cause, "root_cause", EVENT_CATEGORY_MAX),
+        BOUND(EVENT_INCIDENT, incident.caused_by_deployment, "caused_by_deployment",
+              EVENT_KEY_MAX),
+        BOUND(EVENT_INCIDENT, incident.caused_by_sha, "caused_by_sha", EVENT_SHA_MAX),
+        BOUND(EVENT_INCIDENT, incident.change_request, "change_request", EVENT_KEY_MAX),
+        BOUND(EVENT_CHANGE_REQUEST, change_request.key, "key", EVENT_KEY_MAX),
+        BOUND(EVENT_CHANGE_REQUEST, change_request.status, "status", EVENT_CATEGORY_MAX),
+        BOUND(EVENT_CHANGE_REQUEST, change_request.change_type, "change_type",
+              EVENT_CATEGORY_MAX),
+        BOUND(EVENT_CHANGE_REQUEST, change_request.risk, "risk", EVENT_CATEGORY_MAX),
+};
+
+static const char *const kind_names[_EVENT_MAX] = {
+        [EVENT_CHANGE] = "change",
+        [EVENT_DEPLOYMENT] = "deployment",
+        [EVENT_INCIDENT] = "incident",
+        [EVENT_CHANGE_REQUEST] = "change request",
+};
+
+/* The message gives the length, never the value: it is logged and answered. */
+static int check_value(const struct event *e, const char *field, const char *v, size_t max,
+                       struct error *err) {
+        size_t n = v ? strlen(v) : 0;
+
+        if (n <= max)
+                return 0;
+        return error_set(err, EBADMSG, "invalid_payload", field,
+                         "%s %s is %zu bytes long; at most %zu are accepted",
+                         kind_names[e->kind], field, n, max);
+}
+
+static int check_values(const struct event *e, const char *field, char *const *v, size_t n,
+                        size_t max, struct error *err) {
+        int r = 0;
+
+        for (size_t i = 0; i < n && r == 0; i++)
+                r = check_value(e, field, v[i], max, err);
+        return r;
+}
+
+static int check_event(const struct event *e, struct error *err) {
+        int r = 0;
+
+        for (size_t i = 0; i < sizeof(bounds) / sizeof(bounds[0]) && r == 0; i++)
+                if (bounds[i].kind == e->kind)
+                        r = check_value(e, bounds[i].field,
+                                        *(char *const *) ((const char *) e + bounds[i].offset),
+                                        bounds[i].max, err);
+        if (r == 0 && e->kind == EVENT_DEPLOYMENT)
+                r = check_values(e, "commits", e->deployment.commits, e->deployment.n_commits,
+                                 EVENT_SHA_MAX, err);
+        if (r == 0 && e->kind == EVENT_CHANGE_REQUEST)
+                r = check_values(e, "services", e->change_request.services,
+                                 e->change_request.n_services, EVENT_NAME_MAX, err);
+        return r;
+}
+
+int event_list_check(const struct event_list *l, struct error *err) {
+        int r = 0;
+
+        for (size_t i = 0; i < l->n && r == 0; i++)
+                r = check_event(&l->items[i], err);
+        return r;
 }
 
 char *event_strdup(const char *s, bool *ok) {

@@ -9,6 +9,8 @@
 
 #include "timefmt.h"
 
+struct error;
+
 enum event_kind {
         EVENT_CHANGE,
         EVENT_DEPLOYMENT,
@@ -69,6 +71,15 @@ struct event {
         };
 };
 
+/* The longest value, in bytes, of each kind of identifier a row may hold: every one of them
+ * is in a btree index (a row of at most ~2700 bytes), so nothing longer may reach the
+ * database. A delivery holding a longer one is refused (event_list_check). */
+#define EVENT_NAME_MAX 200      /* a service or an environment */
+#define EVENT_KEY_MAX 256       /* a deployment, incident or change-request key, or a
+                                 * reference to one */
+#define EVENT_SHA_MAX 64        /* a commit sha (SHA-256 repositories: 64 hex digits) */
+#define EVENT_CATEGORY_MAX 64   /* a status, severity, root cause, change type or risk */
+
 /* A growable list of events; at most EVENT_LIST_MAX (a push lists at most a few thousand
  * commits; anything beyond is refused as invalid_payload). */
 #define EVENT_LIST_MAX 10000
@@ -84,6 +95,12 @@ struct event *event_list_add(struct event_list *l, enum event_kind kind);
 
 /* Frees every event's strings and the array; the list is empty and reusable after. */
 void event_list_clear(struct event_list *l);
+
+/* Checks every identifier of every event against its maximum above. Returns 0, or
+ * -EBADMSG (err: invalid_payload, field the row's field, msg naming it and its length).
+ * Thread-safe. */
+int event_list_check(const struct event_list *l, struct error *err)
+        __attribute__((warn_unused_result));
 
 /* strdup that passes NULL through; *ok becomes false on OOM (so callers check once). */
 char *event_strdup(const char *s, bool *ok);

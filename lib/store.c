@@ -320,8 +320,29 @@ static int prepare(struct store *s, struct error *err) {
         return 0;
 }
 
+/* What a failed statement's SQLSTATE (PostgreSQL's appendix A) says about the rows it was
+ * given. -EBADMSG: PostgreSQL refused them for what they hold (a data exception, a
+ * constraint violation, a value over a limit such as an index row's size, a function
+ * raising on it): the same rows fail again, whenever they are sent. -EAGAIN: a deadlock
+ * or serialization failure, which may well pass at once. -EIO: anything else (a
+ * statement_timeout behind someone's lock, a lost connection, too many connections, a
+ * shutdown, a full disk, SQL out of step with the schema, no SQLSTATE at all): nothing is
+ * wrong with the rows, and they must wait, never be dropped. */
+static int sqlstate_errno(const char *state) {
+        static const char *const content[] = { "21", "22", "23", "54", "P0" };
+
+        if (!state)
+                return -EIO;
+        if (strncmp(state, "40", 2) == 0)
+                return -EAGAIN;
+        for (size_t i = 0; i < sizeof(content) / sizeof(content[0]); i++)
+                if (strncmp(state, content[i], 2) == 0)
+                        return -EBADMSG;
+        return -EIO;
+}
+
 /* Reads the results of one pipelined statement up to its terminating NULL. Returns the
- * number of rows it returned, or -EIO. */
+ * number of rows it returned, or sqlstate_errno()'s -EBADMSG, -EAGAIN or -EIO. */
 static int pipeline_result(struct store *s, ExecStatusType want, struct error *err) {
         PGresult *res;
         int r = -EIO, rows = 0;
@@ -332,12 +353,8 @@ static int pipeline_result(struct store *s, ExecStatusType want, struct error *e
                         rows = PQntuples(res);
                         r = 0;
                 } else if (!seen) {
-                        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-                        r = pg_error(err, s->conn, "Storing deliveries");
-                        /* A deadlock or serialization failure: it may well pass again. */
-                        if (state && strncmp(state, "40", 2) == 0)
-                                r = -EAGAIN;
+                        (void) pg_error(err, s->conn, "Storing deliveries");
+                        r = sqlstate_errno(PQresultErrorField(res, PG_DIAG_SQLSTATE));
                 }
                 seen = true;
                 PQclear(res);
@@ -599,8 +616,6 @@ static int model_params_init(struct model_params *mp, const struct store_model *
         return 0;
 }
 
-/* Reads every result of the pipeline up to its sync point. Returns 0 or -EIO (err filled
- * from the first failure); sets each delivery's duplicate flag from its insert. */
 /* Reads one statement's results; the first failure is kept in *r and err. */
 static int read_one(struct store *s, ExecStatusType want, int *r, struct error *err) {
         int got = pipeline_result(s, want, *r < 0 ? NULL : err);
@@ -610,45 +625,118 @@ static int read_one(struct store *s, ExecStatusType want, int *r, struct error *
         return got;
 }
 
-static int read_results(struct store *s, struct delivery *const *ds, size_t n, int n_locks,
-                        bool replay, struct error *err) {
+/* Reads the pipeline's sync point; anything else there means the results are out of
+ * step with the statements. */
+static void read_sync(struct store *s, int *r, struct error *err) {
+        PGresult *res = PQgetResult(s->conn);
+
+        if (PQresultStatus(res) != PGRES_PIPELINE_SYNC && *r == 0)
+                *r = pg_error(err, s->conn, "Storing deliveries");
+        PQclear(res);
+}
+
+/* The first half of a live batch, up to a sync point: BEGIN, the locks, each delivery's
+ * raw insert. Returns the number of locks sent, or a negative errno. */
+static int send_inserts(struct store *s, struct delivery *const *ds, size_t n) {
+        int n_locks;
+
+        if (!PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+                return -EIO;
+        n_locks = send_locks(s, ds, n);
+        if (n_locks < 0)
+                return n_locks;
+        for (size_t i = 0; i < n; i++) {
+                const struct delivery *d = ds[i];
+                struct params p = { .n = 0 };
+
+                param(&p, d->source->name), param(&p, d->delivery_id);
+                param(&p, d->event), param(&p, d->headers), param(&p, d->body);
+                param_time(&p, d->received_us);
+                param(&p, d->status ? d->status : "received"), param(&p, d->error);
+                if (!send_prepared(s, "insert_raw", &p))
+                        return -EIO;
+        }
+        return PQpipelineSync(s->conn) == 1 ? n_locks : -EIO;
+}
+
+/* Reads the first half's results and sets each delivery's duplicate flag: the insert of a
+ * delivery stored before (or earlier in the batch) returns no row. Returns 0 or a negative
+ * errno (err filled from the first failure). */
+static int read_inserts(struct store *s, struct delivery *const *ds, size_t n, int n_locks,
+                        struct error *err) {
         int r = 0;
 
-#define READ(want) read_one(s, want, &r, err)
-        if (!replay)
-                READ(PGRES_COMMAND_OK); /* BEGIN */
+        read_one(s, PGRES_COMMAND_OK, &r, err); /* BEGIN */
         for (int i = 0; i < n_locks; i++)
-                READ(PGRES_TUPLES_OK);
-        for (size_t i = 0; i < n; i++) {
-                if (replay)
-                        READ(PGRES_COMMAND_OK); /* status update */
-                else
-                        ds[i]->duplicate = READ(PGRES_TUPLES_OK) == 0;
-                for (size_t j = 0; j < ds[i]->events.n; j++)
-                        READ(PGRES_TUPLES_OK);
-        }
-        READ(PGRES_TUPLES_OK); /* dl_refresh_rollups() */
-        if (!replay)
-                READ(PGRES_COMMAND_OK); /* COMMIT */
-#undef READ
-        {
-                PGresult *res = PQgetResult(s->conn);
-                if (PQresultStatus(res) != PGRES_PIPELINE_SYNC && r == 0)
-                        r = pg_error(err, s->conn, "Storing deliveries");
-                PQclear(res);
-        }
-        if (PQexitPipelineMode(s->conn) != 1 && r == 0)
-                r = pg_error(err, s->conn, "Leaving pipeline mode");
+                read_one(s, PGRES_TUPLES_OK, &r, err);
+        for (size_t i = 0; i < n; i++)
+                ds[i]->duplicate = read_one(s, PGRES_TUPLES_OK, &r, err) == 0;
+        read_sync(s, &r, err);
         return r;
 }
 
-/* Sends BEGIN, the service locks, each delivery's raw insert and rows, and COMMIT in one
- * pipeline: one round trip for the whole batch, and one fsync. A replay runs inside the
- * caller's transaction and updates each delivery's status instead of inserting it. */
+/* Whether the batch applies a delivery's rows: a replay applies every one; a live batch
+ * only those its insert stored, so a redelivery changes nothing whatever its body says. */
+static bool applies(const struct delivery *d, bool replay) {
+        return replay || !d->duplicate;
+}
+
+/* Each delivery's rows (a replay first updates its status), the refresh of the rollups
+ * they touched and, live, COMMIT, up to a sync point. Returns 0 or -errno. */
+static int send_rows(struct store *s, struct delivery *const *ds, size_t n,
+                     const struct model_params *mp, bool replay) {
+        for (size_t i = 0; i < n; i++) {
+                const struct delivery *d = ds[i];
+
+                if (replay) {
+                        struct params p = { .n = 0 };
+
+                        param_time(&p, d->raw_id);
+                        param(&p, d->status), param(&p, d->error);
+                        if (!send_prepared(s, "set_raw_status", &p))
+                                return -EIO;
+                }
+                for (size_t j = 0; applies(d, replay) && j < d->events.n; j++)
+                        if (send_event(s, d, &d->events.items[j], mp) < 0)
+                                return -EIO;
+        }
+        /* The DORA rollups of every (service, environment, day) the batch touched. */
+        if (!PQsendQueryParams(s->conn, "SELECT dl_refresh_rollups()", 0, NULL, NULL, NULL, NULL,
+                               0))
+                return -EIO;
+        if (!replay && !PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))
+                return -EIO;
+        return PQpipelineSync(s->conn) == 1 ? 0 : -EIO;
+}
+
+/* Reads what send_rows() sent. Returns 0 or a negative errno (err filled from the first
+ * failure). */
+static int read_rows(struct store *s, struct delivery *const *ds, size_t n, bool replay,
+                     struct error *err) {
+        int r = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                if (replay)
+                        read_one(s, PGRES_COMMAND_OK, &r, err); /* status update */
+                for (size_t j = 0; applies(ds[i], replay) && j < ds[i]->events.n; j++)
+                        read_one(s, PGRES_TUPLES_OK, &r, err);
+        }
+        read_one(s, PGRES_TUPLES_OK, &r, err); /* dl_refresh_rollups() */
+        if (!replay)
+                read_one(s, PGRES_COMMAND_OK, &r, err); /* COMMIT */
+        read_sync(s, &r, err);
+        return r;
+}
+
+/* One pipelined transaction for the whole batch, and one fsync. A live batch goes in two
+ * round trips: BEGIN, the service locks and each delivery's raw insert; then, knowing
+ * which inserts stored a row, the rows of those deliveries only and COMMIT. A replay runs
+ * inside the caller's transaction and updates each delivery's status instead of inserting
+ * it, in one round trip. */
 static int run_batch(struct store *s, const struct store_model *m, struct delivery *const *ds,
                      size_t n, bool replay, struct error *err) {
         struct model_params mp = { 0 };
-        int r, n_locks = 0;
+        int r, sent;
 
         r = prepare(s, err);
         if (r < 0)
@@ -660,45 +748,22 @@ static int run_batch(struct store *s, const struct store_model *m, struct delive
                 free(mp.production);
                 return pg_error(err, s->conn, "Entering pipeline mode");
         }
-        r = -EIO;
-        if (!replay && !PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
-                goto send_failed;
-        n_locks = replay ? 0 : send_locks(s, ds, n);
-        if (n_locks < 0)
-                goto send_failed;
-        for (size_t i = 0; i < n; i++) {
-                const struct delivery *d = ds[i];
-
-                if (replay) {
-                        struct params p = { .n = 0 };
-
-                        param_time(&p, d->raw_id);
-                        param(&p, d->status), param(&p, d->error);
-                        if (!send_prepared(s, "set_raw_status", &p))
-                                goto send_failed;
-                } else {
-                        struct params p = { .n = 0 };
-
-                        param(&p, d->source->name), param(&p, d->delivery_id);
-                        param(&p, d->event), param(&p, d->headers), param(&p, d->body);
-                        param_time(&p, d->received_us);
-                        param(&p, d->status ? d->status : "received"), param(&p, d->error);
-                        if (!send_prepared(s, "insert_raw", &p))
-                                goto send_failed;
-                }
-                for (size_t j = 0; j < d->events.n; j++)
-                        if (send_event(s, d, &d->events.items[j], &mp) < 0)
-                                goto send_failed;
+        r = 0;
+        if (!replay) {
+                sent = send_inserts(s, ds, n);
+                if (sent < 0)
+                        goto send_failed;
+                r = read_inserts(s, ds, n, sent, err);
         }
-        /* The DORA rollups of every (service, environment, day) the batch touched. */
-        if (!PQsendQueryParams(s->conn, "SELECT dl_refresh_rollups()", 0, NULL, NULL, NULL, NULL,
-                               0))
-                goto send_failed;
-        if ((!replay && !PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) ||
-            !PQpipelineSync(s->conn))
-                goto send_failed;
+        if (r == 0) {
+                sent = send_rows(s, ds, n, &mp, replay);
+                if (sent < 0)
+                        goto send_failed;
+                r = read_rows(s, ds, n, replay, err);
+        }
         free(mp.production);
-        r = read_results(s, ds, n, n_locks, replay, err);
+        if (PQexitPipelineMode(s->conn) != 1 && r == 0)
+                r = pg_error(err, s->conn, "Leaving pipeline mode");
         /* A failed statement leaves the pipeline's COMMIT unsent (aborted), so the
          * transaction is still open: end it, or the connection refuses all that follows. */
         if (r < 0 && !replay && store_connected(s))
@@ -707,9 +772,9 @@ static int run_batch(struct store *s, const struct store_model *m, struct delive
 
 send_failed:
         free(mp.production);
-        r = pg_error(err, s->conn, "Sending deliveries");
+        (void) pg_error(err, s->conn, "Sending deliveries");
         /* The connection is in an unknown state; the caller reconnects. */
-        return r;
+        return -EIO;
 }
 
 int store_save_batch(struct store *s, const struct store_model *m, struct delivery *const *ds,

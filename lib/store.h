@@ -44,10 +44,13 @@ struct store_model {
         long incident_link_window_hours;
 };
 
-/* Stores n deliveries in one transaction (idempotent on source + delivery id), applies the
- * rows they normalized to (idempotent upserts, so a redelivery changes nothing) and sets
- * each one's duplicate flag. Returns 0 once COMMIT succeeded, else -EAGAIN (a deadlock or
- * serialization failure: the same call may pass) or -EIO, and nothing is stored. Does not
+/* Stores n deliveries in one transaction (idempotent on source + delivery id), sets each
+ * one's duplicate flag and applies the rows of those it stored: a duplicate's rows are
+ * never applied, so a redelivery changes nothing, whatever its body. Returns 0 once COMMIT
+ * succeeded; else nothing is stored and it returns -EBADMSG (PostgreSQL refused a row for
+ * its content: a data exception, a constraint, a value too long for an index), -EAGAIN (a
+ * deadlock or serialization failure: the same call may pass) or -EIO (anything else: a
+ * timeout, the connection, the server; the deliveries are fine and must wait). Does not
  * call done() or touch result. */
 int store_save_batch(struct store *s, const struct store_model *m, struct delivery *const *ds,
                      size_t n, struct error *err) __attribute__((warn_unused_result));

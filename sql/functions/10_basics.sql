@@ -59,10 +59,12 @@ CREATE OR REPLACE FUNCTION dl_is_production(p_environment text) RETURNS boolean
     SELECT p_environment = ANY (SELECT btrim(e) FROM regexp_split_to_table(
                                     dl_setting('production_environments'), ',') e) $$;
 
--- The first change-request key ("CHG-123") in a text, for the configured project keys.
+-- The first change-request key ("CHG-123") in a text, for the configured project keys. Its
+-- number has 20 digits at most: a commit message's "CHG-" and 80,000 digits is no key, and
+-- would not fit the deployments_by_change_key index.
 CREATE OR REPLACE FUNCTION dl_change_key_in(p_text text) RETURNS text
     LANGUAGE sql STABLE AS $$
     SELECT (regexp_match(p_text, '(?:^|[^A-Za-z0-9])((?:' ||
                          (SELECT string_agg(btrim(k), '|') FROM regexp_split_to_table(
                               dl_setting('change_key_projects'), ',') k WHERE btrim(k) <> '') ||
-                         ')-[0-9]+)(?![0-9])'))[1] $$;
+                         ')-[0-9]{1,20})(?![0-9])'))[1] $$;
