@@ -121,6 +121,12 @@ static const struct key keys[] = {
           "seconds an idle or stalled connection is kept", RESTART },
         { "connection_limit", KEY_LONG, "1024", OFF(connection_limit), 1, 65536, NULL,
           "concurrent connections at most", RESTART },
+        { "header_timeout", KEY_LONG, "10", OFF(header_timeout), 1, 3600, NULL,
+          "seconds a new connection has to send its request headers in full, however it "
+          "trickles them (at most connection_timeout)", RESTART },
+        { "per_ip_connection_limit", KEY_LONG, "256", OFF(per_ip_connection_limit), 0, 65536,
+          NULL, "concurrent connections from one client address at most (0: no cap; behind "
+          "a reverse proxy every client has its address)", RESTART },
 };
 #undef OFF
 #undef RESTART
