@@ -50,16 +50,23 @@ static int ping(struct store *s, void *ctx, struct error *err) {
         return store_ping(s, err);
 }
 
-/* Ready: the database answers and no acknowledged delivery still waits in the spool. */
-static int readyz(const struct api *api, json_t **ret_body) {
-        struct error err = { 0 };
+/* Ready: the database answers and no acknowledged delivery still waits in the spool. Why
+ * the database does not answer (a socket path, libpq's text) is shown to api_token holders
+ * only; anyone else hears that it does not. */
+static int readyz(const struct api *api, const struct api_request *req, json_t **ret_body) {
+        const char *tokens = req->cfg->api_token;
+        struct error err = { 0 }, auth = { 0 };
         struct writer_stats st;
         char reason[320];
 
         writer_get_stats(api->writer, &st);
-        if (api_with_store(api, ping, NULL, &err) < 0)
-                snprintf(reason, sizeof(reason), "%s", err.msg);
-        else if (st.spooled > 0)
+        if (api_with_store(api, ping, NULL, &err) < 0) {
+                if (tokens && *tokens &&
+                    verify_token(verify_bearer(req->authorization), tokens, &auth) == 0)
+                        snprintf(reason, sizeof(reason), "%s", err.msg);
+                else
+                        snprintf(reason, sizeof(reason), "The database does not answer");
+        } else if (st.spooled > 0)
                 snprintf(reason, sizeof(reason), "%zu deliveries in the spool wait to be "
                          "replayed into the database", st.spooled);
         else
@@ -242,7 +249,7 @@ int api_handle(const struct api *api, const struct api_request *req, json_t **re
                 return 200;
         }
         if (strcmp(req->path, "/readyz") == 0)
-                return readyz(api, ret_body);
+                return readyz(api, req, ret_body);
 
         if (req->cfg->api_token && *req->cfg->api_token &&
             !authorized(req->cfg->api_token, req, ret_body, &status))

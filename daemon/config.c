@@ -121,6 +121,17 @@ static const struct key keys[] = {
           "seconds an idle or stalled connection is kept", RESTART },
         { "connection_limit", KEY_LONG, "1024", OFF(connection_limit), 1, 65536, NULL,
           "concurrent connections at most", RESTART },
+        { "header_timeout", KEY_LONG, "10", OFF(header_timeout), 1, 3600, NULL,
+          "seconds a new connection has to send its request headers in full, however slowly "
+          "it trickles them (at most connection_timeout); then it is closed without an "
+          "answer. Later requests on a kept-alive connection get connection_timeout",
+          RESTART },
+        { "per_ip_connection_limit", KEY_LONG, "256", OFF(per_ip_connection_limit), 0, 65536,
+          NULL, "concurrent connections from one client address at most (more are closed at "
+          "once; 0: no cap). Keep it below connection_limit, so that other addresses such as "
+          "health probes keep room. Behind a reverse proxy every client has the proxy's "
+          "address: set it to 0 or to what the proxy opens at most, and cap per client there",
+          RESTART },
 };
 #undef OFF
 #undef RESTART

@@ -47,6 +47,8 @@ struct config {
         long http_threads;              /* 0: one per CPU */
         long connection_timeout;        /* seconds a connection may stay idle */
         long connection_limit;
+        long header_timeout;            /* seconds a new connection's request headers may take */
+        long per_ip_connection_limit;   /* 0: no cap */
 };
 
 /* Builds a config from argv (flags: --config PATH and --KEY VALUE or --KEY=VALUE, with '-'

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 #include "config.h"
 #include "dashboard.h"
 #include "dora.h"
+#include "guard.h"
 #include "log.h"
 #include "stats.h"
 #include "writer.h"
@@ -40,12 +42,17 @@ struct http {
         struct config_live *live;       /* read once per request, so SIGHUP applies to new ones */
         struct writer *writer;
         const struct api *api;
+        struct guard *guard;            /* header deadline, lingering close (guard.h) */
 
         pthread_mutex_t lock;           /* guards the fields below and suspend/resume */
         pthread_cond_t idle;
         unsigned in_flight;
         bool draining;
         struct log_ratelimit rejects;
+
+        /* A lock of its own: MHD may log from suspend/resume, which run under lock. */
+        pthread_mutex_t mhd_log_lock;
+        struct log_ratelimit mhd_log;   /* libmicrohttpd's own lines, one per refused socket */
 };
 
 enum request_state {
@@ -66,7 +73,25 @@ struct request {
         struct delivery *delivery;
         uint64_t started_ns;            /* for the latency histogram (stats.c) */
         unsigned status;                /* the status answered, once answered */
+        bool verified;                  /* the credential was checked from the headers alone */
+        bool linger;                    /* answered before its body was read */
 };
+
+static bool is_json_media_type(const char *ct);
+
+/* The guard's record of the connection (guard.h), or NULL. */
+static struct guard_conn *conn_guard(struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *info =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+        return info ? info->socket_context : NULL;
+}
+
+/* How much of an unread body a lingering close reads before it gives up: as much as an
+ * over-long body is read today before the connection is dropped. */
+static size_t linger_budget(const struct config *cfg) {
+        return 4 * cfg->max_body_bytes;
+}
 
 /* Builds and queues a JSON response; takes ownership of body. */
 /* Queues resp (and drops our reference): every answer goes out here, so every one says
@@ -83,6 +108,11 @@ static enum MHD_Result queue(struct request *req, struct MHD_Connection *conn, u
                 pthread_mutex_unlock(&req->http->lock);
                 if (draining)
                         (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+        }
+        /* A JSON answer is data for a program: never sniffed as a page, never cached. */
+        if (is_json_media_type(MHD_get_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+                (void) MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+                (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         }
         ret = MHD_queue_response(conn, status, resp);
         MHD_destroy_response(resp);
@@ -117,6 +147,10 @@ static enum MHD_Result reply(struct request *req, struct MHD_Connection *conn, u
         if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
                 (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                                req && req->source ? "POST" : "GET, HEAD");
+        if (status == MHD_HTTP_UNAUTHORIZED)
+                (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                               req && req->source ? req->source->challenge
+                                                                  : "Bearer realm=\"doraloop\"");
         return queue(req, conn, status, resp);
 }
 
@@ -166,6 +200,7 @@ static unsigned status_of(int r) {
         case -ENOENT: return MHD_HTTP_NOT_FOUND;
         case -E2BIG: return MHD_HTTP_CONTENT_TOO_LARGE;
         case -EMEDIUMTYPE: return MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
+        case -ENOSYS: return MHD_HTTP_NOT_IMPLEMENTED;
         default: return MHD_HTTP_SERVICE_UNAVAILABLE; /* -EAGAIN, -EIO, -ENOMEM, -ESHUTDOWN */
         }
 }
@@ -186,13 +221,15 @@ static enum MHD_Result reject(struct request *req, struct MHD_Connection *conn, 
                 char st[8];
 
                 snprintf(st, sizeof(st), "%u", status);
-                log_at(status >= 500 ? LOG_ERR : LOG_WARNING,
+                /* 501 is the client's framing, not our failure. */
+                log_at(status >= 500 && status != MHD_HTTP_NOT_IMPLEMENTED ? LOG_ERR : LOG_WARNING,
                        (&(struct log_fields) { .source = req->source ? req->source->name : NULL,
                                                .delivery_id = delivery_id,
                                                .event = req->delivery ? req->delivery->event
                                                                       : NULL,
                                                .status = st }),
-                       "Rejected webhook with %u %s: %s (%zu bytes)%s", status, code, err->msg,
+                       "Rejected %s with %u %s: %s (%zu bytes)%s",
+                       req->source ? "webhook" : "request", status, code, err->msg,
                        req->body.len, suppressed ? " (similar messages were suppressed)" : "");
         }
         return reply(req, conn, status, doc_error(code, "%s", err->msg));
@@ -308,7 +345,9 @@ static enum MHD_Result take_delivery(struct request *req, struct MHD_Connection 
                 .query_token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token"),
         };
 
-        if (secrets && *secrets)
+        if (req->verified)
+                r = 0;
+        else if (secrets && *secrets)
                 r = req->source->verify(&hr, secrets, &err);
         else if (cfg->allow_unsigned)
                 r = 0;
@@ -393,7 +432,88 @@ static enum MHD_Result answer_stored(struct request *req, struct MHD_Connection 
                                d->delivery_id, "duplicate", d->duplicate));
 }
 
-/* First call for a webhook: everything decidable from the headers alone. */
+struct header_count {
+        const char *name;
+        unsigned n;
+};
+
+static enum MHD_Result count_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+        struct header_count *c = cls;
+
+        (void) kind;
+        (void) value;
+        if (key && strcasecmp(key, c->name) == 0)
+                c->n++;
+        return MHD_YES;
+}
+
+/* How many headers (or query parameters, by kind) are named name, in any case. */
+static unsigned count_values(struct MHD_Connection *conn, enum MHD_ValueKind kind,
+                             const char *name) {
+        struct header_count c = { name, 0 };
+
+        (void) MHD_get_connection_values(conn, kind, count_value, &c);
+        return c.n;
+}
+
+/* The credentials, as far as the headers alone tell: a source whose secret is unset, a
+ * credential missing, or a token (which needs no body) that does not match. An HMAC is
+ * checked once the body is in. */
+static int check_credentials(struct request *req, struct MHD_Connection *conn,
+                             struct error *err) {
+        const struct source *src = req->source;
+        const char *secrets = config_string(req->cfg, src->secret_key);
+        struct header_list headers = { .n = 0 };
+        struct hook_request hr;
+        int r;
+
+        if (!secrets || !*secrets) {
+                if (req->cfg->allow_unsigned)
+                        return 0;
+                return error_set(err, EACCES, "bad_token", src->secret_key,
+                                 "%s is not configured, so every delivery is refused",
+                                 src->secret_key);
+        }
+        (void) MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &headers);
+        hr = (struct hook_request) {
+                .body = "",
+                .headers = headers.items,
+                .n_headers = headers.n,
+                .query_token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token"),
+        };
+        if (!src->verify_reads_body) {
+                r = src->verify(&hr, secrets, err);
+                req->verified = r == 0;
+                return r;
+        }
+        if (src->query_token && hr.query_token)
+                return 0;
+        for (size_t i = 0; src->auth_headers[i]; i++)
+                if (hook_header(&hr, src->auth_headers[i]))
+                        return 0;
+        return error_set(err, EACCES, "missing_signature", src->auth_headers[0],
+                         "Missing %s header", src->auth_headers[0]);
+}
+
+/* A source that names the event in a header needs a valid one; an event merely unknown to
+ * us is stored as ignored later, not refused here. */
+static int check_event_header(struct request *req, struct MHD_Connection *conn,
+                              struct error *err) {
+        const char *name = req->source->event_header;
+        char *event = NULL;
+        int r;
+
+        if (!name)
+                return 0;
+        r = source_copy_id(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name), name,
+                           &event, err);
+        free(event);
+        return r;
+}
+
+/* First call for a webhook: everything decidable from the headers alone, so that what is
+ * refused costs no body in memory. */
 static enum MHD_Result start_hook(struct request *req, struct MHD_Connection *conn,
                                   const char *method) {
         const struct config *cfg = req->cfg;
@@ -402,6 +522,7 @@ static enum MHD_Result start_hook(struct request *req, struct MHD_Connection *co
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         struct error err = { 0 };
+        int r;
 
         if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
                 error_set(&err, EINVAL, "method_not_allowed", NULL, "Webhooks are POSTed");
@@ -418,8 +539,149 @@ static enum MHD_Result start_hook(struct request *req, struct MHD_Connection *co
                           "The body is larger than max_body_bytes (%zu)", cfg->max_body_bytes);
                 return reject(req, conn, -E2BIG, &err, NULL);
         }
+        r = check_credentials(req, conn, &err);
+        if (r == 0)
+                r = check_event_header(req, conn, &err);
+        if (r < 0)
+                return reject(req, conn, r, &err, NULL);
         buf_init(&req->body, cfg->max_body_bytes);
         return MHD_YES;
+}
+
+/* Whether s is well-formed UTF-8 (no overlong forms, surrogates or values past U+10FFFF). */
+static bool is_utf8(const char *s) {
+        const unsigned char *p = (const unsigned char *) s;
+
+        while (*p) {
+                unsigned c = *p, n;
+                uint32_t v;
+
+                if (c < 0x80) {
+                        p++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf)
+                        n = 1, v = c & 0x1f;
+                else if (c >= 0xe0 && c <= 0xef)
+                        n = 2, v = c & 0x0f;
+                else if (c >= 0xf0 && c <= 0xf4)
+                        n = 3, v = c & 0x07;
+                else
+                        return false;
+                for (unsigned i = 1; i <= n; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;
+                        v = v << 6 | (p[i] & 0x3f);
+                }
+                if ((n == 2 && v < 0x800) || (n == 3 && v < 0x10000) || v > 0x10ffff ||
+                    (v >= 0xd800 && v <= 0xdfff))
+                        return false;
+                p += n + 1;
+        }
+        return true;
+}
+
+static enum MHD_Result check_argument(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value) {
+        bool *ok = cls;
+
+        (void) kind;
+        *ok = *ok && (!key || is_utf8(key)) && (!value || is_utf8(value));
+        return *ok ? MHD_YES : MHD_NO;
+}
+
+/* The path and query parameters, decoded, must be UTF-8: they become JSON and SQL text. */
+static int check_utf8(struct MHD_Connection *conn, const char *url, struct error *err) {
+        bool ok = is_utf8(url);
+
+        if (ok)
+                (void) MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, check_argument,
+                                                 &ok);
+        if (!ok)
+                return error_set(err, EBADMSG, "invalid_request", NULL,
+                                 "The path or a query parameter is not valid UTF-8");
+        return 0;
+}
+
+/* Refuses what a proxy in front could frame otherwise than libmicrohttpd does (request
+ * smuggling): several Content-Length headers, Transfer-Encoding beside Content-Length, and
+ * any Transfer-Encoding but one "chunked" (libmicrohttpd would read such a body until the
+ * client closed). */
+static int check_framing(struct MHD_Connection *conn, struct error *err) {
+        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        unsigned n_cl = count_values(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        unsigned n_te = count_values(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+
+        if (n_cl > 1)
+                return error_set(err, EBADMSG, "invalid_request", NULL,
+                                 "Several Content-Length headers");
+        if (n_te && n_cl)
+                return error_set(err, EBADMSG, "invalid_request", NULL,
+                                 "Both Transfer-Encoding and Content-Length");
+        if (n_te > 1 || (te && strcasecmp(te, "chunked") != 0))
+                return error_set(err, ENOSYS, "not_implemented", NULL,
+                                 "Transfer-Encoding other than chunked is not supported");
+        return 0;
+}
+
+/* Credentials given twice could be verified in one copy and stored or used in another:
+ * every header a credential travels in (and ?token= where a source takes it) at most once. */
+static int check_single_credentials(struct MHD_Connection *conn, const struct source *src,
+                                    struct error *err) {
+        const char *token_code = src && src->verify_reads_body ? "bad_signature" : "bad_token";
+
+        if (count_values(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) > 1)
+                return error_set(err, EACCES, "bad_token", MHD_HTTP_HEADER_AUTHORIZATION,
+                                 "Several Authorization headers; send one");
+        if (!src)
+                return 0;
+        for (size_t i = 0; src->auth_headers[i]; i++)
+                if (count_values(conn, MHD_HEADER_KIND, src->auth_headers[i]) > 1)
+                        return error_set(err, EACCES, strcasecmp(src->auth_headers[i],
+                                         MHD_HTTP_HEADER_AUTHORIZATION) == 0 ? "bad_token"
+                                                                              : token_code,
+                                         src->auth_headers[i], "Several %s headers; send one",
+                                         src->auth_headers[i]);
+        if (src->query_token && count_values(conn, MHD_GET_ARGUMENT_KIND, "token") > 1)
+                return error_set(err, EACCES, "bad_token", "token",
+                                 "Several token parameters; send one");
+        return 0;
+}
+
+/* Whether the request announces a body, which an early answer leaves unread. */
+static bool announces_body(struct MHD_Connection *conn) {
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+        return (cl && strtoull(cl, NULL, 10) > 0) ||
+               MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                           MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
+/* The first call of a request, once its headers are in: what every request must pass, then
+ * a webhook's own checks. Other routes answer once any body is read. */
+static enum MHD_Result start_request(struct request *req, struct MHD_Connection *conn,
+                                     const char *url, const char *method) {
+        bool hook = strncmp(url, HOOK_PREFIX, strlen(HOOK_PREFIX)) == 0;
+        struct error err = { 0 };
+        int r;
+
+        r = check_utf8(conn, url, &err);
+        if (r == 0)
+                r = check_framing(conn, &err);
+        if (r == 0 && hook) {
+                req->source = source_find(url + strlen(HOOK_PREFIX));
+                if (!req->source)
+                        return reply(req, conn, MHD_HTTP_NOT_FOUND,
+                                     doc_error("not_found", "No webhook source '%s'",
+                                               url + strlen(HOOK_PREFIX)));
+        }
+        if (r == 0)
+                r = check_single_credentials(conn, req->source, &err);
+        if (r < 0)
+                return reject(req, conn, r, &err, NULL);
+        return hook ? start_hook(req, conn, method) : MHD_YES;
 }
 
 static const char *query_arg(void *ctx, const char *name) {
@@ -455,6 +717,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   void **con_cls) {
         struct http *h = cls;
         struct request *req = *con_cls;
+        enum MHD_Result ret;
 
         (void) version;
         if (!req) {
@@ -469,16 +732,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 pthread_mutex_lock(&h->lock);
                 h->in_flight++;
                 pthread_mutex_unlock(&h->lock);
+                guard_conn_headers_done(conn_guard(conn));
 
-                if (strncmp(url, HOOK_PREFIX, strlen(HOOK_PREFIX)) == 0) {
-                        req->source = source_find(url + strlen(HOOK_PREFIX));
-                        if (!req->source)
-                                return reply(req, conn, MHD_HTTP_NOT_FOUND,
-                                             doc_error("not_found", "No webhook source '%s'",
-                                                       url + strlen(HOOK_PREFIX)));
-                        return start_hook(req, conn, method);
-                }
-                return MHD_YES; /* other routes answer once any body is read */
+                ret = start_request(req, conn, url, method);
+                /* An answer before the body leaves it unsent or unread: the guard reads
+                 * and drops it at close, so that the client gets to read the answer. */
+                req->linger = req->state == REQ_ANSWERED && announces_body(conn);
+                return ret;
         }
 
         switch (req->state) {
@@ -534,8 +794,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         struct http *h = cls;
         struct request *req = *con_cls;
 
-        (void) conn;
         (void) toe;
+        guard_conn_request_done(conn_guard(conn),
+                                req && req->linger ? linger_budget(req->cfg) : 0);
         if (!req)
                 return;
         if (req->status)
@@ -550,17 +811,45 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         pthread_mutex_unlock(&h->lock);
 }
 
+/* libmicrohttpd logs a line per refused socket, so a flood of them is rate-limited. */
 __attribute__((format(printf, 2, 0)))
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+        struct http *h = cls;
         char msg[512];
+        int suppressed;
         size_t n;
+        bool pass;
 
-        (void) cls;
+        pthread_mutex_lock(&h->mhd_log_lock);
+        pass = log_ratelimit_pass(&h->mhd_log, &suppressed);
+        pthread_mutex_unlock(&h->mhd_log_lock);
+        if (!pass)
+                return;
         vsnprintf(msg, sizeof(msg), fmt, ap);
         n = strlen(msg);
         while (n && msg[n - 1] == '\n')
                 msg[--n] = '\0';
-        log_notice("HTTP: %s", msg);
+        log_notice("HTTP: %s%s", msg, suppressed ? " (similar messages were suppressed)" : "");
+}
+
+/* Every connection is known to the guard from accept to close. MHD reports the close
+ * before it closes the socket, so the guard never touches a descriptor reused since. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        struct http *h = cls;
+        const union MHD_ConnectionInfo *fd;
+
+        if (code != MHD_CONNECTION_NOTIFY_STARTED) {
+                guard_conn_close(*socket_context);
+                *socket_context = NULL;
+                return;
+        }
+        fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!fd)
+                return;
+        *socket_context = guard_conn_open(h->guard, fd->connect_fd);
+        if (!*socket_context)
+                (void) shutdown(fd->connect_fd, SHUT_RDWR);     /* unguarded: refused */
 }
 
 /* Resolves HOST:PORT ("[::1]:8080" for IPv6) into an address for MHD to bind. */
@@ -610,8 +899,21 @@ int http_start(const struct http_options *o, struct http **ret_http, char *errbu
         h->writer = o->writer;
         h->api = o->api;
         h->rejects = (struct log_ratelimit) LOG_RATELIMIT(10, 20);
+        h->mhd_log = (struct log_ratelimit) LOG_RATELIMIT(10, 20);
         pthread_mutex_init(&h->lock, NULL);
+        pthread_mutex_init(&h->mhd_log_lock, NULL);
         pthread_cond_init(&h->idle, NULL);
+        r = guard_start(&(struct guard_options) {
+                                .header_ms = 1000 * (cfg->header_timeout < cfg->connection_timeout
+                                                     ? cfg->header_timeout
+                                                     : cfg->connection_timeout),
+                                .idle_ms = 1000 * cfg->connection_timeout },
+                        &h->guard);
+        if (r < 0) {
+                snprintf(errbuf, errlen, "Failed to start the connection guard: %s",
+                         strerror(-r));
+                goto fail;
+        }
         if (threads == 0)
                 threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 2;
         if (o->listen_fd < 0) {
@@ -623,11 +925,13 @@ int http_start(const struct http_options *o, struct http **ret_http, char *errbu
         }
         h->mhd = MHD_start_daemon(
                 flags, 0, NULL, NULL, on_request, h,
-                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned) threads,
                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) cfg->connection_timeout,
                 MHD_OPTION_CONNECTION_LIMIT, (unsigned) cfg->connection_limit,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) cfg->per_ip_connection_limit,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024,
                 MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
                 o->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
@@ -642,7 +946,9 @@ int http_start(const struct http_options *o, struct http **ret_http, char *errbu
         *ret_http = h;
         return 0;
 fail:
+        h->guard = guard_stop(h->guard);
         pthread_mutex_destroy(&h->lock);
+        pthread_mutex_destroy(&h->mhd_log_lock);
         pthread_cond_destroy(&h->idle);
         free(h);
         return r;
@@ -683,7 +989,9 @@ struct http *http_stop(struct http *h) {
         if (!h)
                 return NULL;
         MHD_stop_daemon(h->mhd);
+        h->guard = guard_stop(h->guard);        /* after every connection is closed */
         pthread_mutex_destroy(&h->lock);
+        pthread_mutex_destroy(&h->mhd_log_lock);
         pthread_cond_destroy(&h->idle);
         free(h);
         return NULL;

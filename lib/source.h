@@ -3,6 +3,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct error;
@@ -13,9 +14,23 @@ struct normalize_options;
 /* Longest delivery id or event name we store; longer ones are refused as invalid_payload. */
 #define SOURCE_ID_MAX 255
 
+/* The most headers a source reads its credentials from. */
+#define SOURCE_AUTH_HEADERS_MAX 2
+
 struct source {
         const char *name;       /* the route: POST /hooks/<name> */
         const char *secret_key; /* the config key holding its secret(s) */
+
+        /* What daemon/http.c checks from the headers alone, before it reads the body. */
+        const char *auth_headers[SOURCE_AUTH_HEADERS_MAX + 1]; /* NULL-terminated: where
+                                         * the credentials travel; one of them (or ?token=
+                                         * when query_token) must be there, each at most once */
+        bool query_token;               /* ?token= may carry the credential instead */
+        bool verify_reads_body;         /* an HMAC: verify() needs the body. Otherwise it reads
+                                         * headers and ?token= only and runs before the body */
+        const char *event_header;       /* the header naming the event, or NULL when the body
+                                         * does; when set it must hold a valid name */
+        const char *challenge;          /* WWW-Authenticate of its 401 answers */
 
         /* Authenticates req against secrets (a comma-separated list of one or two).
          * Returns 0 or -EACCES (err->code: bad_signature, missing_signature, bad_token).

@@ -296,6 +296,8 @@ static int normalize(json_t *doc, const char *event, int64_t received_us,
 const struct source source_generic = {
         .name = "generic",
         .secret_key = "generic_token",
+        .auth_headers = { "Authorization" },
+        .challenge = "Bearer realm=\"doraloop\"",
         .verify = verify,
         .identify = identify,
         .normalize = normalize,

@@ -304,9 +304,6 @@ def test_many_stalled_clients_do_not_block_service(d):
             s.close()
 
 
-@pytest.mark.xfail(strict=True, reason="connection_timeout is libmicrohttpd's idle timeout: "
-                   "a client sending a byte now and then keeps its connection (bounded only "
-                   "by connection_limit); see docs/operations.md 'Reliability'")
 def test_trickling_client_is_disconnected_after_connection_timeout(d):
     request = head("bad-trickle").encode() + b"X-Slow: " + b"a" * 100
     with socket.create_connection(("127.0.0.1", d.port)) as s:
