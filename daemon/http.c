@@ -355,6 +355,9 @@ static enum MHD_Result take_delivery(struct request *req, struct MHD_Connection 
         }
         json_decref(doc);
         arena_end(&arena);
+        /* Refused, not stored: a stored row would have to be skipped at every replay. */
+        if (r == 0 && d->over_limit)
+                r = error_set(&err, EBADMSG, "invalid_payload", NULL, "%s", d->error);
         if (r < 0)
                 return reject(req, conn, r, &err, d->delivery_id);
         if (strcmp(d->status, "error") == 0)

@@ -46,6 +46,7 @@ int delivery_normalize(struct delivery *d, json_t *doc, const struct normalize_o
                 r = d->source->normalize(doc, d->event, d->received_us, o, &d->events, &err);
         if (r == -ENOMEM)
                 return r;
+        d->over_limit = r == -ERANGE; /* a time outside the range: lib/timefmt.h */
         if (r > 0) {
                 d->status = "normalized";
                 return 0;

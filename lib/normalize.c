@@ -177,7 +177,7 @@ int normalize_string(json_t *obj, const char *path, bool required, const char **
 }
 
 static int out_of_range(struct error *err, const char *path) {
-        return error_set(err, EBADMSG, "invalid_payload", path, "%s is out of range: times go "
+        return error_set(err, ERANGE, "invalid_payload", path, "%s is out of range: times go "
                          TIMEFMT_RANGE_TEXT, path);
 }
 
