@@ -98,13 +98,13 @@ static enum MHD_Result queue(struct request *req, struct MHD_Connection *conn, u
         return ret;
 }
 
-static enum MHD_Result reply(struct request *req, struct MHD_Connection *conn, unsigned status,
-                             json_t *body) {
+/* Queues a JSON answer from text, its serialization (which this takes; NULL: out of
+ * memory, answered 503). Reads serialize on their own threads, then answer here. */
+static enum MHD_Result reply_text(struct request *req, struct MHD_Connection *conn,
+                                  unsigned status, char *text) {
         static const char fallback[] = "{\"error\":{\"code\":\"unavailable\",\"message\":\"Out of memory\"}}";
-        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         struct MHD_Response *resp;
 
-        json_decref(body);
         if (text)
                 resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
         else {
@@ -123,6 +123,14 @@ static enum MHD_Result reply(struct request *req, struct MHD_Connection *conn, u
                 (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                                req && req->source ? "POST" : "GET, HEAD");
         return queue(req, conn, status, resp);
+}
+
+static enum MHD_Result reply(struct request *req, struct MHD_Connection *conn, unsigned status,
+                             json_t *body) {
+        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+        json_decref(body);
+        return reply_text(req, conn, status, text);
 }
 
 /* Hands libmicrohttpd the next piece of a /metrics answer, made as it is sent. */
@@ -452,7 +460,7 @@ struct read_job {
         bool oom;
         bool done;                      /* under http->lock */
         int status;
-        json_t *body;                   /* the answer: a JSON body, */
+        char *text;                     /* the answer: a JSON body serialized (NULL: OOM), */
         struct dora_metrics *metrics;   /* or a /metrics text */
 };
 
@@ -467,7 +475,7 @@ static struct read_job *read_job_free(struct read_job *job) {
         free(job->method);
         free(job->path);
         free(job->authorization);
-        json_decref(job->body);
+        free(job->text);
         dora_metrics_free(job->metrics);
         free(job);
         return NULL;
@@ -541,14 +549,20 @@ static void run_read(struct readpool_job *base, bool stopping) {
                 .authorization = job->authorization, .arg = job_arg, .ctx = job,
         };
 
+        json_t *body = NULL;
+
         if (stopping) {
                 job->status = MHD_HTTP_SERVICE_UNAVAILABLE;
-                job->body = doc_error("unavailable", "Shutting down; retry later");
+                body = doc_error("unavailable", "Shutting down; retry later");
         } else if (strcmp(job->path, "/metrics") == 0) {
-                job->status = dora_metrics(h->api, &ar, &job->metrics, &job->body);
+                job->status = dora_metrics(h->api, &ar, &job->metrics, &body);
         } else {
-                job->status = api_handle(h->api, &ar, &job->body);
+                job->status = api_handle(h->api, &ar, &body);
         }
+        /* Serialized here too: a large answer costs the HTTP thread only its sending. */
+        if (body)
+                job->text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
         /* Resume under the lock the request was suspended under (see answer_api). */
         pthread_mutex_lock(&h->lock);
         job->done = true;
@@ -627,13 +641,13 @@ static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *co
 
         if (job && job->done) { /* resumed by run_read: send what it made */
                 struct dora_metrics *m = job->metrics;
+                char *text = job->text;
 
-                body = job->body;
                 job->metrics = NULL;
-                job->body = NULL;
+                job->text = NULL;
                 if (m)
                         return answer_metrics(req, conn, m);
-                return reply(req, conn, (unsigned) job->status, body);
+                return reply_text(req, conn, (unsigned) job->status, text);
         }
         if (dashboard_path(url))
                 return answer_dashboard(req, conn, method);

@@ -214,7 +214,7 @@ def test_heavy_reads_do_not_stall_webhooks(daemon):
     try:
         time.sleep(1.0)
         started = reads[0]
-        loaded = webhook_latencies(d, 40)
+        loaded = webhook_latencies(d, 60)
         during = reads[0] - started
     finally:
         stop.set()
@@ -224,7 +224,7 @@ def test_heavy_reads_do_not_stall_webhooks(daemon):
           f"{p90(loaded) * 1000:.1f} ms (max {max(loaded) * 1000:.1f} ms); "
           f"{during} heavy reads answered meanwhile")
     assert not errors, errors[:5]
-    assert during >= 4, "the readers did not load the daemon"
+    assert during >= 3, "the readers did not load the daemon"
     assert p90(loaded) <= max(10 * p90(idle), 0.1), (idle, loaded)
     assert p90(loaded) < 1.0, loaded
 
