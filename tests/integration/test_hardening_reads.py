@@ -213,18 +213,20 @@ def test_heavy_reads_do_not_stall_webhooks(daemon):
         t.start()
     try:
         time.sleep(1.0)
-        started = reads[0]
-        loaded = webhook_latencies(d, 60)
+        started, loaded, deadline = reads[0], [], time.monotonic() + 60
+        # At least 40 webhooks, while at least 8 heavy reads were answered: load for sure.
+        while (len(loaded) < 40 or reads[0] - started < 8) and time.monotonic() < deadline:
+            loaded += webhook_latencies(d, 10)
         during = reads[0] - started
     finally:
         stop.set()
         for t in threads:
             t.join()
     print(f"webhook p90 idle {p90(idle) * 1000:.1f} ms, under 16 heavy readers "
-          f"{p90(loaded) * 1000:.1f} ms (max {max(loaded) * 1000:.1f} ms); "
-          f"{during} heavy reads answered meanwhile")
+          f"{p90(loaded) * 1000:.1f} ms (max {max(loaded) * 1000:.1f} ms, {len(loaded)} "
+          f"webhooks); {during} heavy reads answered meanwhile")
     assert not errors, errors[:5]
-    assert during >= 3, "the readers did not load the daemon"
+    assert during >= 8, "the readers did not load the daemon"
     assert p90(loaded) <= max(10 * p90(idle), 0.1), (idle, loaded)
     assert p90(loaded) < 1.0, loaded
 
