@@ -49,7 +49,19 @@ static int reply_error(json_t **ret_body, int status, const char *code, const ch
         return status;
 }
 
+/* A bad parameter: a 400 naming it, and a log line (rate-limited: callers are remote). */
 static int bad_param(json_t **ret_body, const char *name, const char *why) {
+        static pthread_mutex_t rl_lock = PTHREAD_MUTEX_INITIALIZER;
+        static struct log_ratelimit rl = LOG_RATELIMIT(10, 20);
+        int suppressed;
+        bool pass;
+
+        pthread_mutex_lock(&rl_lock);
+        pass = log_ratelimit_pass(&rl, &suppressed);
+        pthread_mutex_unlock(&rl_lock);
+        if (pass)
+                log_info("Refused a read with 400: %s: %s%s", name, why,
+                         suppressed ? " (similar messages were suppressed)" : "");
         *ret_body = doc_error("invalid_parameter", "%s: %s", name, why);
         return 400;
 }
@@ -596,8 +608,6 @@ static int series(const struct api *api, const struct api_request *req, json_t *
                          "series_max_buckets (%ld): ask for a shorter window or wider buckets",
                          n_buckets, width == DAY_US ? "day" : "week",
                          req->cfg->series_max_buckets);
-                log_info("Refused a DORA series of %" PRId64 " buckets (series_max_buckets %ld)",
-                         n_buckets, req->cfg->series_max_buckets);
                 return bad_param(ret_body, "bucket", why);
         }
         acc = malloc(sizeof(*acc));
