@@ -35,6 +35,7 @@ struct key {
 static const char *check_listen(const char *v);
 static const char *check_change_policy(const char *v);
 static const char *check_service_map(const char *v);
+static const char *check_environment_list(const char *v);
 
 #define OFF(f) offsetof(struct config, f)
 #define RESTART true     /* a reload keeps the running value */
@@ -67,8 +68,8 @@ static const struct key keys[] = {
           "accept deliveries for sources with no secret configured (local trials only)",
           LIVE },
         { "production_environments", KEY_STRING, "production,prod",
-          OFF(production_environments), 0, 0, NULL,
-          "environment names that count as production", RESTART },
+          OFF(production_environments), 0, 0, check_environment_list,
+          "environment names that count as production (at most 32, 511 bytes)", RESTART },
         { "incident_link_window_hours", KEY_LONG, "24", OFF(incident_link_window_hours),
           0, 24 * 366, NULL, "how far back an incident links to a deployment", RESTART },
         { "change_policy", KEY_STRING, "auto", OFF(change_policy), 0, 0, check_change_policy,
@@ -132,6 +133,13 @@ static const struct key keys[] = {
           "health probes keep room. Behind a reverse proxy every client has the proxy's "
           "address: set it to 0 or to what the proxy opens at most, and cap per client there",
           RESTART },
+        { "read_threads", KEY_LONG, "2", OFF(read_threads), 1, 64, NULL,
+          "threads answering the read API and /metrics, apart from the HTTP threads that take "
+          "webhooks (at a lower priority)", RESTART },
+        { "read_queue_max", KEY_LONG, "64", OFF(read_queue_max), 1, 100000, NULL,
+          "reads waiting for a read thread at most; beyond it 503 with Retry-After", RESTART },
+        { "series_max_buckets", KEY_LONG, "1000", OFF(series_max_buckets), 1, 3700, NULL,
+          "buckets one /api/v1/dora/series answer holds at most; more is a 400", LIVE },
 };
 #undef OFF
 #undef RESTART
@@ -171,6 +179,20 @@ static const char *check_service_map(const char *v) {
                 p += n + (end ? 1 : 0);
         }
         return NULL;
+}
+
+static const char *check_environment_list(const char *v) {
+        size_t names = 0;
+
+        if (strlen(v) > CONFIG_ENV_LIST_MAX_BYTES)
+                return "must be at most 511 bytes";
+        for (const char *p = v; *p;) {
+                size_t n = strcspn(p, ","), lead = strspn(p, " ");
+
+                names += lead < n; /* blank items are skipped, as when the list is used */
+                p += n + (p[n] == ',');
+        }
+        return names > CONFIG_ENV_LIST_MAX ? "must name at most 32 environments" : NULL;
 }
 
 static const struct key *find_key(const char *name, size_t len) {

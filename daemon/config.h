@@ -11,6 +11,12 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/doraloop/doraloop.conf"
 
+/* An environment list (production_environments, the environment parameter) names at most
+ * CONFIG_ENV_LIST_MAX environments in at most CONFIG_ENV_LIST_MAX_BYTES bytes; more is
+ * refused, never cut. Plain numbers: they are also spelled into messages. */
+#define CONFIG_ENV_LIST_MAX 32
+#define CONFIG_ENV_LIST_MAX_BYTES 511
+
 struct config {
         char *listen;                   /* HOST:PORT */
         char *db;                       /* libpq conninfo or URI */
@@ -49,6 +55,9 @@ struct config {
         long connection_limit;
         long header_timeout;            /* seconds a new connection's request headers may take */
         long per_ip_connection_limit;   /* 0: no cap */
+        long read_threads;              /* threads answering the read API and /metrics */
+        long read_queue_max;            /* reads waiting for one of them at most */
+        long series_max_buckets;        /* buckets in one /api/v1/dora/series answer at most */
 };
 
 /* Builds a config from argv (flags: --config PATH and --KEY VALUE or --KEY=VALUE, with '-'

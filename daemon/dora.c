@@ -28,12 +28,14 @@
 #include "writer.h"
 
 #define DAY_US CUBE_DAY_US
-#define MAX_ENVS 32
+#define MAX_ENVS CONFIG_ENV_LIST_MAX
+#define MAX_ENV_LIST_BYTES CONFIG_ENV_LIST_MAX_BYTES
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 #define MAX_SPAN_DAYS 3660
-#define MAX_BUCKETS 3700
 #define LIST_LIMIT_DEFAULT 50
 #define LIST_LIMIT_MAX 500
-#define METRICS_MAX_BYTES (64u << 20)
+#define METRICS_TAIL_MAX_BYTES (256u << 10) /* the counters after the DORA gauges */
 
 static int64_t now_us(void) {
         struct timespec ts;
@@ -47,9 +49,27 @@ static int reply_error(json_t **ret_body, int status, const char *code, const ch
         return status;
 }
 
+/* A bad parameter: a 400 naming it, and a log line (rate-limited: callers are remote). */
 static int bad_param(json_t **ret_body, const char *name, const char *why) {
+        static pthread_mutex_t rl_lock = PTHREAD_MUTEX_INITIALIZER;
+        static struct log_ratelimit rl = LOG_RATELIMIT(10, 20);
+        int suppressed;
+        bool pass;
+
+        pthread_mutex_lock(&rl_lock);
+        pass = log_ratelimit_pass(&rl, &suppressed);
+        pthread_mutex_unlock(&rl_lock);
+        if (pass)
+                log_info("Refused a read with 400: %s: %s%s", name, why,
+                         suppressed ? " (similar messages were suppressed)" : "");
         *ret_body = doc_error("invalid_parameter", "%s: %s", name, why);
         return 400;
+}
+
+/* A time parameter timefmt_parse() refused with r. */
+static int bad_time(json_t **ret_body, const char *name, int r) {
+        return bad_param(ret_body, name, r == -ERANGE ? "must be " TIMEFMT_RANGE_TEXT
+                                                      : "must be an RFC 3339 time");
 }
 
 /* ------------------------------------------------------------------ the mirror */
@@ -324,7 +344,7 @@ static int session_sum(struct session *s, const struct cube_query *q, struct met
 
 struct params {
         const char *service;            /* NULL: all */
-        char env_buf[512];
+        char env_buf[MAX_ENV_LIST_BYTES + 1];
         const char *envs[MAX_ENVS];
         size_t n_envs;
         bool unlinked;                  /* the set holds a production environment */
@@ -333,13 +353,16 @@ struct params {
         enum metrics_bands bands;
 };
 
-/* Splits a comma-separated list into buf/items. Returns the count (0 when empty). */
-static size_t split_list(const char *s, char *buf, size_t buf_len, const char **items,
-                         size_t max) {
+/* Splits a comma-separated list into buf/items. Returns the count (0 when empty), or
+ * -E2BIG when it names more than max or does not fit buf: never a silent cut, which would
+ * answer for fewer environments than were asked for. */
+static int split_list(const char *s, char *buf, size_t buf_len, const char **items,
+                      size_t max) {
         size_t n = 0;
 
-        snprintf(buf, buf_len, "%s", s ? s : "");
-        for (char *tok = buf, *next; tok && n < max; tok = next) {
+        if (snprintf(buf, buf_len, "%s", s ? s : "") >= (int) buf_len)
+                return -E2BIG;
+        for (char *tok = buf, *next; tok; tok = next) {
                 next = strchr(tok, ',');
                 if (next)
                         *next++ = '\0';
@@ -347,10 +370,21 @@ static size_t split_list(const char *s, char *buf, size_t buf_len, const char **
                         tok++;
                 for (size_t len = strlen(tok); len && tok[len - 1] == ' '; len--)
                         tok[len - 1] = '\0';
-                if (*tok)
-                        items[n++] = tok;
+                if (!*tok)
+                        continue;
+                if (n == max)
+                        return -E2BIG;
+                items[n++] = tok;
         }
-        return n;
+        return (int) n;
+}
+
+/* production_environments as a list; config.c refuses one split_list() cannot hold. */
+static size_t production_list(const struct config *cfg, char *buf, size_t buf_len,
+                              const char **items) {
+        int n = split_list(cfg->production_environments, buf, buf_len, items, MAX_ENVS);
+
+        return n < 0 ? 0 : (size_t) n;
 }
 
 /* service, environment, window | from/to, bands. Returns 0 or an HTTP status. */
@@ -362,23 +396,25 @@ static int parse_params(const struct api_request *req, struct params *p, json_t 
         char prod_buf[512];
         size_t n_prod;
         int64_t now = now_us();
+        int r;
 
         *p = (struct params) { .bands = METRICS_BANDS_2023 };
         p->service = req->arg(req->ctx, "service");
         if (p->service && !*p->service)
                 return bad_param(ret_body, "service", "must not be empty");
-        n_prod = split_list(req->cfg->production_environments, prod_buf, sizeof(prod_buf), prod,
-                            MAX_ENVS);
+        n_prod = production_list(req->cfg, prod_buf, sizeof(prod_buf), prod);
         if (env) {
-                if (strlen(env) >= sizeof(p->env_buf))
-                        return bad_param(ret_body, "environment", "too long");
-                p->n_envs = split_list(env, p->env_buf, sizeof(p->env_buf), p->envs, MAX_ENVS);
-                if (!p->n_envs)
+                r = split_list(env, p->env_buf, sizeof(p->env_buf), p->envs, MAX_ENVS);
+                if (r < 0)
+                        return bad_param(ret_body, "environment", "names more than "
+                                         STRINGIFY(MAX_ENVS) " environments or more than "
+                                         STRINGIFY(MAX_ENV_LIST_BYTES) " bytes");
+                if (r == 0)
                         return bad_param(ret_body, "environment",
                                          "name one environment or a comma-separated list");
+                p->n_envs = (size_t) r;
         } else {
-                p->n_envs = split_list(req->cfg->production_environments, p->env_buf,
-                                       sizeof(p->env_buf), p->envs, MAX_ENVS);
+                p->n_envs = production_list(req->cfg, p->env_buf, sizeof(p->env_buf), p->envs);
         }
         for (size_t i = 0; i < p->n_envs; i++) {
                 for (size_t j = 0; j < n_prod; j++)
@@ -392,10 +428,10 @@ static int parse_params(const struct api_request *req, struct params *p, json_t 
         if (window && (from || to))
                 return bad_param(ret_body, "window", "give either window or from/to, not both");
         if (from || to) {
-                if (from && timefmt_parse(from, &p->from_us) < 0)
-                        return bad_param(ret_body, "from", "must be an RFC 3339 time");
-                if (to && timefmt_parse(to, &p->to_us) < 0)
-                        return bad_param(ret_body, "to", "must be an RFC 3339 time");
+                if (from && (r = timefmt_parse(from, &p->from_us)) < 0)
+                        return bad_time(ret_body, "from", r);
+                if (to && (r = timefmt_parse(to, &p->to_us)) < 0)
+                        return bad_time(ret_body, "to", r);
                 if (!to)
                         p->to_us = now;
                 if (!from)
@@ -549,8 +585,8 @@ static int series(const struct api *api, const struct api_request *req, json_t *
         json_t *buckets = NULL;
         struct session s;
         struct params p;
-        int64_t width;
-        int r, n = 0;
+        int64_t width, offset, start, n_buckets;
+        int r;
 
         r = parse_params(req, &p, ret_body);
         if (r)
@@ -561,6 +597,19 @@ static int series(const struct api *api, const struct api_request *req, json_t *
                 width = 7 * DAY_US;
         else
                 return bad_param(ret_body, "bucket", "must be day or week");
+        /* 1970-01-01 was a Thursday: Mondays are 4 days after a multiple of 7. */
+        offset = width == DAY_US ? 0 : 4 * DAY_US;
+        start = floor_div(p.from_us - offset, width) * width + offset;
+        n_buckets = (p.to_us - start + width - 1) / width;
+        if (n_buckets > req->cfg->series_max_buckets) {
+                char why[200];
+
+                snprintf(why, sizeof(why), "the window holds %" PRId64 " %s buckets, more than "
+                         "series_max_buckets (%ld): ask for a shorter window or wider buckets",
+                         n_buckets, width == DAY_US ? "day" : "week",
+                         req->cfg->series_max_buckets);
+                return bad_param(ret_body, "bucket", why);
+        }
         acc = malloc(sizeof(*acc));
         buckets = json_array();
         if (!acc || !buckets) {
@@ -570,11 +619,7 @@ static int series(const struct api *api, const struct api_request *req, json_t *
         }
         r = session_begin(&s, api);
         if (r == 0) {
-                /* 1970-01-01 was a Thursday: Mondays are 4 days after a multiple of 7. */
-                int64_t offset = width == DAY_US ? 0 : 4 * DAY_US;
-                int64_t start = floor_div(p.from_us - offset, width) * width + offset;
-
-                for (int64_t b = start; b < p.to_us && r == 0 && n < MAX_BUCKETS; b += width, n++) {
+                for (int64_t b = start; b < p.to_us && r == 0; b += width) {
                         int64_t lo = b > p.from_us ? b : p.from_us;
                         int64_t hi = b + width < p.to_us ? b + width : p.to_us;
                         struct cube_query q = query_of(&p, lo, hi, false);
@@ -746,9 +791,9 @@ static int list(const struct api *api, const struct api_request *req, bool deplo
                 json_decref(l.items);
                 return bad_param(ret_body, "cursor", "is not one this API gave out");
         }
-        if (since && timefmt_parse(since, &since_us) < 0) {
+        if (since && (r = timefmt_parse(since, &since_us)) < 0) {
                 json_decref(l.items);
-                return bad_param(ret_body, "since", "must be an RFC 3339 time");
+                return bad_time(ret_body, "since", r);
         }
         if (since)
                 snprintf(since_buf, sizeof(since_buf), "%" PRId64, since_us);
@@ -811,8 +856,7 @@ static int services(const struct api *api, const struct api_request *req, json_t
 
         if (!l.items)
                 return reply_error(ret_body, 503, "unavailable", "Out of memory");
-        p.n_envs = split_list(req->cfg->production_environments, prod_buf, sizeof(prod_buf),
-                              p.envs, MAX_ENVS);
+        p.n_envs = production_list(req->cfg, prod_buf, sizeof(prod_buf), p.envs);
         env_array(&p, envs, sizeof(envs));
         c.params = params;
         r = list_query(api, &c, &err);
@@ -900,24 +944,6 @@ static int cmp_series(const void *a, const void *b) {
         return c ? c : strcmp(x->environment, y->environment);
 }
 
-/* A label value escaped as the text format wants (\\, \", \n). */
-static void label(char *out, size_t len, const char *v) {
-        size_t at = 0;
-
-        for (; *v && at + 3 < len; v++) {
-                if (*v == '\\' || *v == '"') {
-                        out[at++] = '\\';
-                        out[at++] = *v;
-                } else if (*v == '\n') {
-                        out[at++] = '\\';
-                        out[at++] = 'n';
-                } else {
-                        out[at++] = *v;
-                }
-        }
-        out[at] = '\0';
-}
-
 enum { G_DEPLOYMENTS, G_PER_DAY, G_LEAD_MEDIAN, G_LEAD_P90, G_CFR, G_RESTORE, G_RECOVERY,
        G_REWORK, G_CHANGES, G_INCIDENTS, G_FAILED, G_APPROVED_RATIO, G_APPROVED, G_UNAUTHORIZED,
        G_AUTO_CREATED, G_UNRECORDED, G_EMERGENCY, G_APPROVAL_LATENCY, _G_MAX };
@@ -996,82 +1022,172 @@ static double gauge_value(const struct metrics_figures *f, int g) {
         return NAN;
 }
 
-static int put(struct buf *b, const char *s) {
-        return buf_puts(b, s);
+/* GET /metrics as a stream: the figures of every series are summed up front (under the
+ * mirror's lock, on a read thread), their text is written as the client reads it, a line at
+ * a time, so the answer's size never lives in memory. */
+struct metric_labels {
+        char service[METRICS_LABEL_MAX], environment[METRICS_LABEL_MAX];
+};
+
+struct dora_metrics {
+        size_t n;                       /* series */
+        struct metric_labels *labels;
+        struct metrics_figures *figs;
+        struct buf tail;                /* the daemon's own counters, a few KB */
+        int gauge;                      /* the next line: of this gauge, */
+        size_t next;                    /* of this series; SIZE_MAX: its HELP and TYPE */
+        size_t tail_at;
+        char line[64 + 2 * METRICS_LABEL_MAX + 64];
+        size_t line_len, line_at;
+};
+
+struct dora_metrics *dora_metrics_free(struct dora_metrics *m) {
+        if (!m)
+                return NULL;
+        free(m->labels);
+        free(m->figs);
+        buf_free(&m->tail);
+        free(m);
+        return NULL;
 }
 
-/* The DORA gauges of every known (service, environment) over the last 30 days. */
-static int write_dora(const struct api *api, const struct config *cfg, struct buf *out,
-                      struct error *err) {
-        struct series_list l = { .n = 0 };
-        struct metrics_figures *figs = NULL;
+static void free_series(struct series_list *l) {
+        for (size_t i = 0; i < l->n; i++) {
+                free(l->items[i].service);
+                free(l->items[i].environment);
+        }
+        free(l->items);
+        *l = (struct series_list) { .n = 0 };
+}
+
+/* Sums the last 30 days of every series of l into figs (under the session's lock). */
+static int sum_series(struct session *s, const struct config *cfg,
+                      const struct series_list *l, struct metrics_figures *figs) {
         struct metrics_acc *acc = malloc(sizeof(*acc));
         const char *prod[MAX_ENVS];
-        char prod_buf[512], line[1200], svc[400], env[400];
-        size_t n_prod;
+        char prod_buf[MAX_ENV_LIST_BYTES + 1];
+        size_t n_prod = production_list(cfg, prod_buf, sizeof(prod_buf), prod);
         int64_t now = now_us();
+        int r = 0;
+
+        if (!acc)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->n && r == 0; i++) {
+                const char *envs[1] = { l->items[i].environment };
+                struct cube_query q = { .service = l->items[i].service, .envs = envs, .n_envs = 1,
+                                        .from_us = now - 30 * DAY_US, .to_us = now,
+                                        .cache = false };
+
+                for (size_t j = 0; j < n_prod; j++)
+                        q.unlinked |= strcmp(prod[j], envs[0]) == 0;
+                r = session_sum(s, &q, acc);
+                if (r == 0)
+                        metrics_figures(acc, 30 * 86400.0, &figs[i]);
+        }
+        free(acc);
+        return r;
+}
+
+/* The DORA figures of every known (service, environment) over the last 30 days, and their
+ * labels, into m. */
+static int load_dora(const struct api *api, const struct config *cfg, struct dora_metrics *m,
+                     struct error *err) {
+        struct series_list l = { .n = 0 };
         struct session s;
         int r;
 
-        if (!acc)
-                return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
-        n_prod = split_list(cfg->production_environments, prod_buf, sizeof(prod_buf), prod,
-                            MAX_ENVS);
         r = session_begin(&s, api);
         if (r < 0) {
                 *err = s.err;
-                free(acc);
                 return r;
         }
         cube_series(cube, add_series, &l);
         r = l.r;
         if (r == 0 && l.n) {
                 qsort(l.items, l.n, sizeof(*l.items), cmp_series);
-                figs = calloc(l.n, sizeof(*figs));
-                if (!figs)
+                m->figs = calloc(l.n, sizeof(*m->figs));
+                m->labels = malloc(l.n * sizeof(*m->labels));
+                if (!m->figs || !m->labels)
                         r = -ENOMEM;
         }
-        for (size_t i = 0; i < l.n && r == 0; i++) {
-                const char *envs[1] = { l.items[i].environment };
-                struct cube_query q = { .service = l.items[i].service, .envs = envs, .n_envs = 1,
-                                        .from_us = now - 30 * DAY_US, .to_us = now,
-                                        .cache = false };
-
-                for (size_t j = 0; j < n_prod; j++)
-                        q.unlinked |= strcmp(prod[j], envs[0]) == 0;
-                r = session_sum(&s, &q, acc);
-                if (r == 0)
-                        metrics_figures(acc, 30 * 86400.0, &figs[i]);
-        }
-        if (r < 0)
+        if (r == 0)
+                r = sum_series(&s, cfg, &l, m->figs);
+        if (r < 0 && r != -ENOMEM)
                 *err = s.err;
         session_end(&s);
-        if (r == -ENOMEM)
-                r = error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
-        for (int g = 0; g < _G_MAX && r == 0; g++) {
-                snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s gauge\n", gauges[g].name,
-                         gauges[g].help, gauges[g].name);
-                r = put(out, line);
-                for (size_t i = 0; i < l.n && r == 0; i++) {
-                        double v = gauge_value(&figs[i], g);
+        for (size_t i = 0; i < l.n && r == 0; i++) {
+                r = metrics_label(l.items[i].service, m->labels[i].service);
+                if (r == 0)
+                        r = metrics_label(l.items[i].environment, m->labels[i].environment);
+        }
+        if (r == 0)
+                m->n = l.n;
+        free_series(&l);
+        if (r == -ENOMEM || r == -EIO)
+                r = error_set(err, -r, "unavailable", NULL, r == -ENOMEM ? "Out of memory" :
+                              "The rollups could not be read");
+        return r;
+}
+
+/* Makes m->line the next line of the gauges; false after the last one. */
+static bool next_gauge_line(struct dora_metrics *m) {
+        while (m->gauge < _G_MAX) {
+                const struct gauge *g = &gauges[m->gauge];
+                int n;
+
+                if (m->next == SIZE_MAX) {
+                        n = snprintf(m->line, sizeof(m->line), "# HELP %s %s\n# TYPE %s gauge\n",
+                                     g->name, g->help, g->name);
+                        m->next = 0;
+                } else if (m->next < m->n) {
+                        size_t i = m->next++;
+                        double v = gauge_value(&m->figs[i], m->gauge);
 
                         if (isnan(v))
                                 continue;
-                        label(svc, sizeof(svc), l.items[i].service);
-                        label(env, sizeof(env), l.items[i].environment);
-                        snprintf(line, sizeof(line), "%s{service=\"%s\",environment=\"%s\"} %.17g\n",
-                                 gauges[g].name, svc, env, v);
-                        r = put(out, line);
+                        n = snprintf(m->line, sizeof(m->line),
+                                     "%s{service=\"%s\",environment=\"%s\"} %.17g\n", g->name,
+                                     m->labels[i].service, m->labels[i].environment, v);
+                } else {
+                        m->gauge++;
+                        m->next = SIZE_MAX;
+                        continue;
+                }
+                /* The line holds the longest name and two labels; a cut would be a bug. */
+                m->line_len = n > 0 && (size_t) n < sizeof(m->line) ? (size_t) n : 0;
+                m->line_at = 0;
+                return true;
+        }
+        return false;
+}
+
+size_t dora_metrics_read(struct dora_metrics *m, char *buf, size_t max) {
+        size_t out = 0;
+
+        while (out < max) {
+                size_t n;
+
+                if (m->line_at < m->line_len) {
+                        n = m->line_len - m->line_at < max - out ? m->line_len - m->line_at
+                                                                 : max - out;
+                        memcpy(buf + out, m->line + m->line_at, n);
+                        m->line_at += n;
+                        out += n;
+                } else if (!next_gauge_line(m)) {
+                        n = m->tail.len - m->tail_at < max - out ? m->tail.len - m->tail_at
+                                                                 : max - out;
+                        if (n)
+                                memcpy(buf + out, m->tail.data + m->tail_at, n);
+                        m->tail_at += n;
+                        out += n;
+                        break;
                 }
         }
-        for (size_t i = 0; i < l.n; i++) {
-                free(l.items[i].service);
-                free(l.items[i].environment);
-        }
-        free(l.items);
-        free(figs);
-        free(acc);
-        return r;
+        return out;
+}
+
+static int put(struct buf *b, const char *s) {
+        return buf_puts(b, s);
 }
 
 static int write_writer(const struct api *api, struct buf *out) {
@@ -1110,31 +1226,35 @@ static int write_writer(const struct api *api, struct buf *out) {
         return put(out, text);
 }
 
-int dora_metrics(const struct api *api, const struct api_request *req, char **ret_text,
-                 json_t **ret_error) {
+int dora_metrics(const struct api *api, const struct api_request *req,
+                 struct dora_metrics **ret_metrics, json_t **ret_error) {
         const char *token = req->cfg->api_token;
         struct error err = { 0 };
-        struct buf out;
+        struct dora_metrics *m;
         int r;
 
-        *ret_text = NULL;
+        *ret_metrics = NULL;
         if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0)
                 return reply_error(ret_error, 405, "method_not_allowed", "Use GET on this path");
         if (token && *token &&
             verify_token(verify_bearer(req->authorization), token, &err) < 0)
                 return reply_error(ret_error, 401, err.code, err.msg);
-        buf_init(&out, METRICS_MAX_BYTES);
-        r = write_dora(api, req->cfg, &out, &err);
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return reply_error(ret_error, 503, "unavailable", "Out of memory");
+        m->next = SIZE_MAX;
+        buf_init(&m->tail, METRICS_TAIL_MAX_BYTES);
+        r = load_dora(api, req->cfg, m, &err);
         if (r == 0)
-                r = stats_write(&out);
+                r = stats_write(&m->tail);
         if (r == 0)
-                r = write_writer(api, &out);
+                r = write_writer(api, &m->tail);
         if (r < 0) {
-                buf_free(&out);
+                dora_metrics_free(m);
+                if (!err.msg[0])
+                        error_set(&err, ENOMEM, "unavailable", NULL, "Out of memory");
                 return unavailable(ret_error, &err, "GET /metrics");
         }
-        *ret_text = buf_steal(&out);
-        if (!*ret_text)
-                *ret_text = strdup("");
-        return *ret_text ? 200 : reply_error(ret_error, 503, "unavailable", "Out of memory");
+        *ret_metrics = m;
+        return 200;
 }

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 struct api;
 struct api_request;
@@ -21,8 +22,17 @@ bool dora_path(const char *path);
  * sets *ret_body to a JSON document the caller owns (NULL only on OOM). Thread-safe. */
 int dora_handle(const struct api *api, const struct api_request *req, json_t **ret_body);
 
-/* GET /metrics (checks api_token itself). Returns the HTTP status with either *ret_text
- * (Prometheus text format, malloc'ed, the caller frees it) or *ret_error (a JSON error the
- * caller owns). Thread-safe. */
-int dora_metrics(const struct api *api, const struct api_request *req, char **ret_text,
-                 json_t **ret_error);
+/* GET /metrics (checks api_token itself). Returns the HTTP status with either *ret_metrics
+ * (the answer, to read with dora_metrics_read() and free with dora_metrics_free(); the
+ * caller owns it) or *ret_error (a JSON error the caller owns). The figures are summed
+ * here; the text is made as it is read, so its size is never held in memory. Thread-safe. */
+struct dora_metrics;
+int dora_metrics(const struct api *api, const struct api_request *req,
+                 struct dora_metrics **ret_metrics, json_t **ret_error);
+
+/* Writes the next at most max bytes of the Prometheus text into buf. Returns how many;
+ * 0 at the end. Not thread-safe on one answer (one reader at a time). */
+size_t dora_metrics_read(struct dora_metrics *m, char *buf, size_t max);
+
+/* NULL-safe; returns NULL. */
+struct dora_metrics *dora_metrics_free(struct dora_metrics *m);

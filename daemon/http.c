@@ -31,6 +31,7 @@
 #include "dora.h"
 #include "guard.h"
 #include "log.h"
+#include "readpool.h"
 #include "stats.h"
 #include "writer.h"
 
@@ -43,6 +44,7 @@ struct http {
         struct writer *writer;
         const struct api *api;
         struct guard *guard;            /* header deadline, lingering close (guard.h) */
+        struct readpool *reads;         /* answers the read API and /metrics */
 
         pthread_mutex_t lock;           /* guards the fields below and suspend/resume */
         pthread_cond_t idle;
@@ -75,7 +77,10 @@ struct request {
         unsigned status;                /* the status answered, once answered */
         bool verified;                  /* the credential was checked from the headers alone */
         bool linger;                    /* answered before its body was read */
+        struct read_job *read;          /* a read handed to the read threads */
 };
+
+static struct read_job *read_job_free(struct read_job *job);
 
 static bool is_json_media_type(const char *ct);
 
@@ -123,13 +128,13 @@ static enum MHD_Result queue(struct request *req, struct MHD_Connection *conn, u
         return ret;
 }
 
-static enum MHD_Result reply(struct request *req, struct MHD_Connection *conn, unsigned status,
-                             json_t *body) {
+/* Queues a JSON answer from text, its serialization (which this takes; NULL: out of
+ * memory, answered 503). Reads serialize on their own threads, then answer here. */
+static enum MHD_Result reply_text(struct request *req, struct MHD_Connection *conn,
+                                  unsigned status, char *text) {
         static const char fallback[] = "{\"error\":{\"code\":\"unavailable\",\"message\":\"Out of memory\"}}";
-        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         struct MHD_Response *resp;
 
-        json_decref(body);
         if (text)
                 resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
         else {
@@ -154,24 +159,39 @@ static enum MHD_Result reply(struct request *req, struct MHD_Connection *conn, u
         return queue(req, conn, status, resp);
 }
 
-/* GET /metrics: Prometheus text, or a JSON error. */
-static enum MHD_Result answer_metrics(struct request *req, struct MHD_Connection *conn,
-                                      const struct api_request *ar) {
-        json_t *error = NULL;
-        char *text = NULL;
-        int status = dora_metrics(req->http->api, ar, &text, &error);
-        struct MHD_Response *resp;
+static enum MHD_Result reply(struct request *req, struct MHD_Connection *conn, unsigned status,
+                             json_t *body) {
+        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 
-        if (!text)
-                return reply(req, conn, (unsigned) status, error);
-        resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        json_decref(body);
+        return reply_text(req, conn, status, text);
+}
+
+/* Hands libmicrohttpd the next piece of a /metrics answer, made as it is sent. */
+static ssize_t read_metrics(void *cls, uint64_t pos, char *buf, size_t max) {
+        size_t n = dora_metrics_read(cls, buf, max);
+
+        (void) pos;
+        return n ? (ssize_t) n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void free_metrics(void *cls) {
+        dora_metrics_free(cls);
+}
+
+/* GET /metrics: Prometheus text streamed (chunked) from m, which this takes. */
+static enum MHD_Result answer_metrics(struct request *req, struct MHD_Connection *conn,
+                                      struct dora_metrics *m) {
+        struct MHD_Response *resp = MHD_create_response_from_callback(
+                MHD_SIZE_UNKNOWN, 64 * 1024, read_metrics, m, free_metrics);
+
         if (!resp) {
-                free(text);
+                dora_metrics_free(m);
                 return MHD_NO;
         }
         (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                        "text/plain; version=0.0.4; charset=utf-8");
-        return queue(req, conn, (unsigned) status, resp);
+        return queue(req, conn, MHD_HTTP_OK, resp);
 }
 
 /* GET / (and HEAD): the dashboard page, which needs no token: it holds no data. */
@@ -684,6 +704,184 @@ static enum MHD_Result start_request(struct request *req, struct MHD_Connection 
         return hook ? start_hook(req, conn, method) : MHD_YES;
 }
 
+/* A read on its way through the read threads: a copy of what it needs of the request
+ * (the connection is suspended meanwhile, and its memory is libmicrohttpd's), then the
+ * answer, picked up by the HTTP thread once the connection is resumed. */
+struct read_arg {
+        char *name, *value;     /* value NULL for "?name" */
+};
+
+struct read_job {
+        struct readpool_job base;
+        struct http *http;
+        struct MHD_Connection *conn;
+        const struct config *cfg;
+        char *method, *path, *authorization;
+        struct read_arg *args;
+        size_t n_args, cap_args;
+        bool oom;
+        bool done;                      /* under http->lock */
+        int status;
+        char *text;                     /* the answer: a JSON body serialized (NULL: OOM), */
+        struct dora_metrics *metrics;   /* or a /metrics text */
+};
+
+static struct read_job *read_job_free(struct read_job *job) {
+        if (!job)
+                return NULL;
+        for (size_t i = 0; i < job->n_args; i++) {
+                free(job->args[i].name);
+                free(job->args[i].value);
+        }
+        free(job->args);
+        free(job->method);
+        free(job->path);
+        free(job->authorization);
+        free(job->text);
+        dora_metrics_free(job->metrics);
+        free(job);
+        return NULL;
+}
+
+static enum MHD_Result copy_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value) {
+        struct read_job *job = cls;
+        struct read_arg *a;
+
+        (void) kind;
+        if (!key || job->oom)
+                return MHD_YES;
+        if (job->n_args == job->cap_args) {
+                size_t cap = job->cap_args ? 2 * job->cap_args : 8;
+                struct read_arg *n = realloc(job->args, cap * sizeof(*n));
+
+                if (!n) {
+                        job->oom = true;
+                        return MHD_NO;
+                }
+                job->args = n;
+                job->cap_args = cap;
+        }
+        a = &job->args[job->n_args++];
+        *a = (struct read_arg) { strdup(key), value ? strdup(value) : NULL };
+        job->oom = !a->name || (value && !a->value);
+        return job->oom ? MHD_NO : MHD_YES;
+}
+
+static char *strdup_or_null(const char *s, bool *oom) {
+        char *d = s ? strdup(s) : NULL;
+
+        *oom |= s && !d;
+        return d;
+}
+
+/* The job of a read of url; NULL on OOM. */
+static struct read_job *read_job_new(struct request *req, struct MHD_Connection *conn,
+                                     const char *url, const char *method) {
+        struct read_job *job = calloc(1, sizeof(*job));
+
+        if (!job)
+                return NULL;
+        *job = (struct read_job) { .http = req->http, .conn = conn, .cfg = req->cfg };
+        job->method = strdup_or_null(method, &job->oom);
+        job->path = strdup_or_null(url, &job->oom);
+        job->authorization = strdup_or_null(
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                &job->oom);
+        (void) MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, copy_arg, job);
+        return job->oom ? read_job_free(job) : job;
+}
+
+/* A query argument of the job; the first of several, as libmicrohttpd's lookup gives. */
+static const char *job_arg(void *ctx, const char *name) {
+        const struct read_job *job = ctx;
+
+        for (size_t i = 0; i < job->n_args; i++)
+                if (strcmp(job->args[i].name, name) == 0)
+                        return job->args[i].value;
+        return NULL;
+}
+
+/* On a read thread: computes the answer, then resumes the connection to send it. */
+static void run_read(struct readpool_job *base, bool stopping) {
+        struct read_job *job = (struct read_job *) base;
+        struct http *h = job->http;
+        const struct api_request ar = {
+                .cfg = job->cfg, .method = job->method, .path = job->path,
+                .authorization = job->authorization, .arg = job_arg, .ctx = job,
+        };
+
+        json_t *body = NULL;
+
+        if (stopping) {
+                job->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+                body = doc_error("unavailable", "Shutting down; retry later");
+        } else if (strcmp(job->path, "/metrics") == 0) {
+                job->status = dora_metrics(h->api, &ar, &job->metrics, &body);
+        } else {
+                job->status = api_handle(h->api, &ar, &body);
+        }
+        /* Serialized here too: a large answer costs the HTTP thread only its sending. */
+        if (body)
+                job->text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        /* Resume under the lock the request was suspended under (see answer_api). */
+        pthread_mutex_lock(&h->lock);
+        job->done = true;
+        MHD_resume_connection(job->conn);
+        pthread_mutex_unlock(&h->lock);
+}
+
+/* Where an answer is computed: health probes and the static page on the HTTP thread (they
+ * are cheap, and must answer while reads queue), everything else on the read threads. */
+static bool is_read(const char *url) {
+        return strcmp(url, "/healthz") != 0 && strcmp(url, "/readyz") != 0 &&
+               !dashboard_path(url);
+}
+
+/* Hands the read to the read threads and suspends the connection until it is answered;
+ * a full queue is a 503 with Retry-After. */
+static enum MHD_Result submit_read(struct request *req, struct MHD_Connection *conn,
+                                   const char *url, const char *method) {
+        struct http *h = req->http;
+        struct read_job *job = read_job_new(req, conn, url, method);
+        int r;
+
+        if (!job)
+                return reply(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                             doc_error("unavailable", "Out of memory"));
+        job->base.run = run_read;
+        /* Suspend under the lock run_read resumes under, so a fast read cannot resume the
+         * connection before it is suspended. */
+        pthread_mutex_lock(&h->lock);
+        r = h->reads ? readpool_submit(h->reads, &job->base) : -ESHUTDOWN;
+        if (r == 0) {
+                req->read = job;
+                MHD_suspend_connection(conn);
+        }
+        pthread_mutex_unlock(&h->lock);
+        if (r == 0)
+                return MHD_YES;
+        read_job_free(job);
+        {
+                int suppressed;
+                bool pass;
+
+                pthread_mutex_lock(&h->lock);
+                pass = log_ratelimit_pass(&h->rejects, &suppressed);
+                pthread_mutex_unlock(&h->lock);
+                if (pass)
+                        log_warning("Refused a read of %s with 503: %s%s", url,
+                                    r == -EAGAIN ? "read_queue_max reads already wait"
+                                                 : "shutting down",
+                                    suppressed ? " (similar messages were suppressed)" : "");
+        }
+        return reply(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                     doc_error("unavailable", r == -EAGAIN
+                               ? "Too many reads waiting to be answered; retry later"
+                               : "Shutting down; retry later"));
+}
+
 static const char *query_arg(void *ctx, const char *name) {
         return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
 }
@@ -699,13 +897,24 @@ static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *co
                 .arg = query_arg,
                 .ctx = conn,
         };
+        struct read_job *job = req->read;
         json_t *body = NULL;
         int status;
 
-        if (strcmp(url, "/metrics") == 0)
-                return answer_metrics(req, conn, &ar);
+        if (job && job->done) { /* resumed by run_read: send what it made */
+                struct dora_metrics *m = job->metrics;
+                char *text = job->text;
+
+                job->metrics = NULL;
+                job->text = NULL;
+                if (m)
+                        return answer_metrics(req, conn, m);
+                return reply_text(req, conn, (unsigned) job->status, text);
+        }
         if (dashboard_path(url))
                 return answer_dashboard(req, conn, method);
+        if (is_read(url))
+                return submit_read(req, conn, url, method);
         status = api_handle(req->http->api, &ar, &body);
 
         return reply(req, conn, (unsigned) status, body);
@@ -803,6 +1012,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                 stats_request_done(req->status, stats_now_ns() - req->started_ns);
         buf_free(&req->body);
         delivery_free(req->delivery);
+        read_job_free(req->read);
         free(req);
         *con_cls = NULL;
         pthread_mutex_lock(&h->lock);
@@ -914,6 +1124,12 @@ int http_start(const struct http_options *o, struct http **ret_http, char *errbu
                          strerror(-r));
                 goto fail;
         }
+        r = readpool_new((unsigned) cfg->read_threads, (size_t) cfg->read_queue_max, &h->reads);
+        if (r < 0) {
+                snprintf(errbuf, errlen, "read_threads: cannot start %ld threads",
+                         cfg->read_threads);
+                goto fail;
+        }
         if (threads == 0)
                 threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 2;
         if (o->listen_fd < 0) {
@@ -947,6 +1163,7 @@ int http_start(const struct http_options *o, struct http **ret_http, char *errbu
         return 0;
 fail:
         h->guard = guard_stop(h->guard);
+        readpool_free(h->reads);
         pthread_mutex_destroy(&h->lock);
         pthread_mutex_destroy(&h->mhd_log_lock);
         pthread_cond_destroy(&h->idle);
@@ -961,6 +1178,7 @@ int http_listen_fd(struct http *h) {
 }
 
 bool http_drain(struct http *h, int timeout_ms) {
+        struct readpool *reads;
         struct timespec deadline;
         MHD_socket fd;
         bool idle;
@@ -981,13 +1199,21 @@ bool http_drain(struct http *h, int timeout_ms) {
                 if (pthread_cond_timedwait(&h->idle, &h->lock, &deadline) == ETIMEDOUT)
                         break;
         idle = h->in_flight == 0;
+        reads = h->reads;
+        h->reads = NULL;        /* later reads get 503 */
         pthread_mutex_unlock(&h->lock);
+        /* Reads still running finish (and resume their connections) while the writer and
+         * the database pool they use are still there; queued ones answer 503. */
+        readpool_free(reads);
         return idle;
 }
 
 struct http *http_stop(struct http *h) {
         if (!h)
                 return NULL;
+        /* Before the connections go (if http_drain did not): a read job resumes its
+         * connection when done. */
+        h->reads = readpool_free(h->reads);
         MHD_stop_daemon(h->mhd);
         h->guard = guard_stop(h->guard);        /* after every connection is closed */
         pthread_mutex_destroy(&h->lock);

@@ -11,6 +11,7 @@
 #define DETAIL_SLOTS 8
 #define SUM_CACHE 16
 #define DAY_TOKENS 64
+#define PAGE_DAYS 32            /* days are kept in pages that exist only where a row does */
 
 struct cell {
         int64_t rev;
@@ -20,11 +21,19 @@ struct cell {
         int32_t *hist[CUBE_HISTS];      /* into one allocation starting at hist[0] */
 };
 
+/* PAGE_DAYS consecutive days of one series. A series holds only the pages in which it has
+ * a row, so its memory follows the days with data, never the span from its first day to
+ * its last (two rows 130 years apart cost two pages). */
+struct page {
+        int32_t first_day;                      /* a multiple of PAGE_DAYS */
+        struct cell *cells[PAGE_DAYS];          /* [day - first_day], NULL where no row */
+};
+
 struct series {
         char *service, *environment;
-        int32_t first_day;
-        size_t n_days;
-        struct cell **cells;    /* [day - first_day], NULL where no row */
+        struct page **pages;    /* sorted by first_day */
+        size_t n_pages, cap_pages;
+        long next_of_service;   /* the next series of the same service, or -1 */
 };
 
 struct event {
@@ -57,6 +66,13 @@ struct cube {
         uint64_t xmin, gen, clock;
         struct series *series;
         size_t n_series, cap_series;
+        /* Open-addressing indexes (series index + 1, 0 empty; 2x the series at least):
+         * by (service, environment), and by service to its first series, so that looking a
+         * row up, or summing one service among 15,000, never walks every series. */
+        uint32_t *by_pair, *by_service;
+        size_t index_cap;
+        bool *match;            /* [n_series], all false between calls of cube_sum */
+        uint32_t *matched;      /* the series a query selects */
         uint64_t day_tokens[DAY_TOKENS];
         struct detail details[DETAIL_SLOTS];
         struct sum_entry sums[SUM_CACHE];
@@ -70,18 +86,28 @@ static void clear(struct cube *c) {
         for (size_t i = 0; i < c->n_series; i++) {
                 struct series *s = &c->series[i];
 
-                for (size_t d = 0; d < s->n_days; d++)
-                        if (s->cells[d]) {
-                                free(s->cells[d]->hist[0]);
-                                free(s->cells[d]);
-                        }
-                free(s->cells);
+                for (size_t p = 0; p < s->n_pages; p++) {
+                        for (size_t d = 0; d < PAGE_DAYS; d++)
+                                if (s->pages[p]->cells[d]) {
+                                        free(s->pages[p]->cells[d]->hist[0]);
+                                        free(s->pages[p]->cells[d]);
+                                }
+                        free(s->pages[p]);
+                }
+                free(s->pages);
                 free(s->service);
                 free(s->environment);
         }
         free(c->series);
         c->series = NULL;
         c->n_series = c->cap_series = 0;
+        free(c->by_pair);
+        free(c->by_service);
+        free(c->match);
+        free(c->matched);
+        c->by_pair = c->by_service = c->matched = NULL;
+        c->match = NULL;
+        c->index_cap = 0;
         for (size_t i = 0; i < DETAIL_SLOTS; i++) {
                 free(c->details[i].ev);
                 c->details[i] = (struct detail) { .used = false };
@@ -123,67 +149,178 @@ void cube_reset(struct cube *c, int64_t epoch) {
         c->xmin = 0;
 }
 
+static uint64_t hash_str(uint64_t h, const char *s) {
+        for (; *s; s++)
+                h = (h ^ (unsigned char) *s) * UINT64_C(1099511628211); /* FNV-1a */
+        return h;
+}
+
+static uint64_t hash_service(const char *service) {
+        return hash_str(UINT64_C(14695981039346656037), service);
+}
+
+static uint64_t hash_pair(const char *service, const char *environment) {
+        return hash_str(hash_service(service) * UINT64_C(1099511628211), environment);
+}
+
+/* The slot of (service, environment) in by_pair: its series, or the empty slot for it. */
+static uint32_t *pair_slot(const struct cube *c, const char *service, const char *environment) {
+        size_t mask = c->index_cap - 1, at = (size_t) hash_pair(service, environment) & mask;
+
+        for (;; at = (at + 1) & mask) {
+                uint32_t v = c->by_pair[at];
+
+                if (!v || (strcmp(c->series[v - 1].service, service) == 0 &&
+                           strcmp(c->series[v - 1].environment, environment) == 0))
+                        return &c->by_pair[at];
+        }
+}
+
+/* The slot of service in by_service: the first series of it, or the empty slot for it. */
+static uint32_t *service_slot(const struct cube *c, const char *service) {
+        size_t mask = c->index_cap - 1, at = (size_t) hash_service(service) & mask;
+
+        for (;; at = (at + 1) & mask) {
+                uint32_t v = c->by_service[at];
+
+                if (!v || strcmp(c->series[v - 1].service, service) == 0)
+                        return &c->by_service[at];
+        }
+}
+
+/* Rebuilds both indexes with room for cap series entries (a power of two). */
+static int reindex(struct cube *c, size_t cap) {
+        uint32_t *pair = calloc(cap, sizeof(*pair)), *svc = calloc(cap, sizeof(*svc));
+
+        if (!pair || !svc) {
+                free(pair);
+                free(svc);
+                return -ENOMEM;
+        }
+        free(c->by_pair);
+        free(c->by_service);
+        c->by_pair = pair;
+        c->by_service = svc;
+        c->index_cap = cap;
+        for (size_t i = 0; i < c->n_series; i++) {
+                const struct series *s = &c->series[i];
+                uint32_t *head = service_slot(c, s->service);
+
+                *pair_slot(c, s->service, s->environment) = (uint32_t) i + 1;
+                if (!*head) /* the chains keep their links; only their heads are indexed */
+                        *head = (uint32_t) i + 1;
+        }
+        return 0;
+}
+
 /* The series of (service, environment), made if missing; its index, or -ENOMEM. */
 static long find_series(struct cube *c, const char *service, const char *environment,
                         bool create) {
         struct series *s;
+        uint32_t *slot, *head;
 
-        for (size_t i = 0; i < c->n_series; i++)
-                if (strcmp(c->series[i].service, service) == 0 &&
-                    strcmp(c->series[i].environment, environment) == 0)
-                        return (long) i;
+        if (c->index_cap) {
+                slot = pair_slot(c, service, environment);
+                if (*slot)
+                        return (long) *slot - 1;
+        }
         if (!create)
                 return -ENOENT;
+        if (c->n_series >= UINT32_MAX - 1)
+                return -ENOMEM;
         if (c->n_series == c->cap_series) {
                 size_t cap = c->cap_series ? 2 * c->cap_series : 16;
                 struct series *n = realloc(c->series, cap * sizeof(*n));
+                bool *m = realloc(c->match, cap * sizeof(*m));
+                uint32_t *l;
 
-                if (!n)
+                if (n)
+                        c->series = n;
+                if (m)
+                        c->match = m;
+                if (!n || !m)
                         return -ENOMEM;
-                c->series = n;
+                l = realloc(c->matched, cap * sizeof(*l));
+                if (!l)
+                        return -ENOMEM;
+                c->matched = l;
                 c->cap_series = cap;
         }
+        if (2 * (c->n_series + 1) > c->index_cap &&
+            reindex(c, c->index_cap ? 2 * c->index_cap : 64) < 0)
+                return -ENOMEM;
         s = &c->series[c->n_series];
-        *s = (struct series) { .service = strdup(service), .environment = strdup(environment) };
+        *s = (struct series) { .service = strdup(service), .environment = strdup(environment),
+                               .next_of_service = -1 };
         if (!s->service || !s->environment) {
                 free(s->service);
                 free(s->environment);
                 return -ENOMEM;
         }
+        c->match[c->n_series] = false;
+        head = service_slot(c, service);
+        if (*head) { /* append to the service's chain, keeping the order series were made */
+                long last = (long) *head - 1;
+
+                while (c->series[last].next_of_service >= 0)
+                        last = c->series[last].next_of_service;
+                c->series[last].next_of_service = (long) c->n_series;
+        } else {
+                *head = (uint32_t) c->n_series + 1;
+        }
+        *pair_slot(c, service, environment) = (uint32_t) c->n_series + 1;
         return (long) c->n_series++;
 }
 
-/* The cell slot of day in s, growing the day range to hold it. */
-static struct cell **cell_slot(struct series *s, int32_t day) {
-        if (s->n_days == 0) {
-                s->cells = calloc(1, sizeof(*s->cells));
-                if (!s->cells)
-                        return NULL;
-                s->first_day = day;
-                s->n_days = 1;
-        } else if (day < s->first_day) {
-                size_t grow = (size_t) (s->first_day - day);
-                struct cell **n = calloc(s->n_days + grow, sizeof(*n));
+static int64_t floor_div(int64_t a, int64_t b) {
+        return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
 
-                if (!n)
-                        return NULL;
-                memcpy(n + grow, s->cells, s->n_days * sizeof(*n));
-                free(s->cells);
-                s->cells = n;
-                s->n_days += grow;
-                s->first_day = day;
-        } else if ((size_t) (day - s->first_day) >= s->n_days) {
-                size_t want = (size_t) (day - s->first_day) + 1;
-                size_t cap = want + 31; /* days come in order: grow a month at a time */
-                struct cell **n = realloc(s->cells, cap * sizeof(*n));
+static int32_t page_of(int64_t day) {
+        return (int32_t) (floor_div(day, PAGE_DAYS) * PAGE_DAYS);
+}
 
-                if (!n)
-                        return NULL;
-                memset(n + s->n_days, 0, (cap - s->n_days) * sizeof(*n));
-                s->cells = n;
-                s->n_days = cap;
+/* The index of the first page of s that starts at or after first_day. */
+static size_t page_lower_bound(const struct series *s, int64_t first_day) {
+        size_t a = 0, b = s->n_pages;
+
+        while (a < b) {
+                size_t m = a + (b - a) / 2;
+
+                if (s->pages[m]->first_day < first_day)
+                        a = m + 1;
+                else
+                        b = m;
         }
-        return &s->cells[day - s->first_day];
+        return a;
+}
+
+/* The cell slot of day in s, adding its page if missing; NULL on OOM. */
+static struct cell **cell_slot(struct series *s, int32_t day) {
+        int32_t first = page_of(day);
+        size_t at = page_lower_bound(s, first);
+        struct page *p;
+
+        if (at < s->n_pages && s->pages[at]->first_day == first)
+                return &s->pages[at]->cells[day - first];
+        if (s->n_pages == s->cap_pages) {
+                size_t cap = s->cap_pages ? 2 * s->cap_pages : 4;
+                struct page **n = realloc(s->pages, cap * sizeof(*n));
+
+                if (!n)
+                        return NULL;
+                s->pages = n;
+                s->cap_pages = cap;
+        }
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return NULL;
+        p->first_day = first;
+        /* Days mostly come in order: this is an append but for late rows. */
+        memmove(s->pages + at + 1, s->pages + at, (s->n_pages - at) * sizeof(*s->pages));
+        s->pages[at] = p;
+        s->n_pages++;
+        return &p->cells[day - first];
 }
 
 int cube_apply(struct cube *c, const struct cube_row *r) {
@@ -378,32 +515,31 @@ static char *sum_key(const struct cube_query *q) {
 }
 
 /* Sums the whole days [first, last) of the matching series into acc. */
-static void sum_days(const struct cube *c, const bool *match, int32_t first, int32_t last,
-                     struct metrics_acc *acc) {
-        for (size_t i = 0; i < c->n_series; i++) {
-                const struct series *s = &c->series[i];
-                int64_t lo, hi;
+static void sum_days(const struct cube *c, const uint32_t *matched, size_t n_matched,
+                     int32_t first, int32_t last, struct metrics_acc *acc) {
+        for (size_t i = 0; i < n_matched; i++) {
+                const struct series *s = &c->series[matched[i]];
 
-                if (!match[i] || !s->n_days)
-                        continue;
-                lo = first > s->first_day ? first : s->first_day;
-                hi = (int64_t) s->first_day + (int64_t) s->n_days;
-                if (last < hi)
-                        hi = last;
-                for (int64_t d = lo; d < hi; d++)
-                        if (s->cells[d - s->first_day])
-                                add_cell(acc, s->cells[d - s->first_day]);
+                for (size_t p = page_lower_bound(s, page_of(first));
+                     p < s->n_pages && s->pages[p]->first_day < last; p++) {
+                        const struct page *pg = s->pages[p];
+
+                        for (int d = 0; d < PAGE_DAYS; d++)
+                                if (pg->cells[d] && pg->first_day + d >= first &&
+                                    pg->first_day + d < last)
+                                        add_cell(acc, pg->cells[d]);
+                }
         }
 }
 
 /* Whole-day sum through the cache: 0, or -ENOMEM. */
-static int cached_days(struct cube *c, const struct cube_query *q, const bool *match,
+static int cached_days(struct cube *c, const struct cube_query *q, size_t n_matched,
                        int32_t first, int32_t last, struct metrics_acc *acc) {
         struct sum_entry *e = NULL, *victim = &c->sums[0];
         char *key;
 
         if (!q->cache) {
-                sum_days(c, match, first, last, acc);
+                sum_days(c, c->matched, n_matched, first, last, acc);
                 return 0;
         }
         key = sum_key(q);
@@ -433,7 +569,7 @@ static int cached_days(struct cube *c, const struct cube_query *q, const bool *m
                 return -ENOMEM;
         }
         memset(victim->acc, 0, sizeof(*victim->acc));
-        sum_days(c, match, first, last, victim->acc);
+        sum_days(c, c->matched, n_matched, first, last, victim->acc);
         free(victim->key);
         victim->key = key;
         victim->used = true;
@@ -445,13 +581,9 @@ static int cached_days(struct cube *c, const struct cube_query *q, const bool *m
         return 0;
 }
 
-static int64_t floor_div(int64_t a, int64_t b) {
-        return a / b - (a % b != 0 && (a < 0) != (b < 0));
-}
-
 /* Adds the events of day in [lo, hi) from the matching series. */
-static void sum_edge(struct cube *c, struct detail *d, const bool *match, int64_t lo,
-                     int64_t hi, struct metrics_acc *acc) {
+static void sum_edge(struct cube *c, struct detail *d, int64_t lo, int64_t hi,
+                     struct metrics_acc *acc) {
         size_t a = 0, b = d->n;
 
         while (a < b) { /* first event at or after lo */
@@ -463,9 +595,32 @@ static void sum_edge(struct cube *c, struct detail *d, const bool *match, int64_
                         b = m;
         }
         for (size_t i = a; i < d->n && d->ev[i].at_us < hi; i++)
-                if (d->ev[i].series < c->n_series && match[d->ev[i].series])
+                if (d->ev[i].series < c->n_series && c->match[d->ev[i].series])
                         add_event(acc, &d->ev[i]);
         d->last_use = ++c->clock;
+}
+
+/* Marks the series q selects in c->match and lists them in c->matched: only the chain of
+ * q's service when it names one. Returns how many; cube_sum clears the marks. */
+static size_t select_series(struct cube *c, const struct cube_query *q) {
+        size_t n = 0;
+
+        if (q->service) {
+                long i = c->index_cap ? (long) *service_slot(c, q->service) - 1 : -1;
+
+                for (; i >= 0; i = c->series[i].next_of_service)
+                        if (series_matches(&c->series[i], q)) {
+                                c->match[i] = true;
+                                c->matched[n++] = (uint32_t) i;
+                        }
+                return n;
+        }
+        for (size_t i = 0; i < c->n_series; i++)
+                if (series_matches(&c->series[i], q)) {
+                        c->match[i] = true;
+                        c->matched[n++] = (uint32_t) i;
+                }
+        return n;
 }
 
 int cube_sum(struct cube *c, const struct cube_query *q, struct metrics_acc *ret,
@@ -474,7 +629,7 @@ int cube_sum(struct cube *c, const struct cube_query *q, struct metrics_acc *ret
         int64_t last = floor_div(q->to_us, CUBE_DAY_US);
         int64_t edge_day[2] = { INT64_MIN, INT64_MIN }, edge_lo[2], edge_hi[2];
         struct detail *edge[2] = { NULL, NULL };
-        bool *match;
+        size_t n_matched;
         int r = 0;
 
         memset(ret, 0, sizeof(*ret));
@@ -497,22 +652,19 @@ int cube_sum(struct cube *c, const struct cube_query *q, struct metrics_acc *ret
                         return -ENOENT;
                 }
         }
-        match = calloc(c->n_series + 1, sizeof(*match));
-        if (!match)
-                return -ENOMEM;
-        for (size_t i = 0; i < c->n_series; i++)
-                match[i] = series_matches(&c->series[i], q);
+        n_matched = select_series(c, q);
         if (last > first)
-                r = cached_days(c, q, match, (int32_t) first, (int32_t) last, ret);
+                r = cached_days(c, q, n_matched, (int32_t) first, (int32_t) last, ret);
         for (int i = 0; i < 2 && r == 0; i++)
                 if (edge[i])
-                        sum_edge(c, edge[i], match, edge_lo[i], edge_hi[i], ret);
+                        sum_edge(c, edge[i], edge_lo[i], edge_hi[i], ret);
         for (int i = 0; i < 2; i++)
                 if (edge[i] && edge[i]->once) {
                         free(edge[i]->ev);
                         *edge[i] = (struct detail) { .used = false };
                 }
-        free(match);
+        for (size_t i = 0; i < n_matched; i++)
+                c->match[c->matched[i]] = false;
         return r;
 }
 

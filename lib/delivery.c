@@ -46,7 +46,9 @@ int delivery_normalize(struct delivery *d, json_t *doc, const struct normalize_o
                 r = d->source->normalize(doc, d->event, d->received_us, o, &d->events, &err);
         if (r == -ENOMEM)
                 return r;
-        d->over_limit = false;
+        /* A value past its bound: a time outside timefmt's range (the source said so), or an
+         * identifier over its maximum (event_list_check). */
+        d->over_limit = r == -ERANGE;
         if (r > 0 && event_list_check(&d->events, &err) < 0) {
                 d->over_limit = true;
                 r = -EBADMSG;

@@ -25,7 +25,8 @@ struct delivery {
          * thread so the writer only talks to the database). */
         const char *status;     /* "normalized", "ignored" or "error"; static string */
         char *error;            /* why it was ignored or failed, or NULL */
-        bool over_limit;        /* an identifier is over its maximum (event_list_check):
+        bool over_limit;        /* a value past its bound (a time outside timefmt's range, an
+                                 * identifier over its maximum: event_list_check):
                                  * status "error"; intake refuses it with 400 */
         struct event_list events;
 

@@ -104,3 +104,16 @@ struct metrics_figures {
 /* The figures of acc over a window of `seconds` seconds (> 0). */
 void metrics_figures(const struct metrics_acc *acc, double seconds,
                      struct metrics_figures *ret);
+
+/* Prometheus label values: METRICS_LABEL_MAX bytes with the NUL. A value written as it is
+ * takes at most METRICS_LABEL_KEEP bytes; any other (longer, or not UTF-8) is cut at a
+ * character boundary to at most METRICS_LABEL_KEEP bytes and ends with "~" and 24 hex digits
+ * of the SHA-256 of the whole value, so it is longer than any value written as it is, and
+ * two names sharing a long prefix stay two series. */
+#define METRICS_LABEL_MAX 256
+#define METRICS_LABEL_SUFFIX 25         /* "~" + 24 hex digits */
+#define METRICS_LABEL_KEEP (METRICS_LABEL_MAX - 1 - METRICS_LABEL_SUFFIX)
+
+/* Writes v as a label value (\\, \" and \n escaped; bytes that are not UTF-8 as U+FFFD)
+ * into out, by the rule above. Returns 0 or -EIO (no SHA-256). Thread-safe. */
+int metrics_label(const char *v, char out[METRICS_LABEL_MAX]) __attribute__((warn_unused_result));

@@ -176,6 +176,11 @@ int normalize_string(json_t *obj, const char *path, bool required, const char **
         return 0;
 }
 
+static int out_of_range(struct error *err, const char *path) {
+        return error_set(err, ERANGE, "invalid_payload", path, "%s is out of range: times go "
+                         TIMEFMT_RANGE_TEXT, path);
+}
+
 static int read_time(json_t *obj, const char *path, bool required, bool epoch, int64_t *ret,
                      struct error *err) {
         json_t *v;
@@ -187,7 +192,10 @@ static int read_time(json_t *obj, const char *path, bool required, bool epoch, i
         if (!v || json_is_null(v))
                 return required ? missing(err, path) : 0;
         if (json_is_string(v)) {
-                if (timefmt_parse(json_string_value(v), ret) < 0)
+                r = timefmt_parse(json_string_value(v), ret);
+                if (r == -ERANGE)
+                        return out_of_range(err, path);
+                if (r < 0)
                         return error_set(err, EBADMSG, "invalid_payload", path,
                                          "%s is not an RFC 3339 time", path);
                 return 0;
@@ -200,6 +208,10 @@ static int read_time(json_t *obj, const char *path, bool required, bool epoch, i
                         return error_set(err, EBADMSG, "invalid_payload", path,
                                          "%s is out of range", path);
                 *ret = n > 100000000000LL ? (int64_t) n * 1000 : (int64_t) n * 1000000;
+                if (!timefmt_in_range(*ret)) {
+                        *ret = TIME_UNSET;
+                        return out_of_range(err, path);
+                }
                 return 0;
         }
         return wrong_type(err, path, epoch ? "an RFC 3339 string or a number" :

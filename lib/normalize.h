@@ -54,7 +54,8 @@ bool normalize_in_list(const char *list, const char *value);
 int normalize_string(json_t *obj, const char *path, bool required, const char **ret,
                      struct error *err) __attribute__((warn_unused_result));
 
-/* A time as an RFC 3339 string. */
+/* A time as an RFC 3339 string. One outside timefmt's range (lib/timefmt.h) gives -ERANGE,
+ * which delivery_normalize() turns into a refusal. */
 int normalize_time(json_t *obj, const char *path, bool required, int64_t *ret,
                    struct error *err) __attribute__((warn_unused_result));
 

@@ -59,7 +59,7 @@ static unsigned days_in_month(int y, int m) {
 int timefmt_parse(const char *s, int64_t *ret_us) {
         const char *p = s;
         int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
-        int64_t frac = 0, scale = 1000000;
+        int64_t frac = 0, scale = 1000000, us;
 
         if (!s || !digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
             !digits(&p, 2, &d))
@@ -102,8 +102,11 @@ int timefmt_parse(const char *s, int64_t *ret_us) {
                 return -EINVAL;
         if (sec == 60)
                 sec = 59; /* a leap second is the last second of its minute */
-        *ret_us = ((timefmt_days_from_civil(y, (unsigned) mo, (unsigned) d) * 86400 + h * 3600 +
-                    mi * 60 + sec - sign * (oh * 3600 + om * 60)) * 1000000) + frac;
+        us = ((timefmt_days_from_civil(y, (unsigned) mo, (unsigned) d) * 86400 + h * 3600 +
+               mi * 60 + sec - sign * (oh * 3600 + om * 60)) * 1000000) + frac;
+        if (!timefmt_in_range(us))
+                return -ERANGE;
+        *ret_us = us;
         return 0;
 }
 

@@ -460,7 +460,42 @@ static void test_cube(void) {
         cube_free(c);
 }
 
+/* Label values: kept as they are when short; else cut at a character, never inside one,
+ * with a suffix that tells apart names sharing the prefix. */
+static void test_labels(void) {
+        char out[METRICS_LABEL_MAX], other[METRICS_LABEL_MAX], name[600];
+        size_t n;
+
+        CHECK(metrics_label("checkout", out) == 0);
+        CHECK_STR(out, "checkout");
+        CHECK(metrics_label("a\"b\\c\nd", out) == 0);
+        CHECK_STR(out, "a\\\"b\\\\c\\nd");
+        /* 229 ASCII bytes then 'é' (2 bytes): the cut falls before it, not inside it. */
+        memset(name, 'x', 229);
+        memcpy(name + 229, "\xc3\xa9\xc3\xa9", 5);
+        CHECK(metrics_label(name, out) == 0);
+        n = strlen(out);
+        CHECK(n <= METRICS_LABEL_MAX - 1 && n == 229 + METRICS_LABEL_SUFFIX);
+        CHECK(out[229] == '~');
+        /* The same prefix, another ending: another suffix. */
+        name[233] = 'z';
+        name[234] = '\0';
+        CHECK(metrics_label(name, other) == 0);
+        CHECK(strncmp(out, other, 230) == 0 && strcmp(out, other) != 0);
+        /* A value written as it is never looks like a cut one: those are longer. */
+        memset(name, 'y', METRICS_LABEL_KEEP);
+        name[METRICS_LABEL_KEEP] = '\0';
+        CHECK(metrics_label(name, out) == 0 && strlen(out) == METRICS_LABEL_KEEP);
+        name[METRICS_LABEL_KEEP] = 'y';
+        name[METRICS_LABEL_KEEP + 1] = '\0';
+        CHECK(metrics_label(name, out) == 0 && strlen(out) > METRICS_LABEL_KEEP);
+        /* Bytes that are not UTF-8 become U+FFFD, and mark the value as altered. */
+        CHECK(metrics_label("a\xff", out) == 0);
+        CHECK(strncmp(out, "a\xef\xbf\xbd~", 5) == 0);
+}
+
 int main(void) {
+        test_labels();
         test_bucket_bound();
         test_quantiles();
         test_merge();
