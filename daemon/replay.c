@@ -21,11 +21,16 @@
 #include "dora.h"
 #include "log.h"
 
-/* A chunk is one transaction: a few hundred deliveries, a few MiB of bodies (their text
- * is held twice, by libpq and by the deliveries, while the chunk is normalized), so memory
- * stays bounded and the writers' locks are held briefly. */
+/* A chunk is one transaction: up to a few hundred deliveries and a few MiB of bodies
+ * (their text is held twice, by libpq and by the deliveries, while the chunk is
+ * normalized), so memory stays bounded. It holds the writers' locks of its services while
+ * it runs, so a live delivery of one of them waits for it: its size follows its time,
+ * halved above CHUNK_SLOW_US and doubled below CHUNK_FAST_US. */
 #define CHUNK_DELIVERIES 200
+#define CHUNK_DELIVERIES_MIN 10
 #define CHUNK_BYTES (4u << 20)
+#define CHUNK_SLOW_US 250000
+#define CHUNK_FAST_US 60000
 #define SKIPPED_LISTED 100      /* the first ones listed; the rest only counted */
 #define JOB_ID_LEN 40
 
@@ -53,6 +58,7 @@ struct replay {
         size_t n_listed;
         int64_t started_us, finished_us;
         char message[256];              /* why it failed */
+        int64_t chunk_started;          /* CLOCK_MONOTONIC us; the job's thread's own */
 
         /* What the job's thread owns while it runs. */
         struct store *store;
@@ -64,6 +70,13 @@ static int64_t now_us(void) {
         struct timespec ts;
 
         clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t monotonic_us(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
@@ -129,10 +142,12 @@ static void on_started(void *ctx, int64_t total) {
         r->total = total;
         pthread_mutex_unlock(&r->lock);
         dora_data_changed();    /* the tables were emptied */
+        r->chunk_started = monotonic_us();
 }
 
-static bool on_progress(void *ctx, int64_t done) {
+static size_t on_progress(void *ctx, int64_t done, size_t chunk) {
         struct replay *r = ctx;
+        int64_t now = monotonic_us(), took = now - r->chunk_started;
         bool go;
 
         dora_data_changed();
@@ -140,7 +155,12 @@ static bool on_progress(void *ctx, int64_t done) {
         r->done = done;
         go = !r->stop;
         pthread_mutex_unlock(&r->lock);
-        return go;
+        r->chunk_started = now;
+        if (took > CHUNK_SLOW_US)
+                chunk = chunk / 2 > CHUNK_DELIVERIES_MIN ? chunk / 2 : CHUNK_DELIVERIES_MIN;
+        else if (took < CHUNK_FAST_US)
+                chunk = chunk * 2;      /* store_replay keeps it to CHUNK_DELIVERIES */
+        return go ? chunk : 0;
 }
 
 static void on_skipped(void *ctx, const char *delivery_id, const char *why) {

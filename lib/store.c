@@ -949,6 +949,7 @@ int store_replay(struct store *s, const struct store_model *m,
         size_t max_n = h->chunk_deliveries ? h->chunk_deliveries : 1;
         struct delivery **ds = calloc(max_n, sizeof(*ds));
         int64_t cursor = 0, last = 0, total = 0, done = 0;
+        size_t chunk = max_n;
         int r;
 
         if (!ds)
@@ -957,7 +958,7 @@ int store_replay(struct store *s, const struct store_model *m,
         if (r == 0 && h->started)
                 h->started(h->ctx, total);
         while (r == 0) {
-                int n = load_chunk(s, &cursor, last, max_n, h->chunk_bytes, ds, err);
+                int n = load_chunk(s, &cursor, last, chunk, h->chunk_bytes, ds, err);
 
                 if (n <= 0) {
                         r = n;
@@ -967,10 +968,15 @@ int store_replay(struct store *s, const struct store_model *m,
                 for (int i = 0; i < n; i++)
                         ds[i] = delivery_free(ds[i]);
                 done += n;
-                if (r == 0 && h->progress && !h->progress(h->ctx, done))
-                        r = error_set(err, ECANCELED, "unavailable", NULL,
-                                      "Stopped after %" PRId64 " of %" PRId64 " deliveries",
-                                      done, total);
+                if (r == 0 && h->progress) {
+                        chunk = h->progress(h->ctx, done, (size_t) n);
+                        if (chunk > max_n)
+                                chunk = max_n;
+                        if (chunk == 0)
+                                r = error_set(err, ECANCELED, "unavailable", NULL,
+                                              "Stopped after %" PRId64 " of %" PRId64
+                                              " deliveries", done, total);
+                }
         }
         free(ds);
         return r < 0 ? r : (int) (done < INT32_MAX ? done : INT32_MAX);

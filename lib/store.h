@@ -54,15 +54,16 @@ int store_save_batch(struct store *s, const struct store_model *m, struct delive
 
 /* How a replay goes (store_replay): its chunk sizes and what it tells its caller. */
 struct store_replay_hooks {
-        size_t chunk_deliveries;        /* deliveries per transaction at most */
+        size_t chunk_deliveries;        /* deliveries per transaction at most, and at first */
         size_t chunk_bytes;             /* their bodies' bytes at most (a larger one alone) */
         /* Re-derives d->events, d->status and d->error from d->body. Returns 0 or -ENOMEM. */
         int (*normalize)(struct delivery *d, void *ctx);
         /* Once the tables are empty: how many deliveries the replay covers. May be NULL. */
         void (*started)(void *ctx, int64_t total);
-        /* After each committed chunk, with the deliveries done so far; false stops the
-         * replay there. May be NULL. */
-        bool (*progress)(void *ctx, int64_t done);
+        /* After each committed chunk of `chunk` deliveries, with the deliveries done so far:
+         * returns how many the next chunk may hold (at most chunk_deliveries), or 0 to stop
+         * the replay there. May be NULL (chunks stay at chunk_deliveries). */
+        size_t (*progress)(void *ctx, int64_t done, size_t chunk);
         /* A delivery PostgreSQL refused to apply (or of a source this version lacks), with
          * why; the replay marks it error in events_raw and goes on. Borrowed strings. May
          * be NULL. */
