@@ -28,6 +28,7 @@
  * halved above CHUNK_SLOW_US and doubled below CHUNK_FAST_US. */
 #define CHUNK_DELIVERIES 200
 #define CHUNK_DELIVERIES_MIN 10
+#define CHUNK_DELIVERIES_FIRST 20      /* before any is timed */
 #define CHUNK_BYTES (4u << 20)
 #define CHUNK_SLOW_US 250000
 #define CHUNK_FAST_US 60000
@@ -188,6 +189,7 @@ static void *job_main(void *arg) {
         struct replay *r = arg;
         const struct store_replay_hooks hooks = {
                 .chunk_deliveries = CHUNK_DELIVERIES,
+                .chunk_first = CHUNK_DELIVERIES_FIRST,
                 .chunk_bytes = CHUNK_BYTES,
                 .normalize = normalize_stored,
                 .started = on_started,

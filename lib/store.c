@@ -949,7 +949,7 @@ int store_replay(struct store *s, const struct store_model *m,
         size_t max_n = h->chunk_deliveries ? h->chunk_deliveries : 1;
         struct delivery **ds = calloc(max_n, sizeof(*ds));
         int64_t cursor = 0, last = 0, total = 0, done = 0;
-        size_t chunk = max_n;
+        size_t chunk = h->chunk_first && h->chunk_first < max_n ? h->chunk_first : max_n;
         int r;
 
         if (!ds)

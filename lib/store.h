@@ -54,7 +54,8 @@ int store_save_batch(struct store *s, const struct store_model *m, struct delive
 
 /* How a replay goes (store_replay): its chunk sizes and what it tells its caller. */
 struct store_replay_hooks {
-        size_t chunk_deliveries;        /* deliveries per transaction at most, and at first */
+        size_t chunk_deliveries;        /* deliveries per transaction at most */
+        size_t chunk_first;             /* in the first one (0: chunk_deliveries) */
         size_t chunk_bytes;             /* their bodies' bytes at most (a larger one alone) */
         /* Re-derives d->events, d->status and d->error from d->body. Returns 0 or -ENOMEM. */
         int (*normalize)(struct delivery *d, void *ctx);
