@@ -771,17 +771,41 @@ static bool lock_timed_out(const PGresult *res) {
         return state && strcmp(state, "55P03") == 0;
 }
 
+/* How many deliveries have ids up to last; a count takes as long as the history. */
+static int count_upto(struct store *s, int64_t last, int64_t *ret, struct error *err) {
+        char upto[24];
+        const char *params[1] = { upto };
+        PGresult *res;
+        int r = exec_command(s, "BEGIN; SET LOCAL statement_timeout = 0", err);
+
+        if (r < 0)
+                return r;
+        snprintf(upto, sizeof(upto), "%" PRId64, last);
+        res = PQexecParams(s->conn, "SELECT count(*) FROM events_raw WHERE id <= $1", 1, NULL,
+                           params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK)
+                *ret = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        else
+                r = pg_error(err, s->conn, "Counting deliveries");
+        PQclear(res);
+        (void) exec_command(s, r < 0 ? "ROLLBACK" : "COMMIT", NULL);
+        return r;
+}
+
 /* Empties the normalized tables and reads the range to replay: every delivery committed
  * by then (the writers apply what commits later themselves, on the emptied tables). The
  * TRUNCATE waits for a lock that every writer's transaction queues behind, so each try
- * waits 1 s at most (a long read holding the tables), not the whole intake. */
+ * waits 1 s at most (a long read holding the tables), not the whole intake; and what it
+ * holds the lock for is O(1): dl_rollups is truncated with the rest (its trigger would
+ * otherwise DELETE every row), and the count comes after. */
 static int replay_reset(struct store *s, int64_t *ret_last, int64_t *ret_total,
                         struct error *err) {
         static const char sql[] =
                 "BEGIN; SET LOCAL lock_timeout = '1s'; "
                 "TRUNCATE deployment_changes, deployment_commits, incidents, deployments, "
-                "service_environments, changes, change_requests, change_request_history; "
-                "SELECT coalesce(max(id), 0), count(*) FROM events_raw";
+                "service_environments, changes, change_requests, change_request_history, "
+                "dl_rollups; "
+                "SELECT coalesce(max(id), 0) FROM events_raw";
 
         for (int attempt = 1;; attempt++) {
                 PGresult *res = PQexec(s->conn, sql);
@@ -789,9 +813,9 @@ static int replay_reset(struct store *s, int64_t *ret_last, int64_t *ret_total,
 
                 if (PQresultStatus(res) == PGRES_TUPLES_OK) {
                         *ret_last = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-                        *ret_total = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
                         PQclear(res);
-                        return exec_command(s, "COMMIT", err);
+                        r = exec_command(s, "COMMIT", err);
+                        return r < 0 ? r : count_upto(s, *ret_last, ret_total, err);
                 }
                 if (!lock_timed_out(res) || attempt == REPLAY_TRUNCATE_TRIES)
                         r = pg_error(err, s->conn, "Emptying the normalized tables");
