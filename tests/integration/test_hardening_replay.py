@@ -4,6 +4,7 @@ keep answering; a stored delivery it cannot apply is skipped and listed; a body'
 element count is bounded (max_json_elements), at intake and in a replay, whose memory stays
 bounded too."""
 import os
+import signal
 import time
 
 from conftest import (assert_accepted, assert_error, daemon_binary, generic_body,
@@ -281,3 +282,21 @@ def test_replay_memory_stays_bounded_with_huge_bodies(pg, daemon):
     errors = db.query("SELECT error FROM events_raw WHERE delivery_id LIKE 'many-%'")
     assert len(errors) == 40 and all("max_json_elements" in e[0] for e in errors), errors[:2]
     assert int(db.scalar("SELECT count(*) FROM deployments")) == 400
+
+
+def test_sigterm_stops_a_running_replay_after_its_chunk(pg, daemon):
+    """A daemon told to stop during a replay stops it after the current chunk and exits 0
+    in time; what it committed stays, and the next replay rebuilds everything."""
+    db = pg.new_db("replay_sigterm")
+    d = daemon(database=db, admin_token=ADMIN_TOKEN)
+    store_deliveries(db, 3000)
+    start_replay(d)
+    wait_until(lambda: replay_state(d)["done"] > 0, 60, what="a first chunk")
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit() == 0, d.log()
+    assert "failed: Stopped after" in d.log(), d.log()
+    applied = int(db.scalar("SELECT count(*) FROM deployments"))
+    assert 0 < applied < 3000, applied
+    again = daemon(database=db, admin_token=ADMIN_TOKEN)
+    assert wait_replay(again, start_replay(again))["status"] == "done"
+    assert int(db.scalar("SELECT count(*) FROM deployments")) == 3000
