@@ -19,6 +19,7 @@
 #include "dbpool.h"
 #include "dora.h"
 #include "log.h"
+#include "replay.h"
 #include "writer.h"
 
 #define LIST_LIMIT_DEFAULT 50
@@ -175,47 +176,13 @@ static bool authorized(const char *tokens, const struct api_request *req, json_t
         return false;
 }
 
-struct replay_ctx {
-        struct normalize_options options;
-        struct store_model model;
-        int replayed;
-};
-
-static int normalize_stored(struct delivery *d, void *ctx) {
-        return delivery_normalize(d, NULL, &((struct replay_ctx *) ctx)->options);
-}
-
-static int replay_all(struct store *s, void *ctx, struct error *err) {
-        struct replay_ctx *c = ctx;
-        int r = store_replay(s, &c->model, normalize_stored, c, err);
-
-        if (r >= 0)
-                c->replayed = r;
-        return r < 0 ? r : 0;
-}
-
-/* POST /api/v1/replay: re-derives every normalized table from events_raw, e.g. after an
- * upgrade changed a parser or a setting such as service_map changed. */
+/* /api/v1/replay: POST starts re-deriving every normalized table from events_raw (e.g.
+ * after an upgrade changed a parser, or service_map changed) as a background job
+ * (daemon/replay.h); GET says how the current or last one goes. */
 static int replay(const struct api *api, const struct api_request *req, json_t **ret_body) {
-        struct replay_ctx c = {
-                .options = config_normalize_options(req->cfg),
-                .model = { req->cfg->production_environments,
-                           req->cfg->incident_link_window_hours },
-        };
-        struct error err = { 0 };
-        int r;
-
-        log_notice("Replaying every stored delivery");
-        r = api_with_store(api, replay_all, &c, &err);
-        if (r < 0) {
-                log_error("Failed to replay deliveries: %s", err.msg);
-                return reply_error(ret_body, 503, "unavailable", err.msg[0] ? err.msg
-                                                                            : "Out of memory");
-        }
-        log_notice("Replayed %d deliveries", c.replayed);
-        dora_data_changed();
-        *ret_body = json_pack("{s:s,s:i}", "status", "replayed", "deliveries", c.replayed);
-        return 200;
+        if (strcmp(req->method, "POST") == 0)
+                return replay_start(api->replay, req->cfg, ret_body);
+        return replay_status(api->replay, ret_body);
 }
 
 int api_handle(const struct api *api, const struct api_request *req, json_t **ret_body) {
@@ -223,9 +190,9 @@ int api_handle(const struct api *api, const struct api_request *req, json_t **re
         int status;
 
         if (strcmp(req->path, "/api/v1/replay") == 0) {
-                if (strcmp(req->method, "POST") != 0)
+                if (strcmp(req->method, "POST") != 0 && !get)
                         return reply_error(ret_body, 405, "method_not_allowed",
-                                           "Use POST on this path");
+                                           "Use GET or POST on this path");
                 if (!req->cfg->admin_token || !*req->cfg->admin_token)
                         return reply_error(ret_body, 401, "bad_token",
                                            "admin_token is not configured, so admin endpoints "

@@ -7,11 +7,13 @@
 
 struct config;
 struct dbpool;
+struct replay;
 struct writer;
 
 struct api {
         struct dbpool *pool;
         struct writer *writer;
+        struct replay *replay;          /* the /api/v1/replay job (daemon/replay.h) */
 };
 
 struct api_request {

@@ -50,6 +50,9 @@ static const struct key keys[] = {
           "directory for the on-disk spool", RESTART },
         { "max_body_bytes", KEY_SIZE, "1048576", OFF(max_body_bytes), 1, 256L << 20, NULL,
           "largest webhook body accepted; a larger one gets 413", LIVE },
+        { "max_json_elements", KEY_LONG, "50000", OFF(max_json_elements), 100, 10000000, NULL,
+          "most JSON values a body may hold (bounds the cost of its parse); more is a 400",
+          LIVE },
         { "github_secret", KEY_SECRET, NULL, OFF(github_secret), 0, 0, NULL,
           "GitHub webhook secret(s), comma-separated while rotating", LIVE },
         { "gitlab_token", KEY_SECRET, NULL, OFF(gitlab_token), 0, 0, NULL,
@@ -516,6 +519,7 @@ struct normalize_options config_normalize_options(const struct config *cfg) {
                 .change_key_projects = cfg->change_key_projects,
                 .jenkins_deploy_pattern = cfg->jenkins_deploy_pattern,
                 .jenkins_environment_param = cfg->jenkins_environment_param,
+                .max_json_elements = (size_t) cfg->max_json_elements,
         };
 }
 

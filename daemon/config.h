@@ -22,6 +22,7 @@ struct config {
         char *db;                       /* libpq conninfo or URI */
         char *spool_dir;
         size_t max_body_bytes;
+        long max_json_elements;         /* values per body at most (lib/doc.h) */
         char *github_secret;
         char *gitlab_token;
         char *jira_secret;

@@ -391,7 +391,7 @@ static enum MHD_Result take_delivery(struct request *req, struct MHD_Connection 
          * happens, the answer included: identify() and normalize() copy out what they keep,
          * and nothing after them needs the tree. */
         arena_begin(&arena, DELIVERY_ARENA_BLOCK(hr.body_len), ARENA_CAP_MAX);
-        r = doc_parse(hr.body, hr.body_len, &doc, &err);
+        r = doc_parse_bounded(hr.body, hr.body_len, (size_t) cfg->max_json_elements, &doc, &err);
         if (r == 0)
                 r = req->source->identify(&hr, doc, &d->delivery_id, &d->event, &err);
         if (r == 0) {

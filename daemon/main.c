@@ -28,6 +28,7 @@
 #include "dbpool.h"
 #include "http.h"
 #include "log.h"
+#include "replay.h"
 #include "writer.h"
 
 #ifdef DORALOOP_FAULT_INJECTION
@@ -654,6 +655,7 @@ int main(int argc, char **argv) {
         struct config *cfg = NULL;
         struct service s = { .argc = argc, .argv = argv, .healthy = true };
         struct dbpool *pool = NULL;
+        struct replay *replay = NULL;
         struct http *http = NULL;
         struct api api;
         char errbuf[512], *conninfo = NULL;
@@ -728,7 +730,12 @@ int main(int argc, char **argv) {
                 log_error("Out of memory");
                 goto out;
         }
-        api = (struct api) { .pool = pool, .writer = s.writer };
+        replay = replay_new(conninfo);
+        if (!replay) {
+                log_error("Out of memory");
+                goto out;
+        }
+        api = (struct api) { .pool = pool, .writer = s.writer, .replay = replay };
         listen_fd = inherited_listener();
         if (http_start(&(struct http_options) { .live = s.live, .writer = s.writer,
                                                 .api = &api, .listen_fd = listen_fd },
@@ -783,6 +790,7 @@ out:
          * resumes the connections it wakes before MHD closes them. */
         s.writer = writer_stop(s.writer);
         http = http_stop(http);
+        replay = replay_free(replay);   /* after HTTP: no handler uses it; waits one chunk */
         pool = dbpool_free(pool);
         free(conninfo);
         s.live = config_live_free(s.live);

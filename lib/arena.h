@@ -17,7 +17,9 @@ struct arena {
 };
 
 /* The largest arena scope, whatever the caller asks: bodies may be up to max_body_bytes
- * (256 MiB at most), and a tree takes ~4x its text; beyond this malloc serves the rest. */
+ * (256 MiB at most), and a tree takes ~4x its text, or ~224 bytes a value for the densest
+ * text (empty objects), which max_json_elements bounds (lib/doc.h: ~11 MB at the default);
+ * beyond this malloc serves the rest. */
 #define ARENA_CAP_MAX (4u << 20)
 
 /* Makes jansson allocate through arena_malloc/arena_free, process-wide. Call once, before

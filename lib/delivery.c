@@ -9,6 +9,7 @@
 #include "arena.h"
 #include "doc.h"
 #include "error.h"
+#include "normalize.h"
 #include "source.h"
 
 struct delivery *delivery_free(struct delivery *d) {
@@ -36,7 +37,7 @@ int delivery_normalize(struct delivery *d, json_t *doc, const struct normalize_o
                 /* Our own tree lives in an arena scope and dies before we return: the rows
                  * own copies of every string they keep. */
                 arena_begin(&arena, DELIVERY_ARENA_BLOCK(d->body_len), ARENA_CAP_MAX);
-                r = doc_parse(d->body, d->body_len, &doc, &err);
+                r = doc_parse_bounded(d->body, d->body_len, o->max_json_elements, &doc, &err);
                 if (r == 0)
                         r = d->source->normalize(doc, d->event, d->received_us, o, &d->events,
                                                  &err);

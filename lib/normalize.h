@@ -26,6 +26,7 @@ struct normalize_options {
         const char *change_key_projects;        /* Jira project keys of change requests */
         const char *jenkins_deploy_pattern;     /* job names containing it deploy */
         const char *jenkins_environment_param;  /* build parameter naming the environment */
+        size_t max_json_elements;               /* a body's values at most; 0: doc.h's default */
 };
 
 /* Says why a delivery is not used (err->msg, shown in GET /api/v1/deliveries) and returns

@@ -681,10 +681,15 @@ static bool applies(const struct delivery *d, bool replay) {
         return replay || !d->duplicate;
 }
 
-/* Each delivery's rows (a replay first updates its status), the refresh of the rollups
- * they touched and, live, COMMIT, up to a sync point. Returns 0 or -errno. */
+/* Each delivery's rows (a replay first takes the writers' locks, since it runs beside
+ * them, and updates each delivery's status), the refresh of the rollups they touched and,
+ * live, COMMIT, up to a sync point. Returns the number of locks sent, or -errno. */
 static int send_rows(struct store *s, struct delivery *const *ds, size_t n,
                      const struct model_params *mp, bool replay) {
+        int n_locks = replay ? send_locks(s, ds, n) : 0;
+
+        if (n_locks < 0)
+                return n_locks;
         for (size_t i = 0; i < n; i++) {
                 const struct delivery *d = ds[i];
 
@@ -706,15 +711,17 @@ static int send_rows(struct store *s, struct delivery *const *ds, size_t n,
                 return -EIO;
         if (!replay && !PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))
                 return -EIO;
-        return PQpipelineSync(s->conn) == 1 ? 0 : -EIO;
+        return PQpipelineSync(s->conn) == 1 ? n_locks : -EIO;
 }
 
 /* Reads what send_rows() sent. Returns 0 or a negative errno (err filled from the first
  * failure). */
 static int read_rows(struct store *s, struct delivery *const *ds, size_t n, bool replay,
-                     struct error *err) {
+                     int n_locks, struct error *err) {
         int r = 0;
 
+        for (int i = 0; i < n_locks; i++)
+                read_one(s, PGRES_TUPLES_OK, &r, err);
         for (size_t i = 0; i < n; i++) {
                 if (replay)
                         read_one(s, PGRES_COMMAND_OK, &r, err); /* status update */
@@ -759,7 +766,7 @@ static int run_batch(struct store *s, const struct store_model *m, struct delive
                 sent = send_rows(s, ds, n, &mp, replay);
                 if (sent < 0)
                         goto send_failed;
-                r = read_rows(s, ds, n, replay, err);
+                r = read_rows(s, ds, n, replay, sent, err);
         }
         free(mp.production);
         if (PQexitPipelineMode(s->conn) != 1 && r == 0)
@@ -782,22 +789,137 @@ int store_save_batch(struct store *s, const struct store_model *m, struct delive
         return run_batch(s, m, ds, n, false, err);
 }
 
-#define REPLAY_CHUNK 500
+/* ------------------------------------------------------------------ replay */
 
-/* Loads up to REPLAY_CHUNK stored deliveries after *last_id into ds. Returns how many. */
-static int load_chunk(struct store *s, int64_t *last_id, struct delivery **ds,
+/* The session advisory lock that makes a replay one at a time across every daemon on the
+ * database (a two-key lock: no clash with the migrations' one-key lock, nor with
+ * lock_service's (7250, hash) keys). */
+#define REPLAY_LOCK_SQL "7251, 0"
+#define REPLAY_APP_PREFIX "doraloop replay "
+#define REPLAY_TRUNCATE_TRIES 60        /* of lock_timeout each: a minute at most */
+
+int store_replay_lock(struct store *s, const char *job, char *ret_holder, size_t holder_len,
                       struct error *err) {
-        char after[24];
-        const char *params[1] = { after };
+        char app[64];
+        const char *params[1] = { app };
+        PGresult *res;
+        int r;
+
+        /* The job's name rides on application_name, so another daemon refused the lock
+         * can say which job holds it. */
+        snprintf(app, sizeof(app), REPLAY_APP_PREFIX "%s", job);
+        r = exec_params(s, "SELECT set_config('application_name', $1, false)", 1, params, err);
+        if (r < 0)
+                return r;
+        res = PQexec(s->conn, "SELECT pg_try_advisory_lock(" REPLAY_LOCK_SQL ")");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                r = pg_error(err, s->conn, "Taking the replay lock");
+                PQclear(res);
+                return r;
+        }
+        r = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+        if (r || !ret_holder || !holder_len)
+                return r;
+        snprintf(ret_holder, holder_len, "%s", "");
+        res = PQexec(s->conn, "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+                              "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+                              "AND l.classid = 7251 AND l.objid = 0 AND l.objsubid = 2 "
+                              "AND l.database = (SELECT oid FROM pg_database "
+                              "WHERE datname = current_database())");
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0 &&
+            strncmp(PQgetvalue(res, 0, 0), REPLAY_APP_PREFIX, strlen(REPLAY_APP_PREFIX)) == 0)
+                snprintf(ret_holder, holder_len, "%s",
+                         PQgetvalue(res, 0, 0) + strlen(REPLAY_APP_PREFIX));
+        PQclear(res);
+        return 0;
+}
+
+/* Whether the failure of res is a wait that ran out (lock_timeout), worth another try. */
+static bool lock_timed_out(const PGresult *res) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+        return state && strcmp(state, "55P03") == 0;
+}
+
+/* How many deliveries have ids up to last; a count takes as long as the history. */
+static int count_upto(struct store *s, int64_t last, int64_t *ret, struct error *err) {
+        char upto[24];
+        const char *params[1] = { upto };
+        PGresult *res;
+        int r = exec_command(s, "BEGIN; SET LOCAL statement_timeout = 0", err);
+
+        if (r < 0)
+                return r;
+        snprintf(upto, sizeof(upto), "%" PRId64, last);
+        res = PQexecParams(s->conn, "SELECT count(*) FROM events_raw WHERE id <= $1", 1, NULL,
+                           params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK)
+                *ret = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        else
+                r = pg_error(err, s->conn, "Counting deliveries");
+        PQclear(res);
+        (void) exec_command(s, r < 0 ? "ROLLBACK" : "COMMIT", NULL);
+        return r;
+}
+
+/* Empties the normalized tables and reads the range to replay: every delivery committed
+ * by then (the writers apply what commits later themselves, on the emptied tables). The
+ * TRUNCATE waits for a lock that every writer's transaction queues behind, so each try
+ * waits 1 s at most (a long read holding the tables), not the whole intake; and what it
+ * holds the lock for is O(1): dl_rollups is truncated with the rest (its trigger would
+ * otherwise DELETE every row), and the count comes after. */
+static int replay_reset(struct store *s, int64_t *ret_last, int64_t *ret_total,
+                        struct error *err) {
+        static const char sql[] =
+                "BEGIN; SET LOCAL lock_timeout = '1s'; "
+                "TRUNCATE deployment_changes, deployment_commits, incidents, deployments, "
+                "service_environments, changes, change_requests, change_request_history, "
+                "dl_rollups; "
+                "SELECT coalesce(max(id), 0) FROM events_raw";
+
+        for (int attempt = 1;; attempt++) {
+                PGresult *res = PQexec(s->conn, sql);
+                int r = 0;
+
+                if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+                        *ret_last = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+                        PQclear(res);
+                        r = exec_command(s, "COMMIT", err);
+                        return r < 0 ? r : count_upto(s, *ret_last, ret_total, err);
+                }
+                if (!lock_timed_out(res) || attempt == REPLAY_TRUNCATE_TRIES)
+                        r = pg_error(err, s->conn, "Emptying the normalized tables");
+                PQclear(res);
+                (void) exec_command(s, "ROLLBACK", NULL);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* Loads the next chunk after *cursor (up to `last`): at most max_n deliveries whose bodies
+ * add up to at most max_bytes, though always the first one whatever its size. The sizes
+ * come from the TOAST headers, so the bodies left out are never read. Returns how many
+ * went into ds (0 at the end), or -EIO / -ENOMEM. */
+static int load_chunk(struct store *s, int64_t *cursor, int64_t last, size_t max_n,
+                      size_t max_bytes, struct delivery **ds, struct error *err) {
+        char after[24], upto[24], n_text[24], bytes_text[24];
+        const char *params[4] = { after, upto, n_text, bytes_text };
         PGresult *res;
         int n;
 
-        snprintf(after, sizeof(after), "%" PRId64, *last_id);
+        snprintf(after, sizeof(after), "%" PRId64, *cursor);
+        snprintf(upto, sizeof(upto), "%" PRId64, last);
+        snprintf(n_text, sizeof(n_text), "%zu", max_n);
+        snprintf(bytes_text, sizeof(bytes_text), "%zu", max_bytes);
         res = PQexecParams(s->conn,
-                           "SELECT id, source, delivery_id, event, body, "
-                           "(extract(epoch FROM received_at) * 1000000)::bigint "
-                           "FROM events_raw WHERE id > $1 ORDER BY id LIMIT "
-                           "500", 1, NULL, params, NULL, NULL, 0);
+                           "WITH c AS (SELECT id, octet_length(body) AS len FROM events_raw "
+                           "WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3), "
+                           "w AS (SELECT id, sum(len) OVER (ORDER BY id) - len AS before FROM c) "
+                           "SELECT e.id, e.source, e.delivery_id, e.event, e.body, "
+                           "(extract(epoch FROM e.received_at) * 1000000)::bigint "
+                           "FROM w JOIN events_raw e USING (id) WHERE w.before < $4::bigint "
+                           "ORDER BY e.id", 4, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
                 n = pg_error(err, s->conn, "Reading deliveries");
                 PQclear(res);
@@ -807,67 +929,152 @@ static int load_chunk(struct store *s, int64_t *last_id, struct delivery **ds,
         for (int i = 0; i < n; i++) {
                 struct delivery *d = calloc(1, sizeof(*d));
 
-                if (!d) {
+                if (d) {
+                        d->raw_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+                        d->source = source_find(PQgetvalue(res, i, 1));
+                        d->delivery_id = strdup(PQgetvalue(res, i, 2));
+                        d->event = strdup(PQgetvalue(res, i, 3));
+                        d->body_len = (size_t) PQgetlength(res, i, 4);
+                        d->body = strdup(PQgetvalue(res, i, 4));
+                        d->received_us = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+                }
+                if (!d || !d->delivery_id || !d->event || !d->body) {
+                        delivery_free(d);
                         for (int j = 0; j < i; j++)
                                 ds[j] = delivery_free(ds[j]);
                         PQclear(res);
                         return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
                 }
-                d->raw_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-                d->source = source_find(PQgetvalue(res, i, 1));
-                d->delivery_id = strdup(PQgetvalue(res, i, 2));
-                d->event = strdup(PQgetvalue(res, i, 3));
-                d->body_len = (size_t) PQgetlength(res, i, 4);
-                d->body = strdup(PQgetvalue(res, i, 4));
-                d->received_us = strtoll(PQgetvalue(res, i, 5), NULL, 10);
                 ds[i] = d;
-                *last_id = d->raw_id;
+                *cursor = d->raw_id;
         }
         PQclear(res);
         return n;
 }
 
-int store_replay(struct store *s, const struct store_model *m,
-                 int (*normalize)(struct delivery *d, void *ctx), void *ctx, struct error *err) {
-        struct delivery *ds[REPLAY_CHUNK];
-        int64_t last_id = 0;
-        int r, total = 0;
+/* Applies n deliveries in one transaction of their own; a deadlock with a writer is tried
+ * again. Returns 0, or run_batch's error with the transaction rolled back. */
+static int apply_in_transaction(struct store *s, const struct store_model *m,
+                                struct delivery *const *ds, size_t n, struct error *err) {
+        int r = -EAGAIN;
 
-        /* Inserts wait for the replay (EXCLUSIVE conflicts with their ROW EXCLUSIVE), so no
-         * live delivery interleaves with the rebuild. */
-        r = exec_command(s, "BEGIN", err);
-        if (r == 0) /* a replay takes as long as the history is long */
-                r = exec_command(s, "SET LOCAL statement_timeout = 0", err);
-        if (r == 0)
-                r = exec_command(s, "LOCK TABLE events_raw IN EXCLUSIVE MODE", err);
-        if (r == 0)
-                r = exec_command(s, "TRUNCATE deployment_changes, deployment_commits, incidents, "
-                                    "deployments, service_environments, changes, "
-                                    "change_requests, change_request_history", err);
+        for (int attempt = 0; r == -EAGAIN && attempt < 3; attempt++) {
+                r = exec_command(s, "BEGIN", err);
+                if (r == 0)
+                        r = run_batch(s, m, ds, n, true, err);
+                if (r == 0)
+                        r = exec_command(s, "COMMIT", err);
+                if (r < 0 && store_connected(s))
+                        (void) exec_command(s, "ROLLBACK", NULL);
+        }
+        return r;
+}
+
+/* Marks a delivery the replay could not apply as error, with why, for GET
+ * /api/v1/deliveries?status=error; the next replay tries it again. */
+static int mark_skipped(struct store *s, const struct delivery *d, const char *why,
+                        struct error *err) {
+        char id[24], msg[sizeof(err->msg) + 32];
+        const char *params[2] = { id, msg };
+
+        snprintf(id, sizeof(id), "%" PRId64, d->raw_id);
+        snprintf(msg, sizeof(msg), "Replay could not apply it: %s", why);
+        return exec_params(s, "UPDATE events_raw SET status = 'error', error = $2 WHERE id = $1",
+                           2, params, err);
+}
+
+static int skip(struct store *s, const struct store_replay_hooks *h, const struct delivery *d,
+                const char *why, struct error *err) {
+        int r = mark_skipped(s, d, why, err);
+
+        if (r == 0 && h->skipped)
+                h->skipped(h->ctx, d->delivery_id, why);
+        return r;
+}
+
+/* One chunk: normalized, then applied in one transaction; when PostgreSQL refuses it for
+ * a row's content, each delivery alone, skipping (and reporting) those it refuses. Only a
+ * lost connection or no memory stops it. */
+static int replay_chunk(struct store *s, const struct store_model *m,
+                        const struct store_replay_hooks *h, struct delivery **ds, size_t n,
+                        struct error *err) {
+        size_t k = 0;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                struct delivery *d = ds[i];
+
+                if (!d->source) {
+                        r = skip(s, h, d, "its source is not one this version knows", err);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                r = h->normalize(d, h->ctx);
+                if (r < 0)
+                        return error_set(err, -r, "unavailable", NULL, "Out of memory");
+                /* The ones to apply go first; swapped, so the caller still frees all. */
+                ds[i] = ds[k];
+                ds[k++] = d;
+        }
+        if (k == 0)
+                return 0;
+        r = apply_in_transaction(s, m, ds, k, err);
+        if (r == 0 || r == -ENOMEM || !store_connected(s))
+                return r;
+        for (size_t i = 0; i < k; i++) {
+                struct error one = { 0 };
+
+                r = apply_in_transaction(s, m, &ds[i], 1, &one);
+                if (r == -ENOMEM || !store_connected(s)) {
+                        *err = one;
+                        return r;
+                }
+                if (r < 0) {
+                        r = skip(s, h, ds[i], one.msg, err);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+int store_replay(struct store *s, const struct store_model *m,
+                 const struct store_replay_hooks *h, struct error *err) {
+        size_t max_n = h->chunk_deliveries ? h->chunk_deliveries : 1;
+        struct delivery **ds = calloc(max_n, sizeof(*ds));
+        int64_t cursor = 0, last = 0, total = 0, done = 0;
+        size_t chunk = h->chunk_first && h->chunk_first < max_n ? h->chunk_first : max_n;
+        int r;
+
+        if (!ds)
+                return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
+        r = replay_reset(s, &last, &total, err);
+        if (r == 0 && h->started)
+                h->started(h->ctx, total);
         while (r == 0) {
-                int n = load_chunk(s, &last_id, ds, err);
+                int n = load_chunk(s, &cursor, last, chunk, h->chunk_bytes, ds, err);
 
                 if (n <= 0) {
                         r = n;
                         break;
                 }
-                for (int i = 0; i < n && r == 0; i++)
-                        if (!ds[i]->source || !ds[i]->delivery_id || !ds[i]->event || !ds[i]->body)
-                                r = error_set(err, ENOMEM, "unavailable", NULL,
-                                              "Unknown source or out of memory");
-                        else
-                                r = normalize(ds[i], ctx);
-                if (r == 0)
-                        r = run_batch(s, m, ds, (size_t) n, true, err);
+                r = replay_chunk(s, m, h, ds, (size_t) n, err);
                 for (int i = 0; i < n; i++)
                         ds[i] = delivery_free(ds[i]);
-                total += n;
+                done += n;
+                if (r == 0 && h->progress) {
+                        chunk = h->progress(h->ctx, done, (size_t) n);
+                        if (chunk > max_n)
+                                chunk = max_n;
+                        if (chunk == 0)
+                                r = error_set(err, ECANCELED, "unavailable", NULL,
+                                              "Stopped after %" PRId64 " of %" PRId64
+                                              " deliveries", done, total);
+                }
         }
-        if (r == 0)
-                r = exec_command(s, "COMMIT", err);
-        else
-                (void) exec_command(s, "ROLLBACK", NULL);
-        return r < 0 ? r : total;
+        free(ds);
+        return r < 0 ? r : (int) (done < INT32_MAX ? done : INT32_MAX);
 }
 
 int store_list_deliveries(struct store *s, const struct delivery_filter *f,

@@ -55,12 +55,44 @@ struct store_model {
 int store_save_batch(struct store *s, const struct store_model *m, struct delivery *const *ds,
                      size_t n, struct error *err) __attribute__((warn_unused_result));
 
-/* Empties the normalized tables and re-applies every stored delivery's rows, re-derived by
- * normalize(d) (which fills d->events, d->status, d->error from d->body), in arrival order,
- * in one transaction. Returns the number of deliveries, or -EIO. */
+/* How a replay goes (store_replay): its chunk sizes and what it tells its caller. */
+struct store_replay_hooks {
+        size_t chunk_deliveries;        /* deliveries per transaction at most */
+        size_t chunk_first;             /* in the first one (0: chunk_deliveries) */
+        size_t chunk_bytes;             /* their bodies' bytes at most (a larger one alone) */
+        /* Re-derives d->events, d->status and d->error from d->body. Returns 0 or -ENOMEM. */
+        int (*normalize)(struct delivery *d, void *ctx);
+        /* Once the tables are empty: how many deliveries the replay covers. May be NULL. */
+        void (*started)(void *ctx, int64_t total);
+        /* After each committed chunk of `chunk` deliveries, with the deliveries done so far:
+         * returns how many the next chunk may hold (at most chunk_deliveries), or 0 to stop
+         * the replay there. May be NULL (chunks stay at chunk_deliveries). */
+        size_t (*progress)(void *ctx, int64_t done, size_t chunk);
+        /* A delivery PostgreSQL refused to apply (or of a source this version lacks), with
+         * why; the replay marks it error in events_raw and goes on. Borrowed strings. May
+         * be NULL. */
+        void (*skipped)(void *ctx, const char *delivery_id, const char *why);
+        void *ctx;
+};
+
+/* Empties the normalized tables (one short transaction that waits 1 s at most at a time
+ * for its lock), then re-applies, in arrival order, every delivery stored by then, each
+ * re-derived by h->normalize, in chunks of its own transaction that take the writers'
+ * locks: live deliveries keep being stored meanwhile (they apply themselves), and readers
+ * see the tables fill up again. A delivery PostgreSQL refuses is skipped (h->skipped), never
+ * a reason to stop. Returns the number of deliveries gone through, -ECANCELED when
+ * h->progress said stop, -ENOMEM, or -EIO (the connection failed). Blocks for as long as
+ * the history takes; call it on a connection of its own. */
 int store_replay(struct store *s, const struct store_model *m,
-                 int (*normalize)(struct delivery *d, void *ctx), void *ctx, struct error *err)
+                 const struct store_replay_hooks *h, struct error *err)
         __attribute__((warn_unused_result));
+
+/* Takes the session-level advisory lock that holds one replay at a time across every
+ * daemon on the database, naming the connection after job (application_name). Returns 1
+ * when taken (it lasts until the connection closes), 0 when another session holds it (then
+ * ret_holder, if given, gets that session's job name, or "" when unknown), or -EIO. */
+int store_replay_lock(struct store *s, const char *job, char *ret_holder, size_t holder_len,
+                      struct error *err) __attribute__((warn_unused_result));
 
 struct delivery_filter {
         const char *source;     /* or NULL for any */

@@ -4,7 +4,11 @@
  * line it is all body. The delivery goes the way http.c and a replay take it: verify,
  * doc_parse, identify, delivery_normalize, the rows dumped as JSON, and normalized again
  * from the raw bytes (a replay), which must give the same rows. jansson allocates through
- * lib/arena.c as in the daemon, so ASan sees any value that outlives its arena scope. */
+ * lib/arena.c as in the daemon, so ASan sees any value that outlives its arena scope.
+ * The element limit (max_json_elements): doc_count_elements() is held to the count of
+ * jansson's own tree, a limit one below it must refuse the body, and inputs of odd length
+ * run with a limit of 256, which the live parse and the replay's must refuse alike. */
+#include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,6 +27,7 @@
 #include "source.h"
 
 #define MAX_HEADERS 32
+#define FUZZ_ELEMENT_LIMIT 256
 
 static bool arena_installed;
 
@@ -44,6 +49,50 @@ static char *rows_text(const struct delivery *d) {
 
         json_decref(rows);
         return text;
+}
+
+/* Values in a tree, as doc_count_elements() counts them (keys are not values). */
+static size_t tree_values(json_t *v) {
+        size_t n = 1;
+
+        if (json_is_object(v)) {
+                const char *key;
+                json_t *member;
+
+                json_object_foreach(v, key, member)
+                        n += tree_values(member);
+        } else if (json_is_array(v)) {
+                for (size_t i = 0; i < json_array_size(v); i++)
+                        n += tree_values(json_array_get(v, i));
+        }
+        return n;
+}
+
+static bool refused_for_limit(int r, const struct error *err) {
+        return r == -EBADMSG && err->field && strcmp(err->field, "max_json_elements") == 0;
+}
+
+/* The count is exact for whatever jansson accepts, and the limit refuses one value more. */
+static void check_element_count(const char *body, size_t size) {
+        size_t n = doc_count_elements(body, size, SIZE_MAX);
+        struct error err = { 0 };
+        json_error_t jerr;
+        json_t *tree = json_loadb(body, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+        json_t *doc = NULL;
+
+        if (!tree)
+                return;
+        if (tree_values(tree) != n) {
+                fprintf(stderr, "doc_count_elements says %zu, jansson's tree has %zu\n", n,
+                        tree_values(tree));
+                abort();
+        }
+        json_decref(tree);
+        if (doc_count_elements(body, size, n - 1) <= n - 1)
+                abort();        /* stopping early must still say "over" */
+        if (n > 1 && !refused_for_limit(doc_parse_bounded(body, size, n - 1, &doc, &err), &err))
+                abort();
+        json_decref(doc);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -113,11 +162,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         hr.n_headers = n_headers;
 
         o.service_map = "octocat/Hello-World=hello,jsmith/example=example,OPS=operations";
+        o.max_json_elements = size % 2 ? FUZZ_ELEMENT_LIMIT : 0;
+        check_element_count(body, size);
         (void) src->verify(&hr, secret_of(src->name), &err);
         (void) src->verify(&hr, "", &err);
         /* As http.c does it: the tree lives in an arena scope that ends after normalize(). */
         arena_begin(&arena, DELIVERY_ARENA_BLOCK(size), ARENA_CAP_MAX);
-        r = doc_parse(body, size, &doc, &err);
+        r = doc_parse_bounded(body, size, o.max_json_elements, &doc, &err);
+        if (refused_for_limit(r, &err)) {
+                arena_end(&arena);
+                goto limited;
+        }
         if (r == 0) {
                 live = calloc(1, sizeof(*live));
                 r = live ? 0 : -1;
@@ -159,6 +214,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         replay_rows);
                 abort();
         }
+        goto out;
+
+limited:
+        /* Refused at intake for the limit: a replay of the same stored bytes under the same
+         * limit marks it error, naming the limit, and builds no rows. */
+        replay = calloc(1, sizeof(*replay));
+        if (!replay)
+                goto out;
+        replay->source = src;
+        replay->event = strdup("fuzz");
+        replay->body = malloc(size + 1);
+        if (!replay->event || !replay->body)
+                goto out;
+        memcpy(replay->body, body, size + 1);
+        replay->body_len = size;
+        if (delivery_normalize(replay, NULL, &o) < 0)
+                goto out;
+        if (strcmp(replay->status, "error") != 0 || replay->events.n != 0 ||
+            !strstr(replay->error, "max_json_elements"))
+                abort();
 out:
         free(live_rows);
         free(replay_rows);

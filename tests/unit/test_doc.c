@@ -2,6 +2,7 @@
 #include "doc.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,33 @@ int main(void) {
                 deep[5 + i] = '[';
         CHECK(parse(deep, 100005, &err) == -EBADMSG);
         free(deep);
+
+        /* The element limit: values at any depth, keys not counted, strings opaque. */
+        CHECK(doc_count_elements("{}", 2, 100) == 1);
+        CHECK(doc_count_elements(" { \"a\" : [ ] , \"b\":[1,{},\"x,[{\\\"\"]}", 32, 100) == 6);
+        CHECK(doc_parse_bounded("{\"a\":[1,2,3]}", 13, 5, &doc, &err) == 0);
+        json_decref(doc);
+        doc = NULL;
+        CHECK(doc_parse_bounded("{\"a\":[1,2,3,4]}", 15, 5, &doc, &err) == -EBADMSG);
+        CHECK(doc == NULL);
+        CHECK_STR(err.code, "invalid_json");
+        CHECK_STR(err.field, "max_json_elements");
+        CHECK(strstr(err.msg, "more than 5 JSON values (max_json_elements)") != NULL);
+        {
+                /* 1 MiB of empty objects: refused by the count, far below the default. */
+                size_t n = 1 << 20;
+                char *many = malloc(n);
+
+                memcpy(many, "{\"a\":[", 6);
+                for (size_t i = 6; i + 3 < n; i += 3)
+                        memcpy(many + i, "{},", 3);
+                memcpy(many + n - 4, "{}]}", 4);
+                CHECK(doc_count_elements(many, n, SIZE_MAX) > DOC_MAX_ELEMENTS_DEFAULT);
+                CHECK(doc_count_elements(many, n, 10) == 11);   /* stops once past */
+                CHECK(doc_parse(many, n, &doc, &err) == -EBADMSG);
+                CHECK_STR(err.field, "max_json_elements");
+                free(many);
+        }
 
         CHECK(doc_parse("{\"build\":{\"scm\":{\"commit\":\"abc\"},\"n\":3}}", 40, &doc, &err) == 0);
         CHECK_STR(doc_string(doc, "build.scm.commit"), "abc");

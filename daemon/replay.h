@@ -1,0 +1,30 @@
+/* replay: POST /api/v1/replay as a background job. One job at a time runs on a thread of
+ * its own with a database connection of its own, in chunks of a transaction each, so
+ * intake and health keep answering while it goes; an advisory lock holds "one at a time"
+ * across every daemon on the database. */
+#pragma once
+
+#include <jansson.h>
+
+struct config;
+
+struct replay;
+
+/* A job machinery with no job yet, connecting with conninfo (copied). NULL on OOM. */
+struct replay *replay_new(const char *conninfo);
+
+/* Stops a running job after its current chunk (its status becomes "failed", the tables
+ * stay as far as it got: the next replay rebuilds them), waits for its thread, and frees
+ * everything; NULL-safe, returns NULL. No request may be using r any more. */
+struct replay *replay_free(struct replay *r);
+
+/* Starts a job under cfg (borrowed for the job's lifetime: configs are retired, never freed
+ * while the process runs). Returns 202 with {"job":..,"status":"running"}, 409 when a job
+ * runs here or on another daemon sharing the database (the error names it, and the body
+ * carries "job" and "status"), or 503; *ret_body is a new document the caller owns.
+ * Thread-safe. */
+int replay_start(struct replay *r, const struct config *cfg, json_t **ret_body);
+
+/* The current or last job, as API.md's GET /api/v1/replay: 200 and a new document the
+ * caller owns. Thread-safe. */
+int replay_status(struct replay *r, json_t **ret_body);
