@@ -98,7 +98,6 @@ static size_t linger_budget(const struct config *cfg) {
         return 4 * cfg->max_body_bytes;
 }
 
-/* Builds and queues a JSON response; takes ownership of body. */
 /* Queues resp (and drops our reference): every answer goes out here, so every one says
  * "Connection: close" while the daemon drains. */
 static enum MHD_Result queue(struct request *req, struct MHD_Connection *conn, unsigned status,
@@ -699,6 +698,9 @@ static enum MHD_Result start_request(struct request *req, struct MHD_Connection 
         }
         if (r == 0)
                 r = check_single_credentials(conn, req->source, &err);
+        /* A webhook's 400 is one of the two codes API.md names for ingestion. */
+        if (r == -EBADMSG && hook && strcmp(err.code, "invalid_request") == 0)
+                err.code = "invalid_payload";
         if (r < 0)
                 return reject(req, conn, r, &err, NULL);
         return hook ? start_hook(req, conn, method) : MHD_YES;
@@ -1209,11 +1211,17 @@ bool http_drain(struct http *h, int timeout_ms) {
 }
 
 struct http *http_stop(struct http *h) {
+        struct readpool *reads;
+
         if (!h)
                 return NULL;
         /* Before the connections go (if http_drain did not): a read job resumes its
-         * connection when done. */
-        h->reads = readpool_free(h->reads);
+         * connection when done. Taken under the lock submit_read uses it under. */
+        pthread_mutex_lock(&h->lock);
+        reads = h->reads;
+        h->reads = NULL;
+        pthread_mutex_unlock(&h->lock);
+        readpool_free(reads);
         MHD_stop_daemon(h->mhd);
         h->guard = guard_stop(h->guard);        /* after every connection is closed */
         pthread_mutex_destroy(&h->lock);

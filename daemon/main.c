@@ -786,8 +786,11 @@ out:
 #ifdef DORALOOP_FAULT_INJECTION
         fault_release();
 #endif
-        /* The writer goes last but one: it flushes what the HTTP side handed over, and
+        /* Reads stop first (a second drain is harmless): they use the writer and the pool.
+         * The writer goes last but one: it flushes what the HTTP side handed over, and
          * resumes the connections it wakes before MHD closes them. */
+        if (http)
+                (void) http_drain(http, 0);
         s.writer = writer_stop(s.writer);
         http = http_stop(http);
         replay = replay_free(replay);   /* after HTTP: no handler uses it; waits one chunk */

@@ -323,8 +323,8 @@ static int prepare(struct store *s, struct error *err) {
 /* What a failed statement's SQLSTATE (PostgreSQL's appendix A) says about the rows it was
  * given. -EBADMSG: PostgreSQL refused them for what they hold (a data exception, a
  * constraint violation, a value over a limit such as an index row's size, a function
- * raising on it): the same rows fail again, whenever they are sent. -EAGAIN: a deadlock
- * or serialization failure, which may well pass at once. -EIO: anything else (a
+ * raising on it): the same rows fail again, whenever they are sent. -EAGAIN: a deadlock,
+ * a serialization failure or a race on a unique key, which may well pass at once. -EIO: anything else (a
  * statement_timeout behind someone's lock, a lost connection, too many connections, a
  * shutdown, a full disk, SQL out of step with the schema, no SQLSTATE at all): nothing is
  * wrong with the rows, and they must wait, never be dropped. */
@@ -333,7 +333,10 @@ static int sqlstate_errno(const char *state) {
 
         if (!state)
                 return -EIO;
-        if (strncmp(state, "40", 2) == 0)
+        /* A unique or exclusion violation is two writers (or daemons) racing on a key that
+         * is not the statement's ON CONFLICT target: the same rows pass once it is settled. */
+        if (strncmp(state, "40", 2) == 0 || strcmp(state, "23505") == 0 ||
+            strcmp(state, "23P01") == 0)
                 return -EAGAIN;
         for (size_t i = 0; i < sizeof(content) / sizeof(content[0]); i++)
                 if (strncmp(state, content[i], 2) == 0)
