@@ -25,6 +25,7 @@
 #include "../lib/hook.h"
 #include "../lib/normalize.h"
 #include "../lib/source.h"
+#include "../lib/utf8.h"
 #include "api.h"
 #include "config.h"
 #include "dashboard.h"
@@ -567,51 +568,18 @@ static enum MHD_Result start_hook(struct request *req, struct MHD_Connection *co
         return MHD_YES;
 }
 
-/* Whether s is well-formed UTF-8 (no overlong forms, surrogates or values past U+10FFFF). */
-static bool is_utf8(const char *s) {
-        const unsigned char *p = (const unsigned char *) s;
-
-        while (*p) {
-                unsigned c = *p, n;
-                uint32_t v;
-
-                if (c < 0x80) {
-                        p++;
-                        continue;
-                }
-                if (c >= 0xc2 && c <= 0xdf)
-                        n = 1, v = c & 0x1f;
-                else if (c >= 0xe0 && c <= 0xef)
-                        n = 2, v = c & 0x0f;
-                else if (c >= 0xf0 && c <= 0xf4)
-                        n = 3, v = c & 0x07;
-                else
-                        return false;
-                for (unsigned i = 1; i <= n; i++) {
-                        if ((p[i] & 0xc0) != 0x80)
-                                return false;
-                        v = v << 6 | (p[i] & 0x3f);
-                }
-                if ((n == 2 && v < 0x800) || (n == 3 && v < 0x10000) || v > 0x10ffff ||
-                    (v >= 0xd800 && v <= 0xdfff))
-                        return false;
-                p += n + 1;
-        }
-        return true;
-}
-
 static enum MHD_Result check_argument(void *cls, enum MHD_ValueKind kind, const char *key,
                                       const char *value) {
         bool *ok = cls;
 
         (void) kind;
-        *ok = *ok && (!key || is_utf8(key)) && (!value || is_utf8(value));
+        *ok = *ok && (!key || utf8_valid(key)) && (!value || utf8_valid(value));
         return *ok ? MHD_YES : MHD_NO;
 }
 
 /* The path and query parameters, decoded, must be UTF-8: they become JSON and SQL text. */
 static int check_utf8(struct MHD_Connection *conn, const char *url, struct error *err) {
-        bool ok = is_utf8(url);
+        bool ok = utf8_valid(url);
 
         if (ok)
                 (void) MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, check_argument,

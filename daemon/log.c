@@ -13,6 +13,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../lib/utf8.h"
+
 static bool to_journal;
 
 void log_open(void) {
@@ -34,30 +36,38 @@ void log_open(void) {
                      ino == (unsigned long long) st.st_ino;
 }
 
-/* Copies src into dst (size > 0) with control characters written as \xHH: a value from a
- * request can then neither start a forged line ("\n<0>...") nor drive a terminal (C0, DEL,
- * and C1 as UTF-8, which some terminals take as escapes). Cuts at size, never mid-escape. */
+/* Copies src into dst (size > 0) with control characters and bytes that are not UTF-8
+ * written as \\xHH: a value from a request can then neither start a forged line
+ * ("\\n<0>...") nor drive a terminal (C0, DEL, and C1, which some terminals take as
+ * escapes). Cuts at size between characters, never inside one or an escape. */
 static void escape(char *dst, size_t size, const char *src) {
         static const char hex[] = "0123456789abcdef";
         size_t o = 0;
 
-        for (const unsigned char *p = (const unsigned char *) src; *p; p++) {
-                bool c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+        for (const char *p = src; *p;) {
+                size_t n = utf8_char_len(p);
+                unsigned char c = (unsigned char) *p;
 
-                if (*p < 0x20 || *p == 0x7f || c1) {
-                        unsigned char c = c1 ? *++p : *p;
-
-                        if (o + 4 >= size)
+                if (n == 2 && c == 0xc2 && (unsigned char) p[1] <= 0x9f)
+                        c = (unsigned char) p[1];               /* C1: its code point */
+                else if (n == 1 && (c < 0x20 || c == 0x7f))
+                        ;                                       /* C0, DEL */
+                else if (n > 0) {
+                        if (o + n >= size)
                                 break;
-                        dst[o++] = '\\';
-                        dst[o++] = 'x';
-                        dst[o++] = hex[c >> 4];
-                        dst[o++] = hex[c & 15];
-                } else {
-                        if (o + 1 >= size)
-                                break;
-                        dst[o++] = (char) *p;
-                }
+                        memcpy(dst + o, p, n);
+                        o += n;
+                        p += n;
+                        continue;
+                } else
+                        n = 1;                                  /* not UTF-8: the byte */
+                if (o + 4 >= size)
+                        break;
+                dst[o++] = '\\';
+                dst[o++] = 'x';
+                dst[o++] = hex[c >> 4];
+                dst[o++] = hex[c & 15];
+                p += n;
         }
         dst[o] = '\0';
 }

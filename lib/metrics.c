@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hmac.h"
+#include "utf8.h"
 
 int32_t metrics_bucket(double seconds) {
         double i;
@@ -266,28 +267,6 @@ void metrics_figures(const struct metrics_acc *acc, double seconds, struct metri
                                                    (double) ret->controlled : NAN;
 }
 
-/* The length of the valid UTF-8 character at p (1 to 4), or 0 when it is not one
- * (overlong forms, surrogates and code points past U+10FFFF included). */
-static size_t utf8_char(const unsigned char *p) {
-        if (p[0] < 0x80)
-                return 1;
-        if (p[0] >= 0xc2 && p[0] <= 0xdf)
-                return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-        if (p[0] >= 0xe0 && p[0] <= 0xef) {
-                if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
-                    (p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0))
-                        return 0;
-                return 3;
-        }
-        if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-                if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80 ||
-                    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
-                        return 0;
-                return 4;
-        }
-        return 0;
-}
-
 int metrics_label(const char *v, char out[METRICS_LABEL_MAX]) {
         const unsigned char *p = (const unsigned char *) v;
         size_t at = 0, keep = 0;
@@ -296,7 +275,7 @@ int metrics_label(const char *v, char out[METRICS_LABEL_MAX]) {
 
         while (*p) {
                 char unit[4];
-                size_t n = utf8_char(p), len = n, take = n ? n : 1;
+                size_t n = utf8_char_len((const char *) p), len = n, take = n ? n : 1;
 
                 if (*p == '\\' || *p == '"' || *p == '\n') {
                         unit[0] = '\\', unit[1] = *p == '\n' ? 'n' : (char) *p, len = 2;
