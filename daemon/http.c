@@ -225,6 +225,16 @@ static unsigned status_of(int r) {
         }
 }
 
+/* Whether to log one more refusal now (one limit for them all, under h->lock). */
+static bool rejects_pass(struct http *h, int *ret_suppressed) {
+        bool pass;
+
+        pthread_mutex_lock(&h->lock);
+        pass = log_ratelimit_pass(&h->rejects, ret_suppressed);
+        pthread_mutex_unlock(&h->lock);
+        return pass;
+}
+
 /* Answers a rejected webhook with its JSON error, and logs it (rate-limited). */
 static enum MHD_Result reject(struct request *req, struct MHD_Connection *conn, int r,
                               const struct error *err, const char *delivery_id) {
@@ -234,9 +244,7 @@ static enum MHD_Result reject(struct request *req, struct MHD_Connection *conn, 
         int suppressed;
         bool pass;
 
-        pthread_mutex_lock(&h->lock);
-        pass = log_ratelimit_pass(&h->rejects, &suppressed);
-        pthread_mutex_unlock(&h->lock);
+        pass = rejects_pass(h, &suppressed);
         if (pass) {
                 char st[8];
 
@@ -260,9 +268,7 @@ static void log_stored_error(struct http *h, const struct delivery *d) {
         int suppressed;
         bool pass;
 
-        pthread_mutex_lock(&h->lock);
-        pass = log_ratelimit_pass(&h->rejects, &suppressed);
-        pthread_mutex_unlock(&h->lock);
+        pass = rejects_pass(h, &suppressed);
         if (pass)
                 log_at(LOG_WARNING,
                        (&(struct log_fields) { .source = d->source->name,
@@ -837,9 +843,7 @@ static enum MHD_Result submit_read(struct request *req, struct MHD_Connection *c
                 int suppressed;
                 bool pass;
 
-                pthread_mutex_lock(&h->lock);
-                pass = log_ratelimit_pass(&h->rejects, &suppressed);
-                pthread_mutex_unlock(&h->lock);
+                pass = rejects_pass(h, &suppressed);
                 if (pass)
                         log_warning("Refused a read of %s with 503: %s%s", url,
                                     r == -EAGAIN ? "read_queue_max reads already wait"

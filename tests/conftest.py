@@ -322,6 +322,15 @@ def post_generic_doc(d, doc, key):
     assert status == 202, answer
 
 
+def proc_kib(pid, key="VmRSS"):
+    """A memory figure of a process from /proc/PID/status (VmRSS, VmHWM...), in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {key} in /proc/{pid}/status")
+
+
 def readyz(d):
     """-> (status, body) of GET /readyz, or (None, None) when the daemon does not answer."""
     try:

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import (FIXTURE_SECRET, GENERIC_TOKEN, GITLAB_TOKEN, JENKINS_TOKEN, assert_accepted,
                       assert_error, fixture, generic_body, generic_headers, github_request,
-                      jira_signature, quote, sql_literal, wait_until)
+                      jira_signature, proc_kib, quote, sql_literal, wait_until)
 
 API_TOKEN = "edge-api-token-3c9e"
 MAX_BODY = 1 << 20                              # the default max_body_bytes
@@ -129,14 +129,6 @@ def count_rows(db, source, delivery_id):
                          f"AND delivery_id = {sql_literal(delivery_id)}"))
 
 
-def rss_kib(d):
-    with open(f"/proc/{d.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 # --------------------------------------------------------------------------- 7: headers first
 
 def github_headers(delivery, event="ping", signature=True):
@@ -238,7 +230,7 @@ def test_unauthenticated_bodies_are_not_held_in_memory(d):
     announce 1 MiB and send 3/4 of it without a credential, and hold on. Nothing of it may
     be buffered (before: +72 MiB, each connection's body held until it was complete)."""
     socks = []
-    base = rss_kib(d)
+    base = proc_kib(d.proc.pid)
     part = b"{" + b" " * (3 * MAX_BODY // 4)
     try:
         for _ in range(96):
@@ -258,7 +250,7 @@ def test_unauthenticated_bodies_are_not_held_in_memory(d):
                         pass
                     except OSError:
                         item[1] = b""           # answered and closed: the rest is moot
-        grown = rss_kib(d) - base
+        grown = proc_kib(d.proc.pid) - base
         assert grown < 24 * 1024, f"RSS grew by {grown} KiB for bodies refused by their headers"
     finally:
         for s, _ in socks:

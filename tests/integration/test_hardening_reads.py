@@ -23,7 +23,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import GENERIC_TOKEN, KeepAlive, http_request
+from conftest import GENERIC_TOKEN, KeepAlive, http_request, proc_kib
 
 HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {GENERIC_TOKEN}"}
 SHA = "9f1c2e4b7a0d3e5f61728394a5b6c7d8e9f0a1b2"
@@ -73,14 +73,6 @@ def assert_invalid(doc, name, *words):
         assert w in doc["error"]["message"], doc
 
 
-def rss_kib(d):
-    with open(f"/proc/{d.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 def p90(values):
     values = sorted(values)
     return values[int(0.9 * (len(values) - 1))]
@@ -120,21 +112,21 @@ def test_mirror_memory_follows_days_with_data_not_span(daemon, db):
     bodies = [deployment(s, when) for s in services
               for when in ("1970-01-01T00:00:00Z", "2099-12-31T12:00:00Z")]
     get(d, "/api/v1/dora", service="none")          # mirror loaded while empty
-    before = rss_kib(d)
+    before = proc_kib(d.proc.pid)
     post_all(d, bodies)
     doc, _ = get(d, "/api/v1/dora", service=services[0],
                  **{"from": "2099-12-02T00:00:00Z", "to": "2100-01-01T00:00:00Z"})
     assert doc["deployment_frequency"]["deployments"] == 1, doc
-    loaded = rss_kib(d)
+    loaded = proc_kib(d.proc.pid)
     d.stop()
 
     d = daemon()
-    fresh = rss_kib(d)
+    fresh = proc_kib(d.proc.pid)
     get(d, "/api/v1/dora", service=services[-1])    # reloads the whole mirror
     doc, _ = get(d, "/api/v1/dora", service=services[-1],
                  **{"from": "1970-01-01T00:00:00Z", "to": "1970-01-31T00:00:00Z"})
     assert doc["deployment_frequency"]["deployments"] == 1, doc
-    reloaded = rss_kib(d)
+    reloaded = proc_kib(d.proc.pid)
     print(f"VmRSS: {before} KiB before the deployments, {loaded} KiB with the mirror loaded; "
           f"after a restart {fresh} KiB, {reloaded} KiB reloaded")
     assert loaded - before < 20 * 1024, (before, loaded)
@@ -345,7 +337,7 @@ def test_metrics_streams_15000_services(daemon, pg):
     deployments = [v for (name, _), v in series.items() if name == "doraloop_deployments"]
     assert len(deployments) == n and all(v == 1 for v in deployments)
     print(f"/metrics with {n} services: {len(raw) / 1e6:.1f} MB, {len(series)} series, "
-          f"daemon VmRSS {rss_kib(d) // 1024} MiB; posted in {posted:.1f} s, "
+          f"daemon VmRSS {proc_kib(d.proc.pid) // 1024} MiB; posted in {posted:.1f} s, "
           f"scraped in {scraped:.1f} s")
 
 

@@ -8,7 +8,7 @@ import signal
 import time
 
 from conftest import (assert_accepted, assert_error, daemon_binary, generic_body,
-                      generic_headers, sql_literal, wait_until)
+                      generic_headers, proc_kib, sql_literal, wait_until)
 
 ADMIN_TOKEN = "admin-test-token-3e1a"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -80,14 +80,6 @@ def timed(fn):
     t0 = time.monotonic()
     result = fn()
     return time.monotonic() - t0, result
-
-
-def proc_kib(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {key} in /proc/{pid}/status")
 
 
 # --------------------------------------------------------------------------- point 6
