@@ -513,11 +513,15 @@ static int check_credentials(struct request *req, struct MHD_Connection *conn,
                 req->verified = r == 0;
                 return r;
         }
-        if (src->query_token && hr.query_token)
-                return 0;
         for (size_t i = 0; src->auth_headers[i]; i++)
                 if (hook_header(&hr, src->auth_headers[i]))
-                        return 0;
+                        return 0;       /* a signature: verified once the body is in */
+        if (src->query_token && hr.query_token) {
+                /* No signature, so ?token= is the credential: the body plays no part. */
+                r = src->verify(&hr, secrets, err);
+                req->verified = r == 0;
+                return r;
+        }
         return error_set(err, EACCES, "missing_signature", src->auth_headers[0],
                          "Missing %s header", src->auth_headers[0]);
 }

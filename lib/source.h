@@ -25,7 +25,8 @@ struct source {
         const char *auth_headers[SOURCE_AUTH_HEADERS_MAX + 1]; /* NULL-terminated: where
                                          * the credentials travel; one of them (or ?token=
                                          * when query_token) must be there, each at most once */
-        bool query_token;               /* ?token= may carry the credential instead */
+        bool query_token;               /* ?token= may carry the credential instead; without
+                                         * any auth header verify() then reads only it */
         bool verify_reads_body;         /* an HMAC: verify() needs the body. Otherwise it reads
                                          * headers and ?token= only and runs before the body */
         const char *event_header;       /* the header naming the event, or NULL when the body

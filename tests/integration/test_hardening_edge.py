@@ -158,6 +158,8 @@ EARLY = {
                             401, "missing_signature"),
     "jira-no-signature-no-token": ("/hooks/jira", {"Content-Type": "application/json"}, 401,
                                    "missing_signature"),
+    "jira-wrong-query-token": ("/hooks/jira?token=nope", {"Content-Type": "application/json"},
+                               401, "bad_token"),
     "github-no-event": ("/hooks/github", {"Content-Type": "application/json",
                                           "X-GitHub-Delivery": "edge-early-2",
                                           "X-Hub-Signature-256": "sha256=" + "0" * 64},
@@ -193,8 +195,9 @@ def test_refused_from_the_headers_before_the_body_is_sent(d, case):
 
 @pytest.mark.parametrize("how", ["jira-query-token", "github-signed", "gitlab-unknown-event"])
 def test_what_the_headers_cannot_refuse_waits_for_the_body(d, db, how):
-    """No early answer for requests that may be good: a Jira ?token= without a signature
-    header, a signed GitHub delivery, an event unknown to us (stored as ignored)."""
+    """No early answer for requests that may be good: a Jira ?token= that verifies (the
+    body is still needed), a signed GitHub delivery, an event unknown to us (stored as
+    ignored)."""
     if how == "jira-query-token":
         body = fixture("jira/jira_issue_created.story").body
         key = f"edge-jira-{os.urandom(4).hex()}"
