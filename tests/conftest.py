@@ -331,6 +331,19 @@ def proc_kib(pid, key="VmRSS"):
     raise AssertionError(f"no {key} in /proc/{pid}/status")
 
 
+def replay(d, token):
+    """POST /api/v1/replay, a background job (API.md): 202 and a job id, then GET until it
+    ends. Returns the job's final state."""
+    auth = {"Authorization": f"Bearer {token}"}
+    status, answer, _ = d.post("/api/v1/replay", b"", auth)
+    assert status == 202 and answer["status"] == "running", answer
+
+    def ended():
+        doc = d.get("/api/v1/replay", auth)[1]
+        return doc if doc["status"] in ("done", "failed") else None
+    return wait_until(ended, 300, interval=0.1, what="the replay to end")
+
+
 def readyz(d):
     """-> (status, body) of GET /readyz, or (None, None) when the daemon does not answer."""
     try:

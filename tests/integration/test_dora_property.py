@@ -19,22 +19,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import GENERIC_TOKEN, wait_until
+from conftest import GENERIC_TOKEN, replay
 
 ADMIN_TOKEN = "admin-test-token-dora"
 
 
-def replay(d, token):
-    """POST /api/v1/replay, a background job (API.md): 202 and a job id, then GET until it
-    ends. Returns the job's final state."""
-    auth = {"Authorization": f"Bearer {token}"}
-    status, answer, _ = d.post("/api/v1/replay", b"", auth)
-    assert status == 202 and answer["status"] == "running", answer
-
-    def ended():
-        doc = d.get("/api/v1/replay", auth)[1]
-        return doc if doc["status"] in ("done", "failed") else None
-    return wait_until(ended, 300, interval=0.1, what="the replay to end")
 SERVICES = ("cart", "search", "payments", "ledger", "auth")
 PRODUCTION = ("production", "prod")
 SEED = 20240517

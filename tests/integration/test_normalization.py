@@ -12,22 +12,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import (FIXTURE_SECRET, GENERIC_TOKEN, GITLAB_TOKEN, JENKINS_TOKEN, fixture,
-                      fixtures, github_signature, jira_signature, wait_until)
+                      fixtures, github_signature, jira_signature, replay)
 
 ADMIN_TOKEN = "admin-test-token-77"
 
 
-def replay(d, token):
-    """POST /api/v1/replay, a background job (API.md): 202 and a job id, then GET until it
-    ends. Returns the job's final state."""
-    auth = {"Authorization": f"Bearer {token}"}
-    status, answer, _ = d.post("/api/v1/replay", b"", auth)
-    assert status == 202 and answer["status"] == "running", answer
-
-    def ended():
-        doc = d.get("/api/v1/replay", auth)[1]
-        return doc if doc["status"] in ("done", "failed") else None
-    return wait_until(ended, 300, interval=0.1, what="the replay to end")
 T0 = datetime(2024, 3, 4, 8, 0, tzinfo=timezone.utc)
 RESULTS = ("success",) * 5 + ("failure",)
 
