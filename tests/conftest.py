@@ -66,6 +66,16 @@ def daemon_binary():
     return path
 
 
+def fault_binary():
+    """The fault-injection build matching DORALOOP_BIN (build/fault/doraloopd for
+    build/doraloopd, build/asan/fault/doraloopd for build/asan/doraloopd)."""
+    path = Path(os.environ.get("DORALOOP_FAULT_BIN") or
+                daemon_binary().parent / "fault" / "doraloopd")
+    if not path.exists():
+        pytest.fail(f"{path} does not exist: `make check` builds it (make fault)")
+    return path
+
+
 # --------------------------------------------------------------------------- small helpers
 
 def wait_until(predicate, timeout, interval=0.05, what="condition"):

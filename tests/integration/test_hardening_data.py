@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (DEFAULT_CONFIG, FIXTURE_SECRET, GITLAB_TOKEN, Daemon, TableLock,
-                      assert_accepted, assert_error, daemon_binary, fixture, generic_headers,
+                      assert_accepted, assert_error, fault_binary, fixture, generic_headers,
                       github_signature, jira_signature, sql_literal, wait_until)
 
 # The model: every table a delivery's rows may touch, and the rollups derived from them.
@@ -201,14 +201,6 @@ def test_original_and_redelivery_in_one_batch_apply_one_body(daemon, db):
 
 STATEMENT_TIMEOUT_MS = 1000
 HOLD_S = 3.5        # over two statement timeouts: also past the old code's one retry
-
-
-def fault_binary():
-    path = Path(os.environ.get("DORALOOP_FAULT_BIN") or
-                daemon_binary().parent / "fault" / "doraloopd")
-    if not path.exists():
-        pytest.fail(f"{path} does not exist: run `make fault`")
-    return path
 
 
 def fault_daemon(factory, **config):

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (TableLock, DEFAULT_CONFIG, FIXTURE_SECRET, REPO, Daemon, assert_accepted,
-                      daemon_binary, free_port, generic_body, generic_headers, github_request,
+                      daemon_binary, fault_binary, free_port, generic_body, generic_headers, github_request,
                       sql_literal, wait_until)
 
 UNITS = REPO / "systemd"
@@ -90,16 +90,6 @@ def notify():
     n = NotifySocket()
     yield n
     n.close()
-
-
-def fault_binary():
-    """The fault-injection build matching DORALOOP_BIN (build/fault/doraloopd for
-    build/doraloopd, build/asan/fault/doraloopd for build/asan/doraloopd)."""
-    path = Path(os.environ.get("DORALOOP_FAULT_BIN") or
-                daemon_binary().parent / "fault" / "doraloopd")
-    if not path.exists():
-        pytest.fail(f"{path} does not exist: `make check` builds it (make fault)")
-    return path
 
 
 def prepare(factory, *, binary=None, env=None, args=None, port=None, **config):
