@@ -110,10 +110,18 @@ int timefmt_parse(const char *s, int64_t *ret_us) {
         return 0;
 }
 
+/* a / b and a mod b rounded down (b > 0), for any a: no negation that could overflow. */
+static int64_t floor_div(int64_t a, int64_t b) {
+        return a / b - (a % b < 0);
+}
+
+static int64_t floor_mod(int64_t a, int64_t b) {
+        return a % b + (a % b < 0 ? b : 0);
+}
+
 char *timefmt_format(int64_t us, char buf[TIMEFMT_LEN]) {
-        int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-        int64_t frac = us - secs * 1000000, days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
-        int64_t rem = secs - days * 86400, y;
+        int64_t secs = floor_div(us, 1000000), frac = floor_mod(us, 1000000);
+        int64_t days = floor_div(secs, 86400), rem = floor_mod(secs, 86400), y;
         unsigned m, d;
 
         civil_from_days(days, &y, &m, &d);

@@ -66,6 +66,12 @@ def daemon_binary():
     return path
 
 
+def under_asan():
+    """Whether the daemon is the ASan build, whose quarantine holds freed memory (256 MiB by
+    default): RSS then measures that, not what the daemon keeps."""
+    return "asan" in str(daemon_binary())
+
+
 def fault_binary():
     """The fault-injection build matching DORALOOP_BIN (build/fault/doraloopd for
     build/doraloopd, build/asan/fault/doraloopd for build/asan/doraloopd)."""

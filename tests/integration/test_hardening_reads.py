@@ -23,7 +23,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import GENERIC_TOKEN, KeepAlive, http_request, proc_kib
+from conftest import GENERIC_TOKEN, KeepAlive, http_request, proc_kib, under_asan
 
 HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {GENERIC_TOKEN}"}
 SHA = "9f1c2e4b7a0d3e5f61728394a5b6c7d8e9f0a1b2"
@@ -129,7 +129,10 @@ def test_mirror_memory_follows_days_with_data_not_span(daemon, db):
     reloaded = proc_kib(d.proc.pid)
     print(f"VmRSS: {before} KiB before the deployments, {loaded} KiB with the mirror loaded; "
           f"after a restart {fresh} KiB, {reloaded} KiB reloaded")
-    assert loaded - before < 20 * 1024, (before, loaded)
+    # The first figure includes the 600 requests that built the mirror, which ASan's
+    # quarantine keeps; the reload is the mirror alone in either build.
+    if not under_asan():
+        assert loaded - before < 20 * 1024, (before, loaded)
     assert reloaded - fresh < 20 * 1024, (fresh, reloaded)
 
 

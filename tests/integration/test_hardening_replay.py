@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from conftest import (assert_accepted, assert_error, daemon_binary, generic_body,
+from conftest import (assert_accepted, assert_error, generic_body, under_asan,
                       generic_headers, proc_kib, sql_literal, wait_until)
 
 ADMIN_TOKEN = "admin-test-token-3e1a"
@@ -268,7 +268,7 @@ def test_replay_memory_stays_bounded_with_huge_bodies(pg, daemon):
     hwm_after, rss_after = proc_kib(pid, "VmHWM"), proc_kib(pid, "VmRSS")
     assert final["status"] == "done", final
     growth_mib = (hwm_after - max(hwm_before, rss_before)) / 1024
-    if "asan" not in str(daemon_binary()):     # ASan's quarantine keeps what is freed
+    if not under_asan():                        # ASan's quarantine keeps what is freed
         assert growth_mib < 32, f"peak RSS grew by {growth_mib:.0f} MiB during the replay " \
             f"(VmHWM {hwm_before} -> {hwm_after} KiB, VmRSS {rss_before} -> {rss_after} KiB)"
     errors = db.query("SELECT error FROM events_raw WHERE delivery_id LIKE 'many-%'")
