@@ -389,6 +389,31 @@ def parse_json(raw):
         return None
 
 
+def recv_answer(s, timeout):
+    """Reads from socket s until one complete answer (head + Content-Length body, past any
+    100 Continue) is in, the peer closes, or timeout seconds pass. Returns the bytes."""
+    s.settimeout(timeout)
+    received = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        received += chunk
+        head, sep, rest = received.partition(b"\r\n\r\n")
+        if sep:
+            if head.startswith(b"HTTP/1.1 100"):
+                received = rest
+                continue
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            if m and len(rest) >= int(m.group(1)):
+                break
+    return received
+
+
 def raw_exchange(port, data, timeout=10):
     """Writes data on a fresh socket, stopping early when the server answers first (as curl
     does), and reads until the server has sent one complete answer (head + Content-Length
@@ -401,24 +426,7 @@ def raw_exchange(port, data, timeout=10):
                 s.sendall(data[i:i + 65536])
         except (BrokenPipeError, ConnectionResetError):
             pass                        # the server may answer and close before reading it all
-        received = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except (socket.timeout, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            received += chunk
-            head, sep, rest = received.partition(b"\r\n\r\n")
-            if sep:
-                if head.startswith(b"HTTP/1.1 100"):
-                    received = rest
-                    continue
-                m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-                if m and len(rest) >= int(m.group(1)):
-                    break
+        received = recv_answer(s, timeout)
     head, _, rest = received.partition(b"\r\n\r\n")
     m = re.match(rb"HTTP/1\.[01] (\d{3})", head)
     if not m:
@@ -457,20 +465,20 @@ class Database:
 
 
 class TableLock:
-    """A psql session holding LOCK TABLE events_raw IN EXCLUSIVE MODE: readers pass, the
-    writers' INSERTs wait (as on a very slow database) until release()."""
+    """A psql session holding LOCK TABLE events_raw IN EXCLUSIVE MODE (or the locks sql
+    takes): readers pass, the writers wait (as on a very slow database) until release()."""
 
-    def __init__(self, db):
+    def __init__(self, db, sql="BEGIN; LOCK TABLE events_raw IN EXCLUSIVE MODE;"):
+        """sql takes what to hold (a transaction's locks, advisory locks)."""
         self.proc = subprocess.Popen(["psql", "-X", "-q", "-At", "-d", db.conninfo],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.proc.stdin.write("BEGIN;\nLOCK TABLE events_raw IN EXCLUSIVE MODE;\n"
-                              "SELECT 'locked';\n")
+        self.proc.stdin.write(sql + "\nSELECT 'locked';\n")
         self.proc.stdin.flush()
         assert self.proc.stdout.readline().strip() == "locked"
 
     def release(self):
         if self.proc.poll() is None:
-            self.proc.stdin.write("COMMIT;\n")
+            self.proc.stdin.write("COMMIT;\nSELECT pg_advisory_unlock_all();\n")
             self.proc.stdin.close()
             self.proc.wait(30)
 

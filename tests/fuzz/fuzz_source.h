@@ -95,6 +95,25 @@ static void check_element_count(const char *body, size_t size) {
         json_decref(doc);
 }
 
+/* A delivery as a replay reads it back from events_raw: source, event, time and the exact
+ * body bytes (body holds size + 1, NUL-terminated), not yet normalized; NULL on OOM. */
+static struct delivery *stored_copy(const struct source *src, const char *event,
+                                    int64_t received_us, const char *body, size_t size) {
+        struct delivery *d = calloc(1, sizeof(*d));
+
+        if (!d)
+                return NULL;
+        d->source = src;
+        d->received_us = received_us;
+        d->event = strdup(event);
+        d->body = malloc(size + 1);
+        if (!d->event || !d->body)
+                return delivery_free(d);
+        memcpy(d->body, body, size + 1);
+        d->body_len = size;
+        return d;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const struct source *src = source_find(FUZZ_SOURCE);
         struct hook_header headers[MAX_HEADERS];
@@ -194,18 +213,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         live_rows = rows_text(live);
 
         /* The replay path: the stored bytes parsed again give the very same rows. */
-        replay = calloc(1, sizeof(*replay));
-        if (!replay)
-                goto out;
-        replay->source = src;
-        replay->received_us = live->received_us;
-        replay->event = strdup(live->event);
-        replay->body = malloc(size + 1);
-        if (!replay->event || !replay->body)
-                goto out;
-        memcpy(replay->body, body, size + 1);
-        replay->body_len = size;
-        if (delivery_normalize(replay, NULL, &o) < 0)
+        replay = stored_copy(src, live->event, live->received_us, body, size);
+        if (!replay || delivery_normalize(replay, NULL, &o) < 0)
                 goto out;
         replay_rows = rows_text(replay);
         if (live_rows && replay_rows &&
@@ -219,17 +228,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 limited:
         /* Refused at intake for the limit: a replay of the same stored bytes under the same
          * limit marks it error, naming the limit, and builds no rows. */
-        replay = calloc(1, sizeof(*replay));
-        if (!replay)
-                goto out;
-        replay->source = src;
-        replay->event = strdup("fuzz");
-        replay->body = malloc(size + 1);
-        if (!replay->event || !replay->body)
-                goto out;
-        memcpy(replay->body, body, size + 1);
-        replay->body_len = size;
-        if (delivery_normalize(replay, NULL, &o) < 0)
+        replay = stored_copy(src, "fuzz", 0, body, size);
+        if (!replay || delivery_normalize(replay, NULL, &o) < 0)
                 goto out;
         if (strcmp(replay->status, "error") != 0 || replay->events.n != 0 ||
             !strstr(replay->error, "max_json_elements"))

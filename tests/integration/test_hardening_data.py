@@ -22,7 +22,6 @@ import hashlib
 import http.client
 import json
 import os
-import subprocess
 import tempfile
 import threading
 import time
@@ -217,29 +216,11 @@ def fault_daemon(factory, **config):
     return d.start()
 
 
-class Holder:
-    """A psql session holding what the writer needs until release(); sql ends by printing
-    'held'."""
-
-    def __init__(self, db, sql):
-        self.proc = subprocess.Popen(["psql", "-X", "-q", "-At", "-d", db.conninfo],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.proc.stdin.write(sql + "\n")
-        self.proc.stdin.flush()
-        assert self.proc.stdout.readline().strip() == "held"
-
-    def release(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.write("COMMIT;\nSELECT pg_advisory_unlock_all();\n")
-            self.proc.stdin.close()
-            self.proc.wait(30)
-
-
 def hold(db, what, service):
     if what == "advisory-lock":     # the service's lock, as lib/store.c takes it
-        return Holder(db, "BEGIN; SELECT 'held' FROM pg_advisory_lock(7250, "
-                          f"hashtext({sql_literal(service)}));")
-    return Holder(db, "BEGIN; LOCK TABLE deployments IN EXCLUSIVE MODE; SELECT 'held';")
+        return TableLock(db, "BEGIN; DO $$ BEGIN PERFORM pg_advisory_lock(7250, "
+                             f"hashtext({sql_literal(service)})); END $$;")
+    return TableLock(db, "BEGIN; LOCK TABLE deployments IN EXCLUSIVE MODE;")
 
 
 def writer_waiting(db):

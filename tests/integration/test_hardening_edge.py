@@ -21,7 +21,7 @@ import pytest
 
 from conftest import (FIXTURE_SECRET, GENERIC_TOKEN, GITLAB_TOKEN, JENKINS_TOKEN, assert_accepted,
                       assert_error, fixture, generic_body, generic_headers, github_request,
-                      jira_signature, proc_kib, quote, sql_literal, wait_until)
+                      jira_signature, proc_kib, quote, recv_answer, sql_literal, wait_until)
 
 API_TOKEN = "edge-api-token-3c9e"
 MAX_BODY = 1 << 20                              # the default max_body_bytes
@@ -53,21 +53,7 @@ def read_answer(s, timeout):
     """Reads one answer (head + Content-Length body) -> (status, json, head text, closed):
     closed says whether the server closed the connection after it (within 2 s). Status is
     None when nothing came within timeout."""
-    s.settimeout(timeout)
-    got = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            chunk = s.recv(65536)
-        except (socket.timeout, ConnectionResetError):
-            break
-        if not chunk:
-            break
-        got += chunk
-        head, sep, rest = got.partition(b"\r\n\r\n")
-        m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-        if sep and m and len(rest) >= int(m.group(1)):
-            break
+    got = recv_answer(s, timeout)
     head, _, rest = got.partition(b"\r\n\r\n")
     m = re.match(rb"HTTP/1\.[01] (\d{3})", head)
     if not m:
