@@ -159,13 +159,14 @@ fuzz: deps-check
 	done
 
 # The test suite: C unit tests and integration tests against a throwaway PostgreSQL
-# cluster and the real daemon, all driven by pytest (its summary line ends the output).
+# cluster and the real daemon, all driven by pytest (its summary line ends the output; -rs
+# prints why each skipped test skipped).
 # `make check TEST=tests/integration/test_dora.py` runs one file (any pytest arguments).
 TEST ?= tests
 check: deps-check
 	$(MAKE) --no-print-directory all unit fault
 	DORALOOP_BIN=$(abspath $(BUILD)/doraloopd) DORALOOP_UNIT_DIR=$(abspath $(BUILD)/tests) \
-		$(PYTHON) -m pytest -q -p no:cacheprovider $(TEST)
+		$(PYTHON) -m pytest -q -rs -p no:cacheprovider $(TEST)
 
 # The house rules a compiler does not check (scripts/lint), then the whole tree built with
 # clang as well, under the same -Wall -Wextra -Werror.
