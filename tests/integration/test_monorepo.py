@@ -13,10 +13,10 @@ import urllib.parse
 import pytest
 
 from conftest import (GITLAB_TOKEN, assert_accepted, fixture, github_request,
-                      post_generic_doc, wait_until)
+                      post_generic_doc, replay, wait_until)
 
 PATHS = ("acme/mono:services/checkout/=checkout, acme/mono:services/search=search, "
-         "acme/mono:libs/money=checkout, Acme/Platform:/deploy/=platform")
+         "acme/mono:libs/money=checkout, Acme/Platform:/deploy/=infra")
 
 # acme/mono's history (2024-03-04, UTC):
 #   M1 08:00 touches services/checkout/cart.go and services/search/index.go: checkout+search
@@ -166,7 +166,20 @@ def test_other_repositories_and_case_of_the_repository_name(mono, db):
     # The repository is matched in any case; the prefix's slashes at both ends do not matter.
     post_push(mono, github_push("acme/platform", [
         ("M2", "2024-03-04T09:00:00Z", {"modified": ["deploy/helm/values.yaml"]})]))
-    assert change_rows(db) == [["other", SHA["M1"]], ["platform", SHA["M2"]]]
+    assert change_rows(db) == [["other", SHA["M1"]], ["infra", SHA["M2"]]]
+
+
+def test_a_replay_derives_stored_pushes_again_under_new_service_paths(daemon, db):
+    d = daemon(admin_token="admin-mono")
+    post_push(d, github_push(commits=COMMITS[:2]))
+    assert change_rows(db) == [["mono", SHA["M1"]], ["mono", SHA["M2"]]]
+    d.stop()
+    d = daemon(admin_token="admin-mono", service_paths=PATHS)
+    assert change_rows(db) == [["mono", SHA["M1"]], ["mono", SHA["M2"]]]   # until a replay
+    job = replay(d, "admin-mono")
+    assert job["status"] == "done" and job["skipped"] == [], job
+    assert change_rows(db) == [["checkout", SHA["M1"]], ["search", SHA["M1"]],
+                               ["search", SHA["M2"]]]
 
 
 def test_gitlab_pushes_are_mapped_the_same_way(daemon, db):
