@@ -312,3 +312,37 @@ def test_import_git_gives_the_deployments_and_the_lead_time(ctld, db, tmp_path):
 
     run = ctl(ctld, "import-git", str(tmp_path / "nothing"), "--service", "x")
     assert run.returncode == 2 and b"git" in run.stderr, run
+
+
+def test_fourkeys_rows_that_are_broken_are_reported_by_line(ctld, tmp_path):
+    good = FOURKEYS.read_bytes().splitlines()[0]
+    rows = [
+        good,
+        b'{"event_type": "push", "msg_id": ',                          # truncated
+        b'[' * 10000 + b']' * 10000,                                    # deeply nested
+        b'{"event_type": 1, "msg_id": "x", "source": "github", "metadata": "{}"}',
+        json.dumps({"event_type": "push", "msg_id": "m-1", "source": "github",
+                    "metadata": "{not json"}).encode(),
+        json.dumps({"event_type": "push", "msg_id": "m" * 300, "source": "github",
+                    "metadata": "{}"}).encode(),
+        json.dumps({"event_type": "build", "msg_id": "m-2", "source": "cloud_build",
+                    "time_created": "yesterday",
+                    "metadata": json.dumps({"status": "SUCCESS", "substitutions": {
+                        "REPO_NAME": "x", "COMMIT_SHA": "0" * 40}})}).encode(),
+        json.dumps({"event_type": "build", "msg_id": "m-3", "source": "cloud_build",
+                    "metadata": json.dumps({"status": "FAILURE"})}).encode(),
+        json.dumps({"event_type": "incident.acknowledged", "msg_id": "m-4",
+                    "source": "pagerduty", "metadata": "{}"}).encode(),
+        b"",
+        json.dumps({"event_type": "push", "msg_id": "m-5", "source": "github",
+                    "metadata": json.dumps({"no": "delivery"})}).encode(),
+    ]
+    path = write_lines(tmp_path / "broken.ndjson", rows)
+    run, doc = ctl_json(ctld, "import", "--fourkeys", str(path))
+    assert run.returncode == 1, run
+    assert doc["lines"] == 11 and doc["accepted"] + doc["duplicates"] == 2, doc
+    unmappable = [e["line"] for e in doc["errors"] if e["code"] == "unmappable"]
+    assert unmappable == [2, 3, 4, 5, 6, 7, 8, 9], doc["errors"]
+    # line 10 is blank (skipped); line 11 maps: a GitHub push whose body says nothing usable
+    # is stored, as the webhook would store it
+    assert [e["line"] for e in doc["errors"] if e["code"] != "unmappable"] == [], doc
