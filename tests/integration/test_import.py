@@ -250,3 +250,28 @@ def test_an_import_killed_midway_and_run_again_stores_every_line_once(daemon, db
     assert doc["duplicates"] >= before and doc["accepted"] + doc["duplicates"] == n, doc
     assert db.count(where) == n
     assert int(db.scalar(f"SELECT count(DISTINCT delivery_id) FROM events_raw WHERE {where}")) == n
+
+
+def test_an_import_while_the_database_is_down_loses_nothing_it_accepted(daemon, db, pg_restored):
+    d = daemon(admin_token=ADMIN_TOKEN)
+    lines = [change_line("outage", i) + b"\n" for i in range(400)]
+    where = "source = 'generic' AND body LIKE '%\"outage-%'"
+
+    pg_restored.stop()
+    wait_until(lambda: d.get("/readyz", timeout=10)[0] == 503, 15, what="/readyz 503")
+    status, doc = post_import(d, b"".join(lines))
+    assert status == 200, doc
+    # every line was either made durable (the spool) or refused with its number
+    assert doc["lines"] == 400, doc
+    assert doc["accepted"] + doc["duplicates"] + len(doc["errors"]) == 400, doc
+    assert all(e["code"] == "unavailable" for e in doc["errors"]), doc["errors"]
+    accepted = doc["accepted"]
+
+    pg_restored.start()
+    wait_until(lambda: d.get("/readyz", timeout=10)[0] == 200, 60, interval=0.2,
+               what="/readyz 200 once the spool is replayed")
+    assert db.count(where) >= accepted
+    status, again = post_import(d, b"".join(lines))
+    assert status == 200 and again["errors"] == [], again
+    assert again["accepted"] + again["duplicates"] == 400, again
+    assert db.count(where) == 400
