@@ -174,6 +174,70 @@ static int pagerduty(const struct row *r, struct buf *out, char *why, size_t len
                                     resolved ? at : NULL), out, why, len);
 }
 
+/* The last segment of a repository URL, without ".git", into buf; NULL when there is none. */
+static const char *repo_name(const char *url, char *buf, size_t len) {
+        const char *s;
+        size_t n;
+
+        if (!url)
+                return NULL;
+        n = strlen(url);
+        while (n && url[n - 1] == '/')
+                n--;
+        if (n > 4 && strncmp(url + n - 4, ".git", 4) == 0)
+                n -= 4;
+        s = url + n;
+        while (s > url && s[-1] != '/' && s[-1] != ':')
+                s--;
+        if (s == url + n)
+                return NULL;
+        snprintf(buf, len, "%.*s", (int) (url + n - s), s);
+        return buf;
+}
+
+/* Argo CD (a notification template of the user's): a SUCCESS is a deployment of commit_sha;
+ * the service is its app (or application), else its repository's name. */
+static int argocd(const struct row *r, struct buf *out, char *why, size_t len) {
+        const char *status = doc_string(r->metadata, "status");
+        const char *service = doc_string(r->metadata, "app");
+        char name[256];
+
+        if (!status || strcmp(status, "SUCCESS") != 0)
+                return fail(why, len, "an argocd sync with status '%.40s' is not a deployment "
+                            "(Four Keys counts SUCCESS only)", status ? status : "");
+        if (!service)
+                service = doc_string(r->metadata, "application");
+        if (!service)
+                service = repo_name(doc_string(r->metadata, "repo_url"), name, sizeof(name));
+        return deployment(r, "argocd", service, doc_string(r->metadata, "commit_sha"), true,
+                          out, why, len);
+}
+
+/* Tekton: a successful PipelineRun of the catalog's gitrevision / gitrepositoryurl params. */
+static int tekton(const struct row *r, struct buf *out, char *why, size_t len) {
+        json_t *params = doc_get(r->metadata, "data.pipelineRun.spec.params"), *p;
+        const char *sha = NULL, *url = NULL;
+        char name[256];
+        size_t i;
+
+        if (strcmp(r->event_type, "dev.tekton.event.pipelinerun.successful.v1") != 0)
+                return fail(why, len, "a tekton %.60s is not a successful pipelinerun",
+                            r->event_type);
+        json_array_foreach(params, i, p) {
+                const char *n = doc_string(p, "name"), *v = doc_string(p, "value");
+
+                if (n && strcmp(n, "gitrevision") == 0)
+                        sha = v;
+                else if (n && strcmp(n, "gitrepositoryurl") == 0)
+                        url = v;
+        }
+        if (!sha || !url)
+                return fail(why, len, "a tekton pipelinerun without the gitrevision and "
+                            "gitrepositoryurl params");
+        return deployment(r, "tekton", repo_name(url, name, sizeof(name)), sha, true, out, why,
+                          len);
+}
+
 static int map_row(struct row *r, struct buf *out, char *why, size_t len) {
         char source[64];
 
@@ -188,8 +252,12 @@ static int map_row(struct row *r, struct buf *out, char *why, size_t len) {
                 return circleci(r, out, why, len);
         if (strcmp(source, "pagerduty") == 0)
                 return pagerduty(r, out, why, len);
+        if (strcmp(source, "argocd") == 0)
+                return argocd(r, out, why, len);
+        if (strcmp(source, "tekton") == 0)
+                return tekton(r, out, why, len);
         return fail(why, len, "source '%.40s' has no mapping (github, gitlab, cloud_build, "
-                    "circleci and pagerduty have)", r->source);
+                    "circleci, pagerduty, argocd and tekton have)", r->source);
 }
 
 int fourkeys_map(const char *text, size_t len, struct buf *out, char *why, size_t why_len) {

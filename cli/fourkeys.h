@@ -1,7 +1,8 @@
 /* fourkeys: Google Four Keys' events_raw rows (as `bq extract --destination_format
  * NEWLINE_DELIMITED_JSON` writes them) mapped to import lines (API.md). GitHub and GitLab
- * rows become recorded deliveries of those sources; Cloud Build, CircleCI and PagerDuty rows
- * generic bodies, as Four Keys' own queries read them. The delivery id is fourkeys:<msg_id>. */
+ * rows become recorded deliveries of those sources; Cloud Build, CircleCI, Argo CD, Tekton and
+ * PagerDuty rows generic bodies, as Four Keys' own queries read them. The delivery id is
+ * fourkeys:<msg_id>. */
 #pragma once
 
 #include <stddef.h>

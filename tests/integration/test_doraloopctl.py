@@ -314,7 +314,7 @@ def test_import_git_gives_the_deployments_and_the_lead_time(ctld, db, tmp_path):
     assert run.returncode == 2 and b"git" in run.stderr, run
 
 
-def test_fourkeys_rows_that_are_broken_are_reported_by_line(ctld, tmp_path):
+def test_fourkeys_rows_that_are_broken_are_reported_by_line(ctld, db, tmp_path):
     good = FOURKEYS.read_bytes().splitlines()[0]
     rows = [
         good,
@@ -336,13 +336,31 @@ def test_fourkeys_rows_that_are_broken_are_reported_by_line(ctld, tmp_path):
         b"",
         json.dumps({"event_type": "push", "msg_id": "m-5", "source": "github",
                     "metadata": json.dumps({"no": "delivery"})}).encode(),
+        # Argo CD and Tekton as Four Keys' deployments query reads them
+        json.dumps({"event_type": "deployment", "msg_id": "m-6", "source": "argocd",
+                    "time_created": "2024-05-08 10:00:00 UTC",
+                    "metadata": json.dumps({"id": "a1", "status": "SUCCESS", "app": "argo-app",
+                                            "commit_sha": "1" * 40})}).encode(),
+        json.dumps({"event_type": "dev.tekton.event.pipelinerun.successful.v1",
+                    "msg_id": "m-7", "source": "tekton", "time_created": "2024-05-08T11:00:00Z",
+                    "metadata": json.dumps({"data": {"pipelineRun": {"spec": {"params": [
+                        {"name": "gitrevision", "value": "2" * 40},
+                        {"name": "gitrepositoryurl",
+                         "value": "https://github.com/acme/tekton-app.git"}]}}}})}).encode(),
+        json.dumps({"event_type": "deployment", "msg_id": "m-8", "source": "argocd",
+                    "time_created": "2024-05-08 10:00:00 UTC",
+                    "metadata": json.dumps({"status": "SUCCESS"})}).encode(),   # no service
     ]
     path = write_lines(tmp_path / "broken.ndjson", rows)
     run, doc = ctl_json(ctld, "import", "--fourkeys", str(path))
     assert run.returncode == 1, run
-    assert doc["lines"] == 11 and doc["accepted"] + doc["duplicates"] == 2, doc
+    assert doc["lines"] == 14 and doc["accepted"] + doc["duplicates"] == 4, doc
     unmappable = [e["line"] for e in doc["errors"] if e["code"] == "unmappable"]
-    assert unmappable == [2, 3, 4, 5, 6, 7, 8, 9], doc["errors"]
+    assert unmappable == [2, 3, 4, 5, 6, 7, 8, 9, 14], doc["errors"]
     # line 10 is blank (skipped); line 11 maps: a GitHub push whose body says nothing usable
     # is stored, as the webhook would store it
     assert [e["line"] for e in doc["errors"] if e["code"] != "unmappable"] == [], doc
+    for service, sha in (("argo-app", "1" * 40), ("tekton-app", "2" * 40)):
+        rows = db.query(f"SELECT sha, status, environment FROM deployments "
+                        f"WHERE service = '{service}'")
+        assert rows == [[sha, "success", "production"]], (service, rows)
