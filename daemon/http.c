@@ -673,6 +673,26 @@ static void import_wake(void *arg) {
         pthread_mutex_unlock(&req->http->lock);
 }
 
+/* 405 with "Allow: POST" (reply_text's Allow is for the other routes). */
+static enum MHD_Result import_method_not_allowed(struct request *req,
+                                                 struct MHD_Connection *conn) {
+        json_t *doc = doc_error("method_not_allowed", "Use POST on this path");
+        char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        struct MHD_Response *resp;
+
+        json_decref(doc);
+        if (!text)
+                return reply_text(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL);
+        resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(text);
+                return MHD_NO;
+        }
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST");
+        return queue(req, conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+}
+
 static enum MHD_Result start_import(struct request *req, struct MHD_Connection *conn,
                                     const char *method) {
         const char *tokens = req->cfg->admin_token;
@@ -680,8 +700,7 @@ static enum MHD_Result start_import(struct request *req, struct MHD_Connection *
         int r;
 
         if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-                return reply(req, conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-                             doc_error("method_not_allowed", "Use POST on this path"));
+                return import_method_not_allowed(req, conn);
         if (!tokens || !*tokens)
                 r = error_set(&err, EACCES, "bad_token", NULL, "admin_token is not configured, "
                               "so admin endpoints are disabled");

@@ -151,8 +151,9 @@ def test_refusals_before_the_body(daemon):
     status, doc = post_import(d, line, headers=dict(ADMIN, **{"Content-Type":
                                                                "application/json"}))
     assert status == 415 and doc["error"]["code"] == "unsupported_media_type", doc
-    status, doc, _ = d.get("/api/v1/import", {"Authorization": ADMIN["Authorization"]})
+    status, doc, headers = d.get("/api/v1/import", {"Authorization": ADMIN["Authorization"]})
     assert status == 405 and doc["error"]["code"] == "method_not_allowed", doc
+    assert headers.get("Allow") == "POST"
     unset = daemon(admin_token=None)
     status, doc = post_import(unset, line)
     assert status == 401 and "admin_token" in doc["error"]["message"], doc
