@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hook.h"
 
@@ -29,3 +30,18 @@ void fixture_unload(struct fixture *fx);
  * returns how many. */
 int fixture_walk(const char *fixtures, void (*fn)(const char *source, const char *dir,
                                                   const char *name, void *ctx), void *ctx);
+
+struct delivery;
+struct store;
+
+/* The libpq conninfo of the empty database a store test owns: argv[2], else the
+ * DORALOOP_TEST_DB variable (tests/test_unit.py passes one per binary); NULL when neither. */
+const char *fixture_db(int argc, char **argv);
+
+/* A store on conninfo, brought to the compiled-in schema with the production environment
+ * "production" configured; NULL (and a line on stderr) when it cannot. */
+struct store *fixture_store(const char *conninfo);
+
+/* A generic delivery of body (API.md's own JSON: its "type" is the event), received at
+ * received_us and normalized as the HTTP handler would; NULL on OOM. */
+struct delivery *fixture_generic(const char *delivery_id, const char *body, int64_t received_us);
