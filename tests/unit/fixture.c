@@ -152,3 +152,34 @@ struct delivery *fixture_generic(const char *delivery_id, const char *body, int6
                 return delivery_free(d);
         return d;
 }
+
+/* conninfo and SQL travel to psql in the environment, so no shell quoting is needed. */
+FILE *fixture_psql_open(const char *conninfo) {
+        if (setenv("FIXTURE_CONNINFO", conninfo, 1) < 0)
+                return NULL;
+        return popen("exec psql -X -q -At -d \"$FIXTURE_CONNINFO\" >/dev/null 2>&1", "w");
+}
+
+int fixture_psql_send(FILE *session, const char *sql) {
+        return fprintf(session, "%s\n", sql) < 0 || fflush(session) != 0 ? -1 : 0;
+}
+
+int fixture_psql_close(FILE *session) {
+        return pclose(session) == 0 ? 0 : -1;
+}
+
+int fixture_psql_value(const char *conninfo, const char *sql, char *out, size_t n) {
+        FILE *p;
+        int ok;
+
+        if (setenv("FIXTURE_CONNINFO", conninfo, 1) < 0 || setenv("FIXTURE_SQL", sql, 1) < 0)
+                return -1;
+        p = popen("exec psql -X -q -At -d \"$FIXTURE_CONNINFO\" -c \"$FIXTURE_SQL\" 2>/dev/null",
+                  "r");
+        if (!p)
+                return -1;
+        ok = fgets(out, (int) n, p) != NULL;
+        if (ok)
+                out[strcspn(out, "\n")] = '\0';
+        return pclose(p) == 0 && ok ? 0 : -1;
+}

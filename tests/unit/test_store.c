@@ -3,13 +3,16 @@
  * error, the compiled-in migrations applied once, idempotent delivery on (source, id) in
  * and across batches, a redelivery changing no row, what PostgreSQL's refusals map to
  * (-EBADMSG for the rows' content, -EIO for the database's state) with nothing stored of a
- * refused batch, listing, replay with its hooks and skips, and the replay lock. */
+ * refused batch, listing, replay with its hooks and skips, the replay lock, and waits
+ * behind another session's lock (a timeout -EIO, a deadlock -EAGAIN). */
 #include "store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "delivery.h"
@@ -405,6 +408,108 @@ static void test_replay_lock(const char *conninfo) {
         store_close(b);
 }
 
+/* ---------------------------------------------------------------- lock waits */
+
+/* Whether sql's value on conninfo becomes want within 10 s. */
+static bool becomes(const char *conninfo, const char *sql, const char *want) {
+        const struct timespec pause = { 0, 50 * 1000 * 1000 };
+        char got[64];
+
+        for (int i = 0; i < 200; i++) {
+                if (fixture_psql_value(conninfo, sql, got, sizeof(got)) == 0 &&
+                    strcmp(got, want) == 0)
+                        return true;
+                nanosleep(&pause, NULL);
+        }
+        return false;
+}
+
+#define EVENTS_RAW_HELD "SELECT count(*) FROM pg_locks WHERE relation = 'events_raw'::regclass " \
+                        "AND mode = 'ExclusiveLock' AND granted"
+/* "1/1" once the store holds its service lock and waits on a lock (events_raw's). */
+#define STORE_WAITS "SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' " \
+                    "AND classid = 7250 AND granted) || '/' || (SELECT count(*) FROM " \
+                    "pg_stat_activity WHERE wait_event_type = 'Lock' " \
+                    "AND datname = current_database())"
+
+struct saver {
+        struct store *s;
+        struct delivery *d;
+        struct error err;
+        int r;
+};
+
+static void *save_in_thread(void *arg) {
+        struct saver *sv = arg;
+
+        sv->r = save_one(sv->s, sv->d, &sv->err);
+        return NULL;
+}
+
+/* Waiting behind another session's lock. Past lock_timeout (SQLSTATE 55P03) it is -EIO:
+ * nothing is wrong with the rows, they wait. In a deadlock (40P01) it is -EAGAIN: the same
+ * batch may pass at once. Neither stores anything; the connection goes on. */
+static void test_lock_waits(const char *conninfo) {
+        char impatient[1024];
+        struct store *s = NULL;
+        struct saver sv = { 0 };
+        struct error err = { 0 };
+        struct delivery *old_d1;
+        pthread_t thread;
+        FILE *psql;
+        bool cycle;
+        int before;
+
+        snprintf(impatient, sizeof(impatient), "%s options='-c lock_timeout=200'", conninfo);
+        CHECK(store_open(impatient, &s, &err) == 0);
+        before = list(s, NULL, NULL, 0, 100).n;
+        /* The deadlock's store waits as long as it takes (no lock_timeout). */
+        CHECK(store_open(conninfo, &sv.s, &err) == 0);
+        sv.d = fixture_generic("waits", deployment_body("dep-9", "success"), T0);
+        /* Each store prepares its statements before the lock is taken (preparing the
+         * INSERT takes events_raw's lock too): a redelivery of d-1, a duplicate. */
+        old_d1 = fixture_generic("d-1", deployment_body("dep-1", "success"), T0);
+        CHECK(save_one(s, old_d1, &err) == 0 && old_d1->duplicate);
+        CHECK(save_one(sv.s, old_d1, &err) == 0 && old_d1->duplicate);
+        delivery_free(old_d1);
+
+        psql = fixture_psql_open(conninfo);
+        CHECK(psql != NULL);
+        if (!psql)
+                return;
+        CHECK(fixture_psql_send(psql, "BEGIN; LOCK TABLE events_raw IN EXCLUSIVE MODE;") == 0);
+        CHECK(becomes(conninfo, EVENTS_RAW_HELD, "1"));
+        CHECK(save_one(s, sv.d, &err) == -EIO);
+        CHECK(strstr(err.msg, "lock timeout") != NULL);
+
+        /* The cycle: the store takes its service lock (lock_service in store.c: advisory
+         * (7250, hashtext(service))), then waits on events_raw; psql, holding events_raw,
+         * asks for that service lock. psql's deadlock_timeout is long, so the store's 1 s
+         * one finds the cycle and its statement is the one refused. */
+        CHECK(fixture_psql_send(psql, "SET deadlock_timeout = '60s';") == 0);
+        CHECK(pthread_create(&thread, NULL, save_in_thread, &sv) == 0);
+        cycle = becomes(conninfo, STORE_WAITS, "1/1");
+        CHECK(cycle);
+        /* Without the store's lock held there is no cycle: psql then ends its transaction
+         * first, so that the store's wait (and this test) ends. */
+        CHECK(fixture_psql_send(psql, cycle ? "SELECT pg_advisory_xact_lock(7250, "
+                                              "hashtext('api'));" : "ROLLBACK;") == 0);
+        pthread_join(thread, NULL);
+        if (sv.r != -EAGAIN)
+                fprintf(stderr, "deadlock: %d %s\n", sv.r, sv.err.msg);
+        CHECK(sv.r == -EAGAIN);
+        CHECK(strstr(sv.err.msg, "deadlock") != NULL);
+        CHECK(fixture_psql_send(psql, "COMMIT;") == 0);
+        CHECK(fixture_psql_close(psql) == 0);
+
+        CHECK(list(s, NULL, NULL, 0, 100).n == before);
+        CHECK(save_one(sv.s, sv.d, &err) == 0 && !sv.d->duplicate);
+        CHECK(list(s, NULL, NULL, 0, 100).n == before + 1);
+        delivery_free(sv.d);
+        store_close(sv.s);
+        store_close(s);
+}
+
 int main(int argc, char **argv) {
         const char *conninfo = fixture_db(argc, argv);
         size_t n_migrations = test_migrations_table();
@@ -421,6 +526,7 @@ int main(int argc, char **argv) {
         test_listing(s);
         test_replay(s);
         test_replay_lock(conninfo);
+        test_lock_waits(conninfo);
         store_close(s);
         return check_summary();
 }
