@@ -32,3 +32,15 @@ def test_unit(name, request):
                          capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, f"{name} failed:\n{run.stdout}{run.stderr}"
     assert ", 0 failed" in run.stdout
+
+
+# lib/source.c is tested with the sources it lists (lib/sources/) by test_sources.
+COVERED_BY = {"source": "sources"}
+
+
+def test_every_lib_module_has_a_unit_binary():
+    """Issue 18: each lib/*.c has its tests/unit/test_<module>.c."""
+    missing = [p.name for p in sorted((REPO / "lib").glob("*.c"))
+               if not (REPO / "tests" / "unit" /
+                       f"test_{COVERED_BY.get(p.stem, p.stem)}.c").exists()]
+    assert not missing, f"lib modules without a unit test binary: {missing}"
