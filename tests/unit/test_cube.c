@@ -300,6 +300,30 @@ static void test_cache(void) {
         cube_free(c);
 }
 
+/* Two selections are two cache entries, whatever bytes their names hold: an environment
+ * "production\x1fstaging" (one name, no series: 0) is not the list {production, staging}
+ * (2 + 1), nor is service "api\x1fproduction" with no environment service "api" with one. */
+static void test_cache_keys(void) {
+        static const char *const glued[] = { "production\x1fstaging" };
+        struct cube *c = cube_new();
+        struct cube_row rows[] = { row("api", "production", DAY0, 2, 1),
+                                   row("api", "staging", DAY0, 1, 1) };
+        struct cube_query q = window("api", (int64_t) DAY0 * D, (int64_t) (DAY0 + 1) * D);
+
+        q.cache = true;
+        for (size_t i = 0; i < 2; i++)
+                CHECK(cube_apply(c, &rows[i]) == 0);
+        q.envs = glued, q.n_envs = 1;
+        CHECK(deployments(c, &q, NULL) == 0);
+        q.envs = BOTH, q.n_envs = 2;
+        CHECK(deployments(c, &q, NULL) == 3);
+        q.service = "api\x1fproduction", q.n_envs = 0;
+        CHECK(deployments(c, &q, NULL) == 0);
+        q.service = "api", q.envs = PROD, q.n_envs = 1;
+        CHECK(deployments(c, &q, NULL) == 2);
+        cube_free(c);
+}
+
 /* The histograms and counters a row and an edge event add. */
 static void test_figures(void) {
         struct cube *c = cube_new();
@@ -374,6 +398,7 @@ int main(void) {
         test_series();
         test_pages();
         test_cache();
+        test_cache_keys();
         test_figures();
         test_many_series();
         free(acc);
