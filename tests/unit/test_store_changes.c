@@ -90,6 +90,24 @@ static void test_brief(struct store *s) {
         store_change_brief_free(&b);
 }
 
+/* Services travel as a PostgreSQL array literal (store.c's param_array): names holding
+ * its quote, backslash, comma, braces, blanks or the word NULL come back as they were. */
+static void test_array_quoting(struct store *s) {
+        static const char *const names[] = { "a\"b", "c\\d", "e,f", "{g}", " h ", "NULL", "" };
+        struct store_change_brief b;
+        struct error err = { 0 };
+
+        CHECK(save(s, "cr-q", change_request("CHG-Q", "pending",
+                                             "[\"a\\\"b\",\"c\\\\d\",\"e,f\",\"{g}\","
+                                             "\" h \",\"NULL\",\"\"]",
+                                             "2024-05-07T09:00:00Z")) == 0);
+        CHECK(store_change_brief(s, "CHG-Q", &b, &err) == 0);
+        CHECK(b.found && b.n_services == 7);
+        for (size_t i = 0; i < 7 && i < b.n_services; i++)
+                CHECK_STR(b.services[i], names[i]);
+        store_change_brief_free(&b);
+}
+
 static void test_one(struct store *s) {
         struct error err = { 0 };
         char *text = (char *) "unset";
@@ -226,6 +244,7 @@ int main(int argc, char **argv) {
         test_brief(s);
         test_one(s);
         test_list(s);
+        test_array_quoting(s);
         test_refusal(s);
         store_close(s);
         return check_summary();
