@@ -57,7 +57,8 @@ static struct delivery *with_key(const char *delivery_id, const char *key) {
 
 /* 3,000 bytes a pglz pass cannot shrink below btree's 2,704-byte row maximum. */
 static char *incompressible(size_t n) {
-        static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz"
+                                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         char *s = malloc(n + 1);
         uint32_t x = 12345;
 
@@ -434,8 +435,9 @@ static bool becomes(const char *conninfo, const char *sql, const char *want) {
                         "AND mode = 'ExclusiveLock' AND granted"
 /* "1/1" once the store holds its service lock and waits on a lock (events_raw's). */
 #define STORE_WAITS "SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' " \
-                    "AND classid = 7250 AND granted) || '/' || (SELECT count(*) FROM " \
-                    "pg_stat_activity WHERE wait_event_type = 'Lock' " \
+                    "AND classid = 7250 AND granted AND database = (SELECT oid FROM " \
+                    "pg_database WHERE datname = current_database())) || '/' || " \
+                    "(SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' " \
                     "AND datname = current_database())"
 
 struct saver {
