@@ -2,46 +2,46 @@
 #include "changes.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../lib/changectl.h"
-#include "../lib/doc.h"
 #include "../lib/error.h"
 #include "../lib/store_changes.h"
 #include "../lib/timefmt.h"
-#include "api.h"
 #include "config.h"
 #include "log.h"
+#include "params.h"
 
-#define PREFIX "/api/v1/changes"
 #define KEY_MAX 255
-#define LIST_LIMIT_DEFAULT 50
-#define LIST_LIMIT_MAX 500
 
-bool changes_path(const char *path) {
-        return strncmp(path, PREFIX, strlen(PREFIX)) == 0 &&
-               (path[strlen(PREFIX)] == '\0' || path[strlen(PREFIX)] == '/');
-}
+/* -EIO (503) from what the database or memory refused, in err. */
+static int unavailable(struct error *err) {
+        char msg[sizeof(err->msg)];
 
-static int error_reply(json_t **ret_body, int status, const char *code, const char *msg) {
-        *ret_body = doc_error(code, "%s", msg);
-        return status;
-}
-
-static int unavailable(json_t **ret_body, const struct error *err) {
-        log_warning("Failed to read change requests: %s", err->msg);
-        return error_reply(ret_body, 503, "unavailable", err->msg[0] ? err->msg : "Out of memory");
+        snprintf(msg, sizeof(msg), "%s", err->msg[0] ? err->msg : "Out of memory");
+        log_warning("Failed to read change requests: %s", msg);
+        return error_set(err, EIO, "unavailable", NULL, "%s", msg);
 }
 
 /* Parses JSON text the database built into the reply. */
-static int json_reply(json_t **ret_body, char *text) {
+static int json_reply(json_t **ret_body, char *text, struct error *err) {
         json_error_t jerr;
 
         *ret_body = json_loads(text, 0, &jerr);
         free(text);
-        return *ret_body ? 200 : error_reply(ret_body, 503, "unavailable", "Malformed answer");
+        return *ret_body ? 0 : error_set(err, EIO, "unavailable", NULL, "Malformed answer");
+}
+
+/* The {key} of the path into key; -ENOENT (404) when it is longer than any key. */
+static int key_of(const struct api_request *req, char key[KEY_MAX + 1], struct error *err) {
+        if (req->param_len > KEY_MAX)
+                return error_set(err, ENOENT, "not_found", NULL, "No such change request");
+        memcpy(key, req->param, req->param_len);
+        key[req->param_len] = '\0';
+        return 0;
 }
 
 struct one {
@@ -62,23 +62,27 @@ static int read_brief(struct store *s, void *ctx, struct error *err) {
         return store_change_brief(s, o->key, &o->brief, err);
 }
 
-static int gate(const struct api *api, const struct api_request *req, const char *key,
-                json_t **ret_body) {
+int changes_gate(const struct api *api, const struct api_request *req, json_t **ret_body,
+                 struct error *err) {
         const char *service = req->arg(req->ctx, "service");
         const char *environment = req->arg(req->ctx, "environment");
+        char key[KEY_MAX + 1];
         struct one o = { .key = key };
-        struct error err = { 0 };
         struct changectl_record rec;
         struct timespec now;
         char reason[400];
         bool allowed;
 
+        if (key_of(req, key, err) < 0)
+                return -ENOENT;
         if (service && !*service)
-                return error_reply(ret_body, 400, "invalid_parameter", "service is empty");
+                return error_set(err, EBADMSG, "invalid_parameter", "service",
+                                 "service: must not be empty");
         if (environment && !*environment)
-                return error_reply(ret_body, 400, "invalid_parameter", "environment is empty");
-        if (api_with_store(api, read_brief, &o, &err) < 0)
-                return unavailable(ret_body, &err);
+                return error_set(err, EBADMSG, "invalid_parameter", "environment",
+                                 "environment: must not be empty");
+        if (api_with_store(api, read_brief, &o, err) < 0)
+                return unavailable(err);
         rec = (struct changectl_record) {
                 .found = o.brief.found, .key = key, .status = o.brief.status,
                 .planned_start = o.brief.planned_start, .planned_end = o.brief.planned_end,
@@ -93,7 +97,7 @@ static int gate(const struct api *api, const struct api_request *req, const char
         *ret_body = json_pack("{s:b,s:s,s:s,s:s*,s:s*}", "allowed", allowed, "reason", reason,
                               "change_request", key, "service", service, "environment",
                               environment);
-        return 200;
+        return 0;
 }
 
 struct list {
@@ -107,12 +111,12 @@ static int read_list(struct store *s, void *ctx, struct error *err) {
         return store_changes_json(s, &l->filter, &l->json, err);
 }
 
-static int list(const struct api *api, const struct api_request *req, json_t **ret_body) {
+int changes_list(const struct api *api, const struct api_request *req, json_t **ret_body,
+                 struct error *err) {
         static const char *const statuses[] = { "pending", "approved", "declined",
                                                 "implementing", "completed", "canceled" };
-        const char *limit = req->arg(req->ctx, "limit"), *since = req->arg(req->ctx, "since");
-        struct list l = { .filter = { .limit = LIST_LIMIT_DEFAULT, .since_us = INT64_MIN } };
-        struct error err = { 0 };
+        const char *since = req->arg(req->ctx, "since");
+        struct list l = { .filter = { .since_us = INT64_MIN } };
 
         l.filter.service = req->arg(req->ctx, "service");
         l.filter.status = req->arg(req->ctx, "status");
@@ -123,51 +127,30 @@ static int list(const struct api *api, const struct api_request *req, json_t **r
                 for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
                         known |= strcmp(l.filter.status, statuses[i]) == 0;
                 if (!known)
-                        return error_reply(ret_body, 400, "invalid_parameter",
-                                           "status must be pending, approved, declined, "
-                                           "implementing, completed or canceled");
+                        return error_set(err, EBADMSG, "invalid_parameter", "status",
+                                         "status: must be pending, approved, declined, "
+                                         "implementing, completed or canceled");
         }
-        if (limit) {
-                char *end;
-                long n = strtol(limit, &end, 10);
-
-                if (!*limit || *end || n < 1 || n > LIST_LIMIT_MAX)
-                        return error_reply(ret_body, 400, "invalid_parameter",
-                                           "limit must be a whole number from 1 to 500");
-                l.filter.limit = (int) n;
-        }
+        if (params_limit(req, &l.filter.limit, err) < 0)
+                return -EBADMSG;
         if (since && timefmt_parse(since, &l.filter.since_us) < 0)
-                return error_reply(ret_body, 400, "invalid_parameter",
-                                   "since must be an RFC 3339 time");
-        if (api_with_store(api, read_list, &l, &err) < 0)
-                return unavailable(ret_body, &err);
-        return json_reply(ret_body, l.json);
+                return error_set(err, EBADMSG, "invalid_parameter", "since",
+                                 "since: must be an RFC 3339 time");
+        if (api_with_store(api, read_list, &l, err) < 0)
+                return unavailable(err);
+        return json_reply(ret_body, l.json, err);
 }
 
-int changes_handle(const struct api *api, const struct api_request *req, json_t **ret_body) {
-        const char *rest = req->path + strlen(PREFIX);
+int changes_one(const struct api *api, const struct api_request *req, json_t **ret_body,
+                struct error *err) {
         char key[KEY_MAX + 1];
-        const char *slash;
-        size_t n;
         struct one o = { .key = key };
-        struct error err = { 0 };
 
-        if (!*rest)
-                return list(api, req, ret_body);
-        rest++;
-        slash = strchr(rest, '/');
-        n = slash ? (size_t) (slash - rest) : strlen(rest);
-        if (n == 0 || n > KEY_MAX)
-                return error_reply(ret_body, 404, "not_found", "No such change request");
-        memcpy(key, rest, n);
-        key[n] = '\0';
-        if (slash && strcmp(slash, "/gate") == 0)
-                return gate(api, req, key, ret_body);
-        if (slash)
-                return error_reply(ret_body, 404, "not_found", "No such endpoint");
-        if (api_with_store(api, read_one, &o, &err) < 0)
-                return unavailable(ret_body, &err);
+        if (key_of(req, key, err) < 0)
+                return -ENOENT;
+        if (api_with_store(api, read_one, &o, err) < 0)
+                return unavailable(err);
         if (!o.json)
-                return error_reply(ret_body, 404, "not_found", "No such change request");
-        return json_reply(ret_body, o.json);
+                return error_set(err, ENOENT, "not_found", NULL, "No such change request");
+        return json_reply(ret_body, o.json, err);
 }

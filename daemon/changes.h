@@ -2,15 +2,9 @@
  * /api/v1/changes/{key}/gate. */
 #pragma once
 
-#include <jansson.h>
-#include <stdbool.h>
+#include "api.h"
 
-struct api;
-struct api_request;
-
-/* Whether path is one changes_handle() answers. */
-bool changes_path(const char *path);
-
-/* Answers a GET on a changes_path(); authorization is the caller's. Returns the HTTP status
- * and sets *ret_body (the caller's; NULL only on OOM). Thread-safe. */
-int changes_handle(const struct api *api, const struct api_request *req, json_t **ret_body);
+/* The handlers (api.h's api_handler), routed by daemon/routes.c; req->param is the key. */
+api_handler changes_list;       /* GET /api/v1/changes */
+api_handler changes_one;        /* GET /api/v1/changes/{key}, with its history */
+api_handler changes_gate;       /* GET /api/v1/changes/{key}/gate?service=&environment= */

@@ -19,11 +19,11 @@
 #include "../lib/store.h"
 #include "../lib/store_dora.h"
 #include "../lib/timefmt.h"
-#include "../lib/verify.h"
 #include "api.h"
 #include "config.h"
 #include "dbpool.h"
 #include "log.h"
+#include "params.h"
 #include "stats.h"
 #include "writer.h"
 
@@ -33,8 +33,6 @@
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 #define MAX_SPAN_DAYS 3660
-#define LIST_LIMIT_DEFAULT 50
-#define LIST_LIMIT_MAX 500
 #define METRICS_TAIL_MAX_BYTES (256u << 10) /* the counters after the DORA gauges */
 
 static int64_t now_us(void) {
@@ -44,32 +42,19 @@ static int64_t now_us(void) {
         return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int reply_error(json_t **ret_body, int status, const char *code, const char *msg) {
-        *ret_body = doc_error(code, "%s", msg);
-        return status;
-}
-
-/* A bad parameter: a 400 naming it, and a log line (rate-limited: callers are remote). */
-static int bad_param(json_t **ret_body, const char *name, const char *why) {
-        static pthread_mutex_t rl_lock = PTHREAD_MUTEX_INITIALIZER;
-        static struct log_ratelimit rl = LOG_RATELIMIT(10, 20);
-        int suppressed;
-        bool pass;
-
-        pthread_mutex_lock(&rl_lock);
-        pass = log_ratelimit_pass(&rl, &suppressed);
-        pthread_mutex_unlock(&rl_lock);
-        if (pass)
-                log_info("Refused a read with 400: %s: %s%s", name, why,
-                         suppressed ? " (similar messages were suppressed)" : "");
-        *ret_body = doc_error("invalid_parameter", "%s: %s", name, why);
-        return 400;
+/* A bad parameter: -EBADMSG (400) naming it; the HTTP side logs the refusal. */
+static int bad_param(struct error *err, const char *name, const char *why) {
+        return error_set(err, EBADMSG, "invalid_parameter", name, "%s: %s", name, why);
 }
 
 /* A time parameter timefmt_parse() refused with r. */
-static int bad_time(json_t **ret_body, const char *name, int r) {
-        return bad_param(ret_body, name, r == -ERANGE ? "must be " TIMEFMT_RANGE_TEXT
-                                                      : "must be an RFC 3339 time");
+static int bad_time(struct error *err, const char *name, int r) {
+        return bad_param(err, name, r == -ERANGE ? "must be " TIMEFMT_RANGE_TEXT
+                                                 : "must be an RFC 3339 time");
+}
+
+static int out_of_memory(struct error *err) {
+        return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
 }
 
 /* ------------------------------------------------------------------ the mirror */
@@ -387,8 +372,8 @@ static size_t production_list(const struct config *cfg, char *buf, size_t buf_le
         return n < 0 ? 0 : (size_t) n;
 }
 
-/* service, environment, window | from/to, bands. Returns 0 or an HTTP status. */
-static int parse_params(const struct api_request *req, struct params *p, json_t **ret_body) {
+/* service, environment, window | from/to, bands. Returns 0 or -EBADMSG. */
+static int parse_params(const struct api_request *req, struct params *p, struct error *err) {
         const char *window = req->arg(req->ctx, "window"), *from = req->arg(req->ctx, "from");
         const char *to = req->arg(req->ctx, "to"), *env = req->arg(req->ctx, "environment");
         const char *bands = req->arg(req->ctx, "bands");
@@ -401,16 +386,16 @@ static int parse_params(const struct api_request *req, struct params *p, json_t 
         *p = (struct params) { .bands = METRICS_BANDS_2023 };
         p->service = req->arg(req->ctx, "service");
         if (p->service && !*p->service)
-                return bad_param(ret_body, "service", "must not be empty");
+                return bad_param(err, "service", "must not be empty");
         n_prod = production_list(req->cfg, prod_buf, sizeof(prod_buf), prod);
         if (env) {
                 r = split_list(env, p->env_buf, sizeof(p->env_buf), p->envs, MAX_ENVS);
                 if (r < 0)
-                        return bad_param(ret_body, "environment", "names more than "
+                        return bad_param(err, "environment", "names more than "
                                          STRINGIFY(MAX_ENVS) " environments or more than "
                                          STRINGIFY(MAX_ENV_LIST_BYTES) " bytes");
                 if (r == 0)
-                        return bad_param(ret_body, "environment",
+                        return bad_param(err, "environment",
                                          "name one environment or a comma-separated list");
                 p->n_envs = (size_t) r;
         } else {
@@ -424,20 +409,20 @@ static int parse_params(const struct api_request *req, struct params *p, json_t 
                          p->envs[i]);
         }
         if (bands && metrics_bands_parse(bands, &p->bands) < 0)
-                return bad_param(ret_body, "bands", "must be 2021, 2023 or 2024");
+                return bad_param(err, "bands", "must be 2021, 2023 or 2024");
         if (window && (from || to))
-                return bad_param(ret_body, "window", "give either window or from/to, not both");
+                return bad_param(err, "window", "give either window or from/to, not both");
         if (from || to) {
                 if (from && (r = timefmt_parse(from, &p->from_us)) < 0)
-                        return bad_time(ret_body, "from", r);
+                        return bad_time(err, "from", r);
                 if (to && (r = timefmt_parse(to, &p->to_us)) < 0)
-                        return bad_time(ret_body, "to", r);
+                        return bad_time(err, "to", r);
                 if (!to)
                         p->to_us = now;
                 if (!from)
                         p->from_us = p->to_us - 30 * DAY_US;
                 if (p->from_us >= p->to_us)
-                        return bad_param(ret_body, from ? "from" : "to", "from must be before to");
+                        return bad_param(err, from ? "from" : "to", "from must be before to");
         } else {
                 long days = 30;
 
@@ -448,14 +433,14 @@ static int parse_params(const struct api_request *req, struct params *p, json_t 
                         days = strtol(window, &end, 10);
                         if (errno || end == window || strcmp(end, "d") != 0 || days < 1 ||
                             days > MAX_SPAN_DAYS)
-                                return bad_param(ret_body, "window",
+                                return bad_param(err, "window",
                                                  "must be a number of days such as 7d, 30d or 90d");
                 }
                 p->to_us = now;
                 p->from_us = now - days * DAY_US;
         }
         if (p->to_us - p->from_us > MAX_SPAN_DAYS * DAY_US)
-                return bad_param(ret_body, from ? "from" : "window",
+                return bad_param(err, from ? "from" : "window",
                                  "the window is longer than 3660 days");
         return 0;
 }
@@ -529,13 +514,17 @@ static struct cube_query query_of(const struct params *p, int64_t from, int64_t 
                                      .cache = cache };
 }
 
-static int unavailable(json_t **ret_body, const struct error *err, const char *what) {
-        log_warning("Failed to answer %s: %s", what, err->msg);
-        return reply_error(ret_body, 503, "unavailable", err->msg[0] ? err->msg : "Out of memory");
+/* -EIO (503) from what the database or memory refused (cause, which may be err). */
+static int unavailable(struct error *err, const struct error *cause, const char *what) {
+        char msg[sizeof(cause->msg)];
+
+        snprintf(msg, sizeof(msg), "%s", cause->msg[0] ? cause->msg : "Out of memory");
+        log_warning("Failed to answer %s: %s", what, msg);
+        return error_set(err, EIO, "unavailable", NULL, "%s", msg);
 }
 
-/* GET /api/v1/dora */
-static int dora(const struct api *api, const struct api_request *req, json_t **ret_body) {
+int dora_figures(const struct api *api, const struct api_request *req, json_t **ret_body,
+                 struct error *err) {
         struct metrics_acc *acc = NULL;
         struct metrics_figures f;
         struct session s;
@@ -544,12 +533,12 @@ static int dora(const struct api *api, const struct api_request *req, json_t **r
         json_t *o;
         int r;
 
-        r = parse_params(req, &p, ret_body);
+        r = parse_params(req, &p, err);
         if (r)
                 return r;
         acc = malloc(sizeof(*acc));
         if (!acc)
-                return reply_error(ret_body, 503, "unavailable", "Out of memory");
+                return out_of_memory(err);
         q = query_of(&p, p.from_us, p.to_us, true);
         r = session_begin(&s, api);
         if (r == 0) {
@@ -558,7 +547,7 @@ static int dora(const struct api *api, const struct api_request *req, json_t **r
         }
         if (r < 0) {
                 free(acc);
-                return unavailable(ret_body, &s.err, "a DORA query");
+                return unavailable(err, &s.err, "a DORA query");
         }
         metrics_figures(acc, (double) (p.to_us - p.from_us) / 1e6, &f);
         free(acc);
@@ -567,19 +556,20 @@ static int dora(const struct api *api, const struct api_request *req, json_t **r
                       "window", window_json(p.from_us, p.to_us));
         if (!o || set_figures(o, &f, p.bands) < 0) {
                 json_decref(o);
-                return reply_error(ret_body, 503, "unavailable", "Out of memory");
+                return out_of_memory(err);
         }
         *ret_body = o;
-        return 200;
+        return 0;
 }
 
 static int64_t floor_div(int64_t a, int64_t b) {
         return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
-/* GET /api/v1/dora/series?bucket=day|week: day buckets start at UTC midnight, week buckets
- * on Monday at UTC midnight; the first and last are cut to the window. */
-static int series(const struct api *api, const struct api_request *req, json_t **ret_body) {
+/* Day buckets start at UTC midnight, week buckets on Monday at UTC midnight; the first and
+ * last are cut to the window. */
+int dora_series(const struct api *api, const struct api_request *req, json_t **ret_body,
+                struct error *err) {
         const char *bucket = req->arg(req->ctx, "bucket");
         struct metrics_acc *acc = NULL;
         json_t *buckets = NULL;
@@ -588,7 +578,7 @@ static int series(const struct api *api, const struct api_request *req, json_t *
         int64_t width, offset, start, n_buckets;
         int r;
 
-        r = parse_params(req, &p, ret_body);
+        r = parse_params(req, &p, err);
         if (r)
                 return r;
         if (!bucket || strcmp(bucket, "day") == 0)
@@ -596,7 +586,7 @@ static int series(const struct api *api, const struct api_request *req, json_t *
         else if (strcmp(bucket, "week") == 0)
                 width = 7 * DAY_US;
         else
-                return bad_param(ret_body, "bucket", "must be day or week");
+                return bad_param(err, "bucket", "must be day or week");
         /* 1970-01-01 was a Thursday: Mondays are 4 days after a multiple of 7. */
         offset = width == DAY_US ? 0 : 4 * DAY_US;
         start = floor_div(p.from_us - offset, width) * width + offset;
@@ -608,14 +598,14 @@ static int series(const struct api *api, const struct api_request *req, json_t *
                          "series_max_buckets (%ld): ask for a shorter window or wider buckets",
                          n_buckets, width == DAY_US ? "day" : "week",
                          req->cfg->series_max_buckets);
-                return bad_param(ret_body, "bucket", why);
+                return bad_param(err, "bucket", why);
         }
         acc = malloc(sizeof(*acc));
         buckets = json_array();
         if (!acc || !buckets) {
                 free(acc);
                 json_decref(buckets);
-                return reply_error(ret_body, 503, "unavailable", "Out of memory");
+                return out_of_memory(err);
         }
         r = session_begin(&s, api);
         if (r == 0) {
@@ -643,10 +633,10 @@ static int series(const struct api *api, const struct api_request *req, json_t *
         free(acc);
         if (r < 0) {
                 json_decref(buckets);
-                return unavailable(ret_body, &s.err, "a DORA series");
+                return unavailable(err, &s.err, "a DORA series");
         }
         *ret_body = json_pack("{s:o}", "buckets", buckets);
-        return 200;
+        return 0;
 }
 
 /* ------------------------------------------------------------------ lists */
@@ -756,49 +746,42 @@ static void env_array(const struct params *p, char *buf, size_t len) {
 
 /* GET /api/v1/deployments and /api/v1/incidents */
 static int list(const struct api *api, const struct api_request *req, bool deployments,
-                json_t **ret_body) {
-        const char *limit = req->arg(req->ctx, "limit"), *cursor = req->arg(req->ctx, "cursor");
+                json_t **ret_body, struct error *err) {
+        const char *cursor = req->arg(req->ctx, "cursor");
         const char *since = req->arg(req->ctx, "since"), *service = req->arg(req->ctx, "service");
         char envs[1200], since_buf[24], cursor_buf[24], limit_buf[24];
         struct list l = { .items = json_array() };
         struct list_call c = { .list = &l };
         const char *params[5];
-        struct error err = { 0 };
         struct params p;
-        long long n = LIST_LIMIT_DEFAULT, before = 0;
-        int64_t since_us;
+        int64_t before = 0, since_us;
+        int n = PARAMS_LIMIT_DEFAULT;
         int r;
 
         if (!l.items)
-                return reply_error(ret_body, 503, "unavailable", "Out of memory");
+                return out_of_memory(err);
         /* The window parameters do not apply to lists; the environment ones do. */
         {
                 const struct api_request plain = { .cfg = req->cfg, .arg = req->arg, .ctx = req->ctx };
 
-                r = parse_params(&plain, &p, ret_body);
+                r = parse_params(&plain, &p, err);
         }
-        if (r) {
+        if (r == 0)
+                r = params_limit(req, &n, err);
+        if (r == 0)
+                r = params_cursor(req, &before, err);
+        if (r == 0 && since && (r = timefmt_parse(since, &since_us)) < 0)
+                r = bad_time(err, "since", r);
+        if (r < 0) {
                 json_decref(l.items);
                 return r;
         }
         if (service && !*service)
                 service = NULL;
-        if (limit && !api_parse_positive(limit, LIST_LIMIT_MAX, &n)) {
-                json_decref(l.items);
-                return bad_param(ret_body, "limit", "must be a whole number from 1 to 500");
-        }
-        if (cursor && !api_parse_positive(cursor, INT64_MAX, &before)) {
-                json_decref(l.items);
-                return bad_param(ret_body, "cursor", "is not one this API gave out");
-        }
-        if (since && (r = timefmt_parse(since, &since_us)) < 0) {
-                json_decref(l.items);
-                return bad_time(ret_body, "since", r);
-        }
         if (since)
                 snprintf(since_buf, sizeof(since_buf), "%" PRId64, since_us);
-        snprintf(cursor_buf, sizeof(cursor_buf), "%lld", before);
-        snprintf(limit_buf, sizeof(limit_buf), "%lld", n);
+        snprintf(cursor_buf, sizeof(cursor_buf), "%" PRId64, before);
+        snprintf(limit_buf, sizeof(limit_buf), "%d", n);
         env_array(&p, envs, sizeof(envs));
         if (deployments) {
                 params[0] = service, params[1] = envs, params[2] = since ? since_buf : NULL;
@@ -810,96 +793,75 @@ static int list(const struct api *api, const struct api_request *req, bool deplo
                 c.which = STORE_DORA_INCIDENTS;
         }
         c.params = params;
-        r = list_query(api, &c, &err);
+        r = list_query(api, &c, err);
         if (r < 0) {
                 json_decref(l.items);
-                return unavailable(ret_body, &err, deployments ? "a deployment list"
-                                                               : "an incident list");
+                return unavailable(err, err, deployments ? "a deployment list"
+                                                         : "an incident list");
         }
         *ret_body = json_pack("{s:o,s:o}", "items", l.items, "next_cursor",
                               c.rows == n && l.last_id ? json_string(l.last_id) : json_null());
-        return 200;
+        return 0;
 }
 
-/* GET /api/v1/deployments/{id} */
-static int deployment(const struct api *api, const char *id, json_t **ret_body) {
+int dora_deployments(const struct api *api, const struct api_request *req, json_t **ret_body,
+                     struct error *err) {
+        return list(api, req, true, ret_body, err);
+}
+
+int dora_incidents(const struct api *api, const struct api_request *req, json_t **ret_body,
+                   struct error *err) {
+        return list(api, req, false, ret_body, err);
+}
+
+int dora_deployment(const struct api *api, const struct api_request *req, json_t **ret_body,
+                    struct error *err) {
         struct list l = { .items = NULL };
         struct list_call c = { .which = STORE_DORA_DEPLOYMENT, .list = &l };
+        char id[24];
         const char *params[1] = { id };
-        struct error err = { 0 };
         long long n;
         int r;
 
-        if (!api_parse_positive(id, INT64_MAX, &n))
-                return reply_error(ret_body, 404, "not_found", "No such deployment");
+        if (req->param_len >= sizeof(id))
+                return error_set(err, ENOENT, "not_found", NULL, "No such deployment");
+        memcpy(id, req->param, req->param_len);
+        id[req->param_len] = '\0';
+        if (!params_positive(id, INT64_MAX, &n))
+                return error_set(err, ENOENT, "not_found", NULL, "No such deployment");
         c.params = params;
-        r = list_query(api, &c, &err);
+        r = list_query(api, &c, err);
         if (r < 0) {
                 json_decref(l.one);
-                return unavailable(ret_body, &err, "a deployment");
+                return unavailable(err, err, "a deployment");
         }
         if (!l.one)
-                return reply_error(ret_body, 404, "not_found", "No such deployment");
+                return error_set(err, ENOENT, "not_found", NULL, "No such deployment");
         *ret_body = l.one;
-        return 200;
+        return 0;
 }
 
-/* GET /api/v1/services */
-static int services(const struct api *api, const struct api_request *req, json_t **ret_body) {
+int dora_services(const struct api *api, const struct api_request *req, json_t **ret_body,
+                  struct error *err) {
         struct list l = { .items = json_array() };
         struct list_call c = { .which = STORE_DORA_SERVICES, .list = &l };
         char prod_buf[512], envs[1200];
-        struct error err = { 0 };
         struct params p = { .n_envs = 0 };
         const char *params[1] = { envs };
         int r;
 
         if (!l.items)
-                return reply_error(ret_body, 503, "unavailable", "Out of memory");
+                return out_of_memory(err);
         p.n_envs = production_list(req->cfg, prod_buf, sizeof(prod_buf), p.envs);
         env_array(&p, envs, sizeof(envs));
         c.params = params;
-        r = list_query(api, &c, &err);
+        r = list_query(api, &c, err);
         if (r < 0) {
                 json_decref(l.items);
-                return unavailable(ret_body, &err, "the service list");
+                return unavailable(err, err, "the service list");
         }
         *ret_body = json_pack("{s:o}", "services", l.items);
-        return 200;
-}
-
-/* ------------------------------------------------------------------ routing */
-
-#define PREFIX "/api/v1/"
-
-bool dora_path(const char *path) {
-        static const char *const exact[] = { PREFIX "dora", PREFIX "dora/series",
-                                             PREFIX "services", PREFIX "deployments",
-                                             PREFIX "incidents" };
-
-        for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
-                if (strcmp(path, exact[i]) == 0)
-                        return true;
-        return strncmp(path, PREFIX "deployments/", strlen(PREFIX "deployments/")) == 0 &&
-               path[strlen(PREFIX "deployments/")] && !strchr(path + strlen(PREFIX "deployments/"), '/');
-}
-
-int dora_handle(const struct api *api, const struct api_request *req, json_t **ret_body) {
-        const char *path = req->path;
-
-        if (strcmp(path, PREFIX "dora") == 0)
-                return dora(api, req, ret_body);
-        if (strcmp(path, PREFIX "dora/series") == 0)
-                return series(api, req, ret_body);
-        if (strcmp(path, PREFIX "services") == 0)
-                return services(api, req, ret_body);
-        if (strcmp(path, PREFIX "deployments") == 0)
-                return list(api, req, true, ret_body);
-        if (strcmp(path, PREFIX "incidents") == 0)
-                return list(api, req, false, ret_body);
-        if (dora_path(path))
-                return deployment(api, path + strlen(PREFIX "deployments/"), ret_body);
-        return reply_error(ret_body, 404, "not_found", "No such endpoint");
+        return 0;
 }
 
 /* ------------------------------------------------------------------ /metrics */
@@ -1227,34 +1189,25 @@ static int write_writer(const struct api *api, struct buf *out) {
 }
 
 int dora_metrics(const struct api *api, const struct api_request *req,
-                 struct dora_metrics **ret_metrics, json_t **ret_error) {
-        const char *token = req->cfg->api_token;
-        struct error err = { 0 };
+                 struct dora_metrics **ret_metrics, struct error *err) {
         struct dora_metrics *m;
         int r;
 
         *ret_metrics = NULL;
-        if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0)
-                return reply_error(ret_error, 405, "method_not_allowed", "Use GET on this path");
-        if (token && *token &&
-            verify_token(verify_bearer(req->authorization), token, &err) < 0)
-                return reply_error(ret_error, 401, err.code, err.msg);
         m = calloc(1, sizeof(*m));
         if (!m)
-                return reply_error(ret_error, 503, "unavailable", "Out of memory");
+                return out_of_memory(err);
         m->next = SIZE_MAX;
         buf_init(&m->tail, METRICS_TAIL_MAX_BYTES);
-        r = load_dora(api, req->cfg, m, &err);
+        r = load_dora(api, req->cfg, m, err);
         if (r == 0)
                 r = stats_write(&m->tail);
         if (r == 0)
                 r = write_writer(api, &m->tail);
         if (r < 0) {
                 dora_metrics_free(m);
-                if (!err.msg[0])
-                        error_set(&err, ENOMEM, "unavailable", NULL, "Out of memory");
-                return unavailable(ret_error, &err, "GET /metrics");
+                return unavailable(err, err, "GET /metrics");
         }
         *ret_metrics = m;
-        return 200;
+        return 0;
 }

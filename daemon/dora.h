@@ -4,31 +4,31 @@
  * O(days in the window) and never scans events except those of its two edge days. */
 #pragma once
 
-#include <jansson.h>
-#include <stdbool.h>
 #include <stddef.h>
 
-struct api;
-struct api_request;
+#include "api.h"
+
+struct error;
 
 /* Tells the read side that this process committed a delivery, so the next answer reads the
  * rollups again. Call it after COMMIT, before acknowledging. Lock-free, thread-safe. */
 void dora_data_changed(void);
 
-/* Whether path is one of the endpoints dora_handle() answers. */
-bool dora_path(const char *path);
+/* The DORA read API's handlers (api.h's api_handler), routed by daemon/routes.c. */
+api_handler dora_figures;       /* GET /api/v1/dora */
+api_handler dora_series;        /* GET /api/v1/dora/series?bucket=day|week */
+api_handler dora_services;      /* GET /api/v1/services */
+api_handler dora_deployments;   /* GET /api/v1/deployments */
+api_handler dora_incidents;     /* GET /api/v1/incidents */
+api_handler dora_deployment;    /* GET /api/v1/deployments/{id}: req->param is the id */
 
-/* Answers a GET on a dora_path(); authorization is the caller's. Returns the HTTP status and
- * sets *ret_body to a JSON document the caller owns (NULL only on OOM). Thread-safe. */
-int dora_handle(const struct api *api, const struct api_request *req, json_t **ret_body);
-
-/* GET /metrics (checks api_token itself). Returns the HTTP status with either *ret_metrics
- * (the answer, to read with dora_metrics_read() and free with dora_metrics_free(); the
- * caller owns it) or *ret_error (a JSON error the caller owns). The figures are summed
- * here; the text is made as it is read, so its size is never held in memory. Thread-safe. */
+/* GET /metrics. Returns 0 with *ret_metrics (the answer, to read with dora_metrics_read()
+ * and free with dora_metrics_free(); the caller owns it), or a negative errno with err
+ * filled. The figures are summed here; the text is made as it is read, so its size is never
+ * held in memory. Thread-safe. */
 struct dora_metrics;
 int dora_metrics(const struct api *api, const struct api_request *req,
-                 struct dora_metrics **ret_metrics, json_t **ret_error);
+                 struct dora_metrics **ret_metrics, struct error *err);
 
 /* Writes the next at most max bytes of the Prometheus text into buf. Returns how many;
  * 0 at the end. Not thread-safe on one answer (one reader at a time). */

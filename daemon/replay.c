@@ -20,6 +20,7 @@
 #include "config.h"
 #include "dora.h"
 #include "log.h"
+#include "reply.h"
 
 /* A chunk is one transaction: up to a few hundred deliveries and a few MiB of bodies
  * (their text is held twice, by libpq and by the deliveries, while the chunk is
@@ -226,7 +227,7 @@ static json_t *running_body(const char *job) {
         return json_pack("{s:s,s:s}", "job", job, "status", "running");
 }
 
-/* 409 naming the job that runs (here, or on another daemon: holder, maybe ""). */
+/* -EBUSY (409) naming the job that runs (here, or on another daemon: holder, maybe ""). */
 static int conflict(const char *holder, bool here, json_t **ret_body) {
         char msg[200];
 
@@ -238,15 +239,16 @@ static int conflict(const char *holder, bool here, json_t **ret_body) {
         *ret_body = json_pack("{s:{s:s,s:s},s:s?,s:s}", "error", "code", "replay_running",
                               "message", msg, "job", *holder ? holder : NULL, "status",
                               "running");
-        return 409;
+        return -EBUSY;
 }
 
 static int unavailable(const char *msg, json_t **ret_body) {
         *ret_body = doc_error("unavailable", "%s", msg);
-        return 503;
+        return -EAGAIN;
 }
 
-/* Opens the job's connection and takes the cross-daemon lock: 0, 409 (body set) or 503. */
+/* Opens the job's connection and takes the cross-daemon lock: 0, -EBUSY or -EAGAIN (body
+ * set). */
 static int claim(struct replay *r, const char *job, struct store **ret_store,
                  json_t **ret_body) {
         char holder[64] = "";
@@ -318,7 +320,7 @@ int replay_start(struct replay *r, const struct config *cfg, json_t **ret_body) 
         r->thread_joinable = true;
         *ret_body = running_body(r->job);
         pthread_mutex_unlock(&r->lock);
-        return 202;
+        return 0;
 }
 
 static json_t *time_or_null(int64_t us) {
@@ -347,5 +349,20 @@ int replay_status(struct replay *r, json_t **ret_body) {
                          "message", r->message[0] ? r->message : NULL);
         pthread_mutex_unlock(&r->lock);
         *ret_body = body;
-        return 200;
+        return 0;
+}
+
+int replay_post(const struct api *api, const struct api_request *req, json_t **ret_body,
+                struct error *err) {
+        int r = replay_start(api->replay, req->cfg, ret_body);
+
+        (void) err;     /* every answer of replay_start() carries its body */
+        return r == 0 ? REPLY_ACCEPTED : r;
+}
+
+int replay_get(const struct api *api, const struct api_request *req, json_t **ret_body,
+               struct error *err) {
+        (void) req;
+        (void) err;
+        return replay_status(api->replay, ret_body);
 }

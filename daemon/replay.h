@@ -6,6 +6,8 @@
 
 #include <jansson.h>
 
+#include "api.h"
+
 struct config;
 
 struct replay;
@@ -19,12 +21,18 @@ struct replay *replay_new(const char *conninfo);
 struct replay *replay_free(struct replay *r);
 
 /* Starts a job under cfg (borrowed for the job's lifetime: configs are retired, never freed
- * while the process runs). Returns 202 with {"job":..,"status":"running"}, 409 when a job
- * runs here or on another daemon sharing the database (the error names it, and the body
- * carries "job" and "status"), or 503; *ret_body is a new document the caller owns.
- * Thread-safe. */
+ * while the process runs). Returns 0 with {"job":..,"status":"running"}, -EBUSY (409) when a
+ * job runs here or on another daemon sharing the database (the error names it, and the body
+ * carries "job" and "status"), or -EAGAIN (503); *ret_body is a new document the caller
+ * owns in every case. Thread-safe. */
 int replay_start(struct replay *r, const struct config *cfg, json_t **ret_body);
 
-/* The current or last job, as API.md's GET /api/v1/replay: 200 and a new document the
+/* The current or last job, as API.md's GET /api/v1/replay: 0 and a new document the
  * caller owns. Thread-safe. */
 int replay_status(struct replay *r, json_t **ret_body);
+
+/* POST /api/v1/replay: replay_start() on api->replay, 202 (REPLY_ACCEPTED) once started. */
+api_handler replay_post;
+
+/* GET /api/v1/replay: replay_status(). */
+api_handler replay_get;
