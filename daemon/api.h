@@ -9,6 +9,7 @@
 struct config;
 struct dbpool;
 struct error;
+struct mirror;
 struct replay;
 struct store;
 struct writer;
@@ -17,6 +18,7 @@ struct api {
         struct dbpool *pool;
         struct writer *writer;
         struct replay *replay;          /* the /api/v1/replay job (daemon/replay.h) */
+        struct mirror *mirror;          /* the rollups' mirror (daemon/mirror.h), owned */
 };
 
 struct api_request {

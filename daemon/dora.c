@@ -21,8 +21,8 @@
 #include "../lib/timefmt.h"
 #include "api.h"
 #include "config.h"
-#include "dbpool.h"
 #include "log.h"
+#include "mirror.h"
 #include "params.h"
 #include "stats.h"
 #include "writer.h"
@@ -55,274 +55,6 @@ static int bad_time(struct error *err, const char *name, int r) {
 
 static int out_of_memory(struct error *err) {
         return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
-}
-
-/* ------------------------------------------------------------------ the mirror */
-
-/* The process's one mirror; every use holds `lock`. A sync reads the rollup rows written
- * since the mirror's last snapshot (one small query) without holding `lock`, then applies
- * them under it, so readers never wait on the database for it. Before answering, a request
- * waits for a sync whenever this process stored a delivery since the last one began, so an
- * answer always includes every delivery this instance acknowledged before the request;
- * otherwise a sync starts at most every SYNC_INTERVAL_NS, in the background of the readers,
- * which bounds how late rows written by other instances (or by hand) show. Under a steady
- * read load that is a query per 100 ms, not one per request. */
-#define SYNC_INTERVAL_NS 100000000u
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER; /* one sync at a time */
-static struct cube *cube;                       /* under lock */
-static atomic_uint_fast64_t changes;            /* bumped by dora_data_changed() */
-static atomic_uint_fast64_t synced_changes;     /* `changes` when the last good sync began */
-static atomic_uint_fast64_t synced_at_ns;       /* when it began */
-static atomic_uint_fast64_t syncs;
-
-struct session {
-        const struct api *api;
-        struct store *store;    /* acquired lazily */
-        struct error err;
-};
-
-/* Rows read by a sync, kept until they are applied under the lock. */
-struct pending {
-        int64_t reset_epoch;    /* 0: no reset */
-        struct cube_row *rows;
-        size_t n, cap;
-};
-
-static void pending_free(struct pending *p) {
-        for (size_t i = 0; i < p->n; i++) {
-                free((char *) p->rows[i].service);
-                free((char *) p->rows[i].environment);
-                for (int h = 0; h < CUBE_HISTS; h++)
-                        free((int32_t *) p->rows[i].hist[h]);
-        }
-        free(p->rows);
-        *p = (struct pending) { .n = 0 };
-}
-
-static void sink_reset(void *ctx, int64_t epoch) {
-        struct pending *p = ctx;
-
-        pending_free(p);
-        p->reset_epoch = epoch;
-}
-
-static int sink_row(void *ctx, const struct cube_row *r) {
-        struct pending *p = ctx;
-        struct cube_row c = *r;
-        bool ok = true;
-
-        if (p->n == p->cap) {
-                size_t cap = p->cap ? 2 * p->cap : 64;
-                struct cube_row *n = realloc(p->rows, cap * sizeof(*n));
-
-                if (!n)
-                        return -ENOMEM;
-                p->rows = n;
-                p->cap = cap;
-        }
-        c.service = strdup(r->service);
-        c.environment = strdup(r->environment);
-        ok = c.service && c.environment;
-        for (int h = 0; h < CUBE_HISTS; h++) {
-                int32_t *copy = r->n_hist[h] ? malloc(r->n_hist[h] * sizeof(*copy)) : NULL;
-
-                if (r->n_hist[h] && !copy)
-                        ok = false;
-                else if (copy)
-                        memcpy(copy, r->hist[h], r->n_hist[h] * sizeof(*copy));
-                c.hist[h] = copy;
-        }
-        p->rows[p->n++] = c;
-        return ok ? 0 : -ENOMEM;
-}
-
-void dora_data_changed(void) {
-        atomic_fetch_add(&changes, 1);
-}
-
-/* Runs fn on the session's connection; a dead pooled connection gets one fresh retry. */
-static int with_conn(struct session *s, int (*fn)(struct session *s, void *ctx), void *ctx) {
-        for (int attempt = 0; attempt < 2; attempt++) {
-                int r;
-
-                if (!s->store) {
-                        r = dbpool_acquire(s->api->pool, &s->store, &s->err);
-                        if (r < 0)
-                                return r;
-                }
-                r = fn(s, ctx);
-                if (r != -EIO || store_connected(s->store))
-                        return r;
-                dbpool_release(s->api->pool, s->store);
-                s->store = NULL;
-        }
-        return -EIO;
-}
-
-struct sync_read {
-        int64_t epoch;
-        uint64_t xmin, ret_xmin;
-        struct pending rows;
-};
-
-static int read_rollups(struct session *s, void *ctx) {
-        struct sync_read *sr = ctx;
-        const struct store_rollup_sink sink = { .ctx = &sr->rows, .reset = sink_reset,
-                                                .row = sink_row };
-
-        pending_free(&sr->rows);
-        sr->rows.reset_epoch = 0;
-        return store_dora_rollups(s->store, sr->epoch, sr->xmin, &sink, &sr->ret_xmin, &s->err);
-}
-
-/* One sync; the caller holds sync_lock (and not lock). Returns 0 or a negative errno. */
-static int sync_mirror(struct session *s) {
-        uint64_t began = stats_now_ns(), seen = atomic_load(&changes);
-        struct sync_read sr = { .epoch = 0 };
-        int r = 0;
-
-        pthread_mutex_lock(&lock); /* only syncs change these, and we are the one */
-        if (!cube)
-                cube = cube_new();
-        if (cube) {
-                sr.epoch = cube_epoch(cube);
-                sr.xmin = cube_xmin(cube);
-        }
-        pthread_mutex_unlock(&lock);
-        if (!cube)
-                return error_set(&s->err, ENOMEM, "unavailable", NULL, "Out of memory");
-        r = with_conn(s, read_rollups, &sr);
-        if (r == 0) {
-                pthread_mutex_lock(&lock);
-                if (sr.rows.reset_epoch)
-                        cube_reset(cube, sr.rows.reset_epoch);
-                for (size_t i = 0; i < sr.rows.n && r == 0; i++)
-                        r = cube_apply(cube, &sr.rows.rows[i]);
-                if (r == 0)
-                        cube_set_xmin(cube, sr.ret_xmin);
-                else /* a partial apply: start over from scratch next time */
-                        cube_reset(cube, 0);
-                pthread_mutex_unlock(&lock);
-                if (r < 0)
-                        r = error_set(&s->err, ENOMEM, "unavailable", NULL, "Out of memory");
-        }
-        pending_free(&sr.rows);
-        dbpool_release(s->api->pool, s->store);
-        s->store = NULL;
-        if (r == 0) {
-                atomic_store(&synced_changes, seen);
-                atomic_store(&synced_at_ns, began);
-                atomic_fetch_add(&syncs, 1);
-        }
-        return r;
-}
-
-/* Brings the mirror up to date as the rules above say, then locks it. Returns 0 (locked:
- * call session_end) or a negative errno (unlocked). */
-static int session_begin(struct session *s, const struct api *api) {
-        uint64_t now = stats_now_ns();
-        int r = 0;
-
-        *s = (struct session) { .api = api };
-        if (atomic_load(&changes) != atomic_load(&synced_changes) ||
-            atomic_load(&synced_at_ns) == 0) {
-                uint64_t want = atomic_load(&changes);
-
-                pthread_mutex_lock(&sync_lock);
-                /* Another request may have synced meanwhile, having begun after our change. */
-                if (atomic_load(&synced_changes) < want || atomic_load(&synced_at_ns) == 0)
-                        r = sync_mirror(s);
-                pthread_mutex_unlock(&sync_lock);
-        } else if (now - atomic_load(&synced_at_ns) >= SYNC_INTERVAL_NS &&
-                   pthread_mutex_trylock(&sync_lock) == 0) {
-                r = sync_mirror(s); /* the others read the mirror as it is meanwhile */
-                pthread_mutex_unlock(&sync_lock);
-        }
-        if (r < 0)
-                return r;
-        pthread_mutex_lock(&lock);
-        if (!cube_epoch(cube)) { /* a failed apply reset it: not something to answer from */
-                pthread_mutex_unlock(&lock);
-                return error_set(&s->err, EIO, "unavailable", NULL, "The rollups are not loaded");
-        }
-        return 0;
-}
-
-static void session_end(struct session *s) {
-        dbpool_release(s->api->pool, s->store);
-        s->store = NULL;
-        pthread_mutex_unlock(&lock);
-}
-
-struct day_events {
-        struct cube_event_in *ev;
-        size_t n, cap;
-};
-
-static int collect_event(void *ctx, const struct cube_event_in *e) {
-        struct day_events *d = ctx;
-        struct cube_event_in c = *e;
-
-        if (d->n == d->cap) {
-                size_t cap = d->cap ? 2 * d->cap : 256;
-                struct cube_event_in *n = realloc(d->ev, cap * sizeof(*n));
-
-                if (!n)
-                        return -ENOMEM;
-                d->ev = n;
-                d->cap = cap;
-        }
-        c.service = strdup(e->service);
-        c.environment = strdup(e->environment);
-        d->ev[d->n++] = c;
-        return c.service && c.environment ? 0 : -ENOMEM;
-}
-
-static void day_events_free(struct day_events *d) {
-        for (size_t i = 0; i < d->n; i++) {
-                free((char *) d->ev[i].service);
-                free((char *) d->ev[i].environment);
-        }
-        free(d->ev);
-        *d = (struct day_events) { .n = 0 };
-}
-
-struct load_day {
-        int32_t day;
-        struct day_events events;
-};
-
-static int load_day(struct session *s, void *ctx) {
-        struct load_day *l = ctx;
-        int r;
-
-        day_events_free(&l->events);
-        r = store_dora_events(s->store, (int64_t) l->day * DAY_US, (int64_t) (l->day + 1) * DAY_US,
-                              collect_event, &l->events, &s->err);
-        return r < 0 ? r : 0;
-}
-
-/* Sums q (under the session's lock), loading edge days as needed. */
-static int session_sum(struct session *s, const struct cube_query *q, struct metrics_acc *acc) {
-        for (int attempt = 0; attempt < 4; attempt++) {
-                struct load_day l = { .day = 0 };
-                uint64_t token;
-                int r = cube_sum(cube, q, acc, &l.day);
-
-                if (r != -ENOENT)
-                        return r == -ENOMEM ? error_set(&s->err, ENOMEM, "unavailable", NULL,
-                                                        "Out of memory") : r;
-                token = cube_detail_token(cube, l.day);
-                r = with_conn(s, load_day, &l);
-                if (r == 0)
-                        r = cube_set_detail(cube, l.day, token, l.events.ev, l.events.n);
-                day_events_free(&l.events);
-                if (r < 0)
-                        return r == -ENOMEM ? error_set(&s->err, ENOMEM, "unavailable", NULL,
-                                                        "Out of memory") : r;
-        }
-        return error_set(&s->err, EIO, "unavailable", NULL, "Edge days keep changing");
 }
 
 /* ------------------------------------------------------------------ parameters */
@@ -527,7 +259,7 @@ int dora_figures(const struct api *api, const struct api_request *req, json_t **
                  struct error *err) {
         struct metrics_acc *acc = NULL;
         struct metrics_figures f;
-        struct session s;
+        struct mirror_session s;
         struct params p;
         struct cube_query q;
         json_t *o;
@@ -540,10 +272,10 @@ int dora_figures(const struct api *api, const struct api_request *req, json_t **
         if (!acc)
                 return out_of_memory(err);
         q = query_of(&p, p.from_us, p.to_us, true);
-        r = session_begin(&s, api);
+        r = mirror_begin(&s, api->mirror);
         if (r == 0) {
-                r = session_sum(&s, &q, acc);
-                session_end(&s);
+                r = mirror_sum(&s, &q, acc);
+                mirror_end(&s);
         }
         if (r < 0) {
                 free(acc);
@@ -573,7 +305,7 @@ int dora_series(const struct api *api, const struct api_request *req, json_t **r
         const char *bucket = req->arg(req->ctx, "bucket");
         struct metrics_acc *acc = NULL;
         json_t *buckets = NULL;
-        struct session s;
+        struct mirror_session s;
         struct params p;
         int64_t width, offset, start, n_buckets;
         int r;
@@ -607,7 +339,7 @@ int dora_series(const struct api *api, const struct api_request *req, json_t **r
                 json_decref(buckets);
                 return out_of_memory(err);
         }
-        r = session_begin(&s, api);
+        r = mirror_begin(&s, api->mirror);
         if (r == 0) {
                 for (int64_t b = start; b < p.to_us && r == 0; b += width) {
                         int64_t lo = b > p.from_us ? b : p.from_us;
@@ -616,7 +348,7 @@ int dora_series(const struct api *api, const struct api_request *req, json_t **r
                         struct metrics_figures f;
                         json_t *o;
 
-                        r = session_sum(&s, &q, acc);
+                        r = mirror_sum(&s, &q, acc);
                         if (r < 0)
                                 break;
                         metrics_figures(acc, (double) (hi - lo) / 1e6, &f);
@@ -628,7 +360,7 @@ int dora_series(const struct api *api, const struct api_request *req, json_t **r
                                               "Out of memory");
                         }
                 }
-                session_end(&s);
+                mirror_end(&s);
         }
         free(acc);
         if (r < 0) {
@@ -702,13 +434,13 @@ struct list_call {
         int rows;
 };
 
-static int run_list(struct session *s, void *ctx) {
+static int run_list(struct store *store, void *ctx, struct error *err) {
         struct list_call *c = ctx;
         int r;
 
         if (c->list->items)
                 json_array_clear(c->list->items);
-        r = store_dora_list(s->store, c->which, c->params, add_item, c->list, &s->err);
+        r = store_dora_list(store, c->which, c->params, add_item, c->list, err);
         if (r >= 0)
                 c->rows = r;
         return r < 0 ? r : 0;
@@ -716,11 +448,8 @@ static int run_list(struct session *s, void *ctx) {
 
 /* Runs a list query on a pooled connection (not under the mirror's lock). */
 static int list_query(const struct api *api, struct list_call *c, struct error *err) {
-        struct session s = { .api = api };
-        int r = with_conn(&s, run_list, c);
+        int r = api_with_store(api, run_list, c, err);
 
-        dbpool_release(api->pool, s.store);
-        *err = s.err;
         if (r == -ENOMEM)
                 error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
         return r;
@@ -1023,7 +752,7 @@ static void free_series(struct series_list *l) {
 }
 
 /* Sums the last 30 days of every series of l into figs (under the session's lock). */
-static int sum_series(struct session *s, const struct config *cfg,
+static int sum_series(struct mirror_session *s, const struct config *cfg,
                       const struct series_list *l, struct metrics_figures *figs) {
         struct metrics_acc *acc = malloc(sizeof(*acc));
         const char *prod[MAX_ENVS];
@@ -1042,7 +771,7 @@ static int sum_series(struct session *s, const struct config *cfg,
 
                 for (size_t j = 0; j < n_prod; j++)
                         q.unlinked |= strcmp(prod[j], envs[0]) == 0;
-                r = session_sum(s, &q, acc);
+                r = mirror_sum(s, &q, acc);
                 if (r == 0)
                         metrics_figures(acc, 30 * 86400.0, &figs[i]);
         }
@@ -1055,15 +784,15 @@ static int sum_series(struct session *s, const struct config *cfg,
 static int load_dora(const struct api *api, const struct config *cfg, struct dora_metrics *m,
                      struct error *err) {
         struct series_list l = { .n = 0 };
-        struct session s;
+        struct mirror_session s;
         int r;
 
-        r = session_begin(&s, api);
+        r = mirror_begin(&s, api->mirror);
         if (r < 0) {
                 *err = s.err;
                 return r;
         }
-        cube_series(cube, add_series, &l);
+        mirror_series(&s, add_series, &l);
         r = l.r;
         if (r == 0 && l.n) {
                 qsort(l.items, l.n, sizeof(*l.items), cmp_series);
@@ -1076,7 +805,7 @@ static int load_dora(const struct api *api, const struct config *cfg, struct dor
                 r = sum_series(&s, cfg, &l, m->figs);
         if (r < 0 && r != -ENOMEM)
                 *err = s.err;
-        session_end(&s);
+        mirror_end(&s);
         for (size_t i = 0; i < l.n && r == 0; i++) {
                 r = metrics_label(l.items[i].service, m->labels[i].service);
                 if (r == 0)
@@ -1155,7 +884,7 @@ static int put(struct buf *b, const char *s) {
 static int write_writer(const struct api *api, struct buf *out) {
         struct writer_stats st;
         char text[1800];
-        uint64_t n_syncs = atomic_load(&syncs);
+        uint64_t n_syncs = mirror_syncs(api->mirror);
 
         snprintf(text, sizeof(text),
                  "# HELP doraloop_dora_mirror_syncs_total Reads of the rollup rows changed since "

@@ -1,7 +1,6 @@
 /* dora: the DORA read API (GET /api/v1/dora, /dora/series, /services, /deployments[/{id}],
- * /incidents) and GET /metrics. Figures come from an in-memory mirror of the daily rollups
- * (lib/cube.c), brought up to date with one small query per request burst, so a query costs
- * O(days in the window) and never scans events except those of its two edge days. */
+ * /incidents) and GET /metrics. Figures are summed from the API context's mirror of the daily
+ * rollups (daemon/mirror.h). */
 #pragma once
 
 #include <stddef.h>
@@ -9,10 +8,6 @@
 #include "api.h"
 
 struct error;
-
-/* Tells the read side that this process committed a delivery, so the next answer reads the
- * rollups again. Call it after COMMIT, before acknowledging. Lock-free, thread-safe. */
-void dora_data_changed(void);
 
 /* The DORA read API's handlers (api.h's api_handler), routed by daemon/routes.c. */
 api_handler dora_figures;       /* GET /api/v1/dora */

@@ -33,6 +33,7 @@
 #include "dora.h"
 #include "guard.h"
 #include "log.h"
+#include "mirror.h"
 #include "readpool.h"
 #include "reply.h"
 #include "routes.h"
@@ -341,7 +342,7 @@ static void on_stored(struct delivery *d) {
         struct request *req = d->userdata;
         struct http *h = req->http;
 
-        dora_data_changed(); /* the next DORA answer includes it */
+        mirror_data_changed(h->api->mirror); /* the next DORA answer includes it */
         pthread_mutex_lock(&h->lock);
         MHD_resume_connection(req->conn);
         pthread_mutex_unlock(&h->lock);

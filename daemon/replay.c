@@ -18,7 +18,7 @@
 #include "../lib/store.h"
 #include "../lib/timefmt.h"
 #include "config.h"
-#include "dora.h"
+#include "mirror.h"
 #include "log.h"
 #include "reply.h"
 
@@ -46,6 +46,7 @@ struct skipped {
 
 struct replay {
         char *conninfo;
+        struct mirror *mirror;          /* told whenever the job changed the tables */
         pthread_mutex_t lock;           /* guards everything below */
         bool starting;                  /* a POST is opening the job's connection */
         bool thread_joinable;
@@ -100,11 +101,12 @@ static void clear_skipped(struct replay *r) {
         r->n_skipped = 0;
 }
 
-struct replay *replay_new(const char *conninfo) {
+struct replay *replay_new(const char *conninfo, struct mirror *mirror) {
         struct replay *r = calloc(1, sizeof(*r));
 
         if (!r)
                 return NULL;
+        r->mirror = mirror;
         r->conninfo = strdup(conninfo);
         if (!r->conninfo) {
                 free(r);
@@ -143,7 +145,7 @@ static void on_started(void *ctx, int64_t total) {
         pthread_mutex_lock(&r->lock);
         r->total = total;
         pthread_mutex_unlock(&r->lock);
-        dora_data_changed();    /* the tables were emptied */
+        mirror_data_changed(r->mirror);    /* the tables were emptied */
         r->chunk_started = monotonic_us();
 }
 
@@ -152,7 +154,7 @@ static size_t on_progress(void *ctx, int64_t done, size_t chunk) {
         int64_t now = monotonic_us(), took = now - r->chunk_started;
         bool go;
 
-        dora_data_changed();
+        mirror_data_changed(r->mirror);
         pthread_mutex_lock(&r->lock);
         r->done = done;
         go = !r->stop;
@@ -203,7 +205,7 @@ static void *job_main(void *arg) {
 
         log_notice("Replay %s: replaying every stored delivery", r->job);
         n = store_replay(r->store, &r->model, &hooks, &err);
-        dora_data_changed();
+        mirror_data_changed(r->mirror);
         r->store = store_close(r->store);       /* releases the advisory lock */
         pthread_mutex_lock(&r->lock);
         r->status = n < 0 ? JOB_FAILED : JOB_DONE;

@@ -12,8 +12,10 @@ struct config;
 
 struct replay;
 
-/* A job machinery with no job yet, connecting with conninfo (copied). NULL on OOM. */
-struct replay *replay_new(const char *conninfo);
+/* A job machinery with no job yet, connecting with conninfo (copied), telling mirror
+ * (borrowed; it must outlive the replay) what it changed. NULL on OOM. */
+struct mirror;
+struct replay *replay_new(const char *conninfo, struct mirror *mirror);
 
 /* Stops a running job after its current chunk (its status becomes "failed", the tables
  * stay as far as it got: the next replay rebuilds them), waits for its thread, and frees
