@@ -30,10 +30,10 @@
 #include "api.h"
 #include "config.h"
 #include "dashboard.h"
-#include "dora.h"
 #include "guard.h"
 #include "log.h"
 #include "mirror.h"
+#include "prometheus.h"
 #include "readpool.h"
 #include "reply.h"
 #include "routes.h"
@@ -172,24 +172,24 @@ static enum MHD_Result reply(struct request *req, struct MHD_Connection *conn, u
 
 /* Hands libmicrohttpd the next piece of a /metrics answer, made as it is sent. */
 static ssize_t read_metrics(void *cls, uint64_t pos, char *buf, size_t max) {
-        size_t n = dora_metrics_read(cls, buf, max);
+        size_t n = prometheus_read(cls, buf, max);
 
         (void) pos;
         return n ? (ssize_t) n : MHD_CONTENT_READER_END_OF_STREAM;
 }
 
 static void free_metrics(void *cls) {
-        dora_metrics_free(cls);
+        prometheus_free(cls);
 }
 
 /* GET /metrics: Prometheus text streamed (chunked) from m, which this takes. */
 static enum MHD_Result answer_metrics(struct request *req, struct MHD_Connection *conn,
-                                      struct dora_metrics *m) {
+                                      struct prometheus *m) {
         struct MHD_Response *resp = MHD_create_response_from_callback(
                 MHD_SIZE_UNKNOWN, 64 * 1024, read_metrics, m, free_metrics);
 
         if (!resp) {
-                dora_metrics_free(m);
+                prometheus_free(m);
                 return MHD_NO;
         }
         (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -707,7 +707,7 @@ struct read_job {
         unsigned status;
         struct error err;               /* why, when status is not 2xx */
         char *text;                     /* the answer: a JSON body serialized (NULL: OOM), */
-        struct dora_metrics *metrics;   /* or a /metrics text */
+        struct prometheus *metrics;   /* or a /metrics text */
 };
 
 static struct read_job *read_job_free(struct read_job *job) {
@@ -722,7 +722,7 @@ static struct read_job *read_job_free(struct read_job *job) {
         free(job->path);
         free(job->authorization);
         free(job->text);
-        dora_metrics_free(job->metrics);
+        prometheus_free(job->metrics);
         free(job);
         return NULL;
 }
@@ -883,7 +883,7 @@ static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *co
         unsigned status;
 
         if (job && job->done) { /* resumed by run_read: send what it made */
-                struct dora_metrics *m = job->metrics;
+                struct prometheus *m = job->metrics;
                 char *text = job->text;
 
                 job->metrics = NULL;

@@ -1,10 +1,13 @@
-/* reply: negative errno to HTTP status (the one table) and JSON error bodies. */
+/* reply: negative errno to HTTP status (the one table), JSON error bodies, and the two
+ * failures every handler shares. */
 #include "reply.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 #include "../lib/doc.h"
 #include "../lib/error.h"
+#include "log.h"
 
 unsigned reply_status(int r) {
         switch (r) {
@@ -25,4 +28,16 @@ unsigned reply_status(int r) {
 json_t *reply_error_body(const struct error *err) {
         return doc_error(err->code ? err->code : "unavailable", "%s",
                          err->msg[0] ? err->msg : "Out of memory");
+}
+
+int reply_oom(struct error *err) {
+        return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
+}
+
+int reply_unavailable(struct error *err, const struct error *cause, const char *what) {
+        char msg[sizeof(cause->msg)];
+
+        snprintf(msg, sizeof(msg), "%s", cause->msg[0] ? cause->msg : "Out of memory");
+        log_warning("Failed to answer %s: %s", what, msg);
+        return error_set(err, EIO, "unavailable", NULL, "%s", msg);
 }

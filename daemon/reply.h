@@ -1,5 +1,5 @@
-/* reply: the one table from a handler's negative errno to its HTTP status, and the JSON
- * error body made from a struct error. */
+/* reply: the one table from a handler's negative errno to its HTTP status, the JSON error
+ * body made from a struct error, and the two failures every handler shares. */
 #pragma once
 
 #include <jansson.h>
@@ -17,3 +17,10 @@ unsigned reply_status(int r);
 /* {"error":{"code":..,"message":..}} from err (code "unavailable" and "Out of memory" where
  * err holds none); a new document the caller owns, NULL only on OOM. */
 json_t *reply_error_body(const struct error *err);
+
+/* -ENOMEM (503) "Out of memory" in err. */
+int reply_oom(struct error *err);
+
+/* -EIO (503) with cause's message (cause may be err itself), logged as a failure to answer
+ * what (e.g. "a deployment list"): the database or memory failed, not the client. */
+int reply_unavailable(struct error *err, const struct error *cause, const char *what);

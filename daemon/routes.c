@@ -7,10 +7,11 @@
 #include <string.h>
 
 #include "../lib/error.h"
-#include "changes.h"
-#include "deliveries.h"
 #include "dora.h"
+#include "gate.h"
 #include "health.h"
+#include "lists.h"
+#include "prometheus.h"
 #include "replay.h"
 #include "reply.h"
 
@@ -21,17 +22,17 @@ static const struct route routes[] = {
         { "GET",  "/",                         AUTH_NONE,  RUNS_PAGE,    NULL, NULL },
         { "GET",  "/healthz",                  AUTH_NONE,  RUNS_NOW,     health_alive, NULL },
         { "GET",  "/readyz",                   AUTH_NONE,  RUNS_NOW,     health_ready, NULL },
-        { "GET",  "/metrics",                  AUTH_API,   RUNS_METRICS, NULL, dora_metrics },
+        { "GET",  "/metrics",                  AUTH_API,   RUNS_METRICS, NULL, prometheus_metrics },
         { "GET",  "/api/v1/dora",              AUTH_API,   RUNS_READ,    dora_figures, NULL },
         { "GET",  "/api/v1/dora/series",       AUTH_API,   RUNS_READ,    dora_series, NULL },
-        { "GET",  "/api/v1/services",          AUTH_API,   RUNS_READ,    dora_services, NULL },
-        { "GET",  "/api/v1/deployments",       AUTH_API,   RUNS_READ,    dora_deployments, NULL },
-        { "GET",  "/api/v1/deployments/{id}",  AUTH_API,   RUNS_READ,    dora_deployment, NULL },
-        { "GET",  "/api/v1/incidents",         AUTH_API,   RUNS_READ,    dora_incidents, NULL },
-        { "GET",  "/api/v1/changes",           AUTH_API,   RUNS_READ,    changes_list, NULL },
-        { "GET",  "/api/v1/changes/{key}",     AUTH_API,   RUNS_READ,    changes_one, NULL },
-        { "GET",  "/api/v1/changes/{key}/gate", AUTH_API,  RUNS_READ,    changes_gate, NULL },
-        { "GET",  "/api/v1/deliveries",        AUTH_API,   RUNS_READ,    deliveries_list, NULL },
+        { "GET",  "/api/v1/services",          AUTH_API,   RUNS_READ,    lists_services, NULL },
+        { "GET",  "/api/v1/deployments",       AUTH_API,   RUNS_READ,    lists_deployments, NULL },
+        { "GET",  "/api/v1/deployments/{id}",  AUTH_API,   RUNS_READ,    lists_deployment, NULL },
+        { "GET",  "/api/v1/incidents",         AUTH_API,   RUNS_READ,    lists_incidents, NULL },
+        { "GET",  "/api/v1/changes",           AUTH_API,   RUNS_READ,    lists_changes, NULL },
+        { "GET",  "/api/v1/changes/{key}",     AUTH_API,   RUNS_READ,    lists_change, NULL },
+        { "GET",  "/api/v1/changes/{key}/gate", AUTH_API,  RUNS_READ,    gate_answer, NULL },
+        { "GET",  "/api/v1/deliveries",        AUTH_API,   RUNS_READ,    lists_deliveries, NULL },
         { "GET",  "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_get, NULL },
         { "POST", "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_post, NULL },
 };

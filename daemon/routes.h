@@ -12,7 +12,7 @@
 #include "auth.h"
 
 struct config;
-struct dora_metrics;
+struct prometheus;
 struct error;
 
 enum route_runs {
@@ -24,10 +24,10 @@ enum route_runs {
         RUNS_METRICS,   /* the Prometheus text: summed on a read thread, streamed */
 };
 
-/* GET /metrics' handler (daemon/dora.h): 0 with *ret_metrics, or a negative
+/* GET /metrics' handler (daemon/prometheus.h): 0 with *ret_metrics, or a negative
  * errno with err filled. */
 typedef int route_metrics_handler(const struct api *api, const struct api_request *req,
-                                  struct dora_metrics **ret_metrics, struct error *err);
+                                  struct prometheus **ret_metrics, struct error *err);
 
 struct route {
         const char *method;     /* "GET" (which answers HEAD too) or "POST" */
