@@ -161,6 +161,16 @@ def test_an_unknown_path_is_404_json_before_any_token(d):
     for token in (None, API_TOKEN):
         assert_error(send(d, "GET", "/api/v1/no-such-thing", token), 404, "not_found")
         assert_error(send(d, "DELETE", "/api/v1/dora/series/x", token), 404, "not_found")
+        for path in ("/api/v1/changes/", "/api/v1/deployments/1/x", "/hooks/", "/api/v1/",
+                     "/healthz/", "//healthz"):
+            assert_error(send(d, "GET", path, token), 404, "not_found")
+
+
+def test_a_path_segment_longer_than_any_key_is_404(d):
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    for path in ("/api/v1/changes/" + "K" * 300, "/api/v1/changes/" + "K" * 300 + "/gate",
+                 "/api/v1/deployments/" + "1" * 300):
+        assert_error(d.get(path, auth), 404, "not_found")
 
 
 def test_admin_class_is_closed_and_api_class_open_while_their_tokens_are_unset(daemon):
