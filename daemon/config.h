@@ -30,6 +30,7 @@ struct config {
         char *generic_token;
         char *api_token;
         char *admin_token;
+        char *triage_token;             /* the insights' triage endpoints (auth.h) */
         bool allow_unsigned;
         char *production_environments;
         long incident_link_window_hours;
