@@ -10,6 +10,7 @@
 
 #include "../lib/cube.h"
 #include "../lib/error.h"
+#include "../lib/list.h"
 #include "../lib/timefmt.h"
 #include "api.h"
 #include "config.h"
@@ -75,35 +76,9 @@ int params_cursor(const struct api_request *req, int64_t *ret, struct error *err
 
 
 
-/* Splits a comma-separated list into buf/items. Returns the count (0 when empty), or
- * -E2BIG when it names more than max or does not fit buf: never a silent cut, which would
- * answer for fewer environments than were asked for. */
-static int split_list(const char *s, char *buf, size_t buf_len, const char **items,
-                      size_t max) {
-        size_t n = 0;
-
-        if (snprintf(buf, buf_len, "%s", s ? s : "") >= (int) buf_len)
-                return -E2BIG;
-        for (char *tok = buf, *next; tok; tok = next) {
-                next = strchr(tok, ',');
-                if (next)
-                        *next++ = '\0';
-                while (*tok == ' ')
-                        tok++;
-                for (size_t len = strlen(tok); len && tok[len - 1] == ' '; len--)
-                        tok[len - 1] = '\0';
-                if (!*tok)
-                        continue;
-                if (n == max)
-                        return -E2BIG;
-                items[n++] = tok;
-        }
-        return (int) n;
-}
-
 size_t params_production(const struct config *cfg, char *buf, size_t buf_len,
                               const char **items) {
-        int n = split_list(cfg->production_environments, buf, buf_len, items, MAX_ENVS);
+        int n = list_split(cfg->production_environments, buf, buf_len, items, MAX_ENVS);
 
         return n < 0 ? 0 : (size_t) n;
 }
@@ -124,7 +99,7 @@ int params_window(const struct api_request *req, struct params_window *p, struct
                 return params_bad(err, "service", "must not be empty");
         n_prod = params_production(req->cfg, prod_buf, sizeof(prod_buf), prod);
         if (env) {
-                r = split_list(env, p->env_buf, sizeof(p->env_buf), p->envs, MAX_ENVS);
+                r = list_split(env, p->env_buf, sizeof(p->env_buf), p->envs, MAX_ENVS);
                 if (r < 0)
                         return params_bad(err, "environment", "names more than "
                                          STRINGIFY(MAX_ENVS) " environments or more than "

@@ -2,6 +2,8 @@
 #include "list.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 size_t list_visit(const char *list, bool (*fn)(const char *item, size_t len, const void *ctx),
@@ -23,4 +25,26 @@ size_t list_visit(const char *list, bool (*fn)(const char *item, size_t len, con
                 p = end ? end + 1 : NULL;
         }
         return matched;
+}
+
+int list_split(const char *s, char *buf, size_t buf_len, const char **items, size_t max) {
+        size_t n = 0;
+
+        if (snprintf(buf, buf_len, "%s", s ? s : "") >= (int) buf_len)
+                return -E2BIG;
+        for (char *tok = buf, *next; tok; tok = next) {
+                next = strchr(tok, ',');
+                if (next)
+                        *next++ = '\0';
+                while (*tok == ' ')
+                        tok++;
+                for (size_t len = strlen(tok); len && tok[len - 1] == ' '; len--)
+                        tok[len - 1] = '\0';
+                if (!*tok)
+                        continue;
+                if (n == max)
+                        return -E2BIG;
+                items[n++] = tok;
+        }
+        return (int) n;
 }

@@ -9,3 +9,9 @@
  * comparing secrets take the same time whichever one matches. list may be NULL. */
 size_t list_visit(const char *list, bool (*fn)(const char *item, size_t len, const void *ctx),
                   const void *ctx);
+
+/* Splits a comma-separated list s (NULL: empty) into buf, a copy it cuts up, and items,
+ * trimmed of blanks, skipping empty ones. Returns the count (0 when empty), or
+ * -E2BIG when it names more than max or does not fit buf: never a silent cut, which would
+ * answer for fewer environments than were asked for. */
+int list_split(const char *s, char *buf, size_t buf_len, const char **items, size_t max);

@@ -11,6 +11,7 @@
 #include "delivery.h"
 #include "event.h"
 #include "error.h"
+#include "list.h"
 #include "migrations.h"
 #include "source.h"
 
@@ -67,6 +68,10 @@ static int pg_error(struct error *err, PGconn *conn, const char *what) {
                 n--;
         flat[n] = '\0';
         return error_set(err, EIO, "unavailable", NULL, "%s: %s", what, flat);
+}
+
+int store_error(struct store *s, const char *what, struct error *err) {
+        return pg_error(err, s->conn, what);
 }
 
 int store_open(const char *conninfo, struct store **ret_store, struct error *err) {
@@ -591,26 +596,20 @@ static int send_locks(struct store *s, struct delivery *const *ds, size_t n) {
 }
 
 static int model_params_init(struct model_params *mp, const struct store_model *m) {
-        char *list = strdup(m->production_environments ? m->production_environments : "");
-        char *items[64];
-        size_t n = 0;
+        const char *envs = m->production_environments ? m->production_environments : "";
+        size_t len = strlen(envs) + 1;
+        char *list = malloc(len), *items[64];
         struct params p = { .n = 0 };
-        int r;
+        int n, r;
 
         if (!list)
                 return -ENOMEM;
-        for (char *tok = list, *next; tok && n < 64; tok = next) {
-                next = strchr(tok, ',');
-                if (next)
-                        *next++ = '\0';
-                while (*tok == ' ')
-                        tok++;
-                for (size_t len = strlen(tok); len && tok[len - 1] == ' '; len--)
-                        tok[len - 1] = '\0';
-                if (*tok)
-                        items[n++] = tok;
+        n = list_split(envs, list, len, (const char **) items, 64);
+        if (n < 0) {
+                free(list);
+                return n;
         }
-        r = param_array(&p, items, n);
+        r = param_array(&p, items, (size_t) n);
         free(list);
         if (r < 0)
                 return r;

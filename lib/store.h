@@ -18,6 +18,10 @@ int store_open(const char *conninfo, struct store **ret_store, struct error *err
 /* Closes the connection; NULL-safe, returns NULL. */
 struct store *store_close(struct store *s);
 
+/* For the other store modules: s's last libpq error as one line (libpq's span several) in
+ * err, code unavailable, after what ("Reading a change request"). Returns -EIO. */
+int store_error(struct store *s, const char *what, struct error *err);
+
 /* The libpq connection, for the other store modules (store_dora.c) only. Borrowed. */
 struct pg_conn *store_pgconn(struct store *s);
 

@@ -12,18 +12,6 @@
 #include "store.h"
 #include "timefmt.h"
 
-static int fail(struct error *err, PGconn *conn, const char *what) {
-        char flat[200];
-        size_t n = 0;
-
-        for (const char *m = PQerrorMessage(conn); *m && n + 1 < sizeof(flat); m++)
-                flat[n++] = *m == '\n' || *m == '\t' ? ' ' : *m;
-        while (n && flat[n - 1] == ' ') /* libpq ends its message with a newline */
-                n--;
-        flat[n] = '\0';
-        return error_set(err, EIO, "unavailable", NULL, "%s: %s", what, flat);
-}
-
 /* Runs a one-row, one-column query; *ret gets the value (malloc'd) or NULL for no row/NULL. */
 static int one_text(struct store *s, const char *sql, int n, const char *const *params,
                     char **ret, const char *what, struct error *err) {
@@ -32,7 +20,7 @@ static int one_text(struct store *s, const char *sql, int n, const char *const *
 
         *ret = NULL;
         if (PQresultStatus(res) != PGRES_TUPLES_OK)
-                r = fail(err, store_pgconn(s), what);
+                r = store_error(s, what, err);
         else if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)) {
                 *ret = strdup(PQgetvalue(res, 0, 0));
                 if (!*ret)
@@ -55,7 +43,7 @@ int store_change_brief(struct store *s, const char *key, struct store_change_bri
         memset(ret, 0, sizeof(*ret));
         ret->planned_start = ret->planned_end = TIME_UNSET;
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                r = fail(err, store_pgconn(s), "Reading a change request");
+                r = store_error(s, "Reading a change request", err);
                 PQclear(res);
                 return r;
         }
@@ -75,7 +63,7 @@ int store_change_brief(struct store *s, const char *key, struct store_change_bri
                            "SELECT unnest(services) FROM change_requests WHERE key = $1",
                            1, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                r = fail(err, store_pgconn(s), "Reading a change request");
+                r = store_error(s, "Reading a change request", err);
         } else {
                 int n = PQntuples(res);
 

@@ -13,18 +13,6 @@
 #include "error.h"
 #include "store.h"
 
-static int fail(struct error *err, PGconn *conn, const char *what) {
-        char flat[200];
-        size_t n = 0;
-
-        for (const char *m = PQerrorMessage(conn); *m && n + 1 < sizeof(flat); m++)
-                flat[n++] = (*m == '\n' || *m == '\t') ? ' ' : *m;
-        while (n && flat[n - 1] == ' ')
-                n--;
-        flat[n] = '\0';
-        return error_set(err, EIO, "unavailable", NULL, "%s: %s", what, flat);
-}
-
 /* "{1,2,3}" -> ints; returns how many, or -ENOMEM. *ret is malloc'ed (NULL when empty). */
 static int parse_int_array(const char *s, int32_t **ret) {
         size_t cap = 1;
@@ -77,7 +65,7 @@ static int read_rollups(struct store *s, uint64_t xmin, PGresult **ret, struct e
         snprintf(from, sizeof(from), "%" PRIu64, xmin);
         res = PQexecParams(store_pgconn(s), rollups_sql, 1, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1) {
-                int r = fail(err, store_pgconn(s), "Reading rollups");
+                int r = store_error(s, "Reading rollups", err);
 
                 PQclear(res);
                 return r;
@@ -166,7 +154,7 @@ int store_dora_events(struct store *s, int64_t from_us, int64_t to_us,
         snprintf(to, sizeof(to), "%" PRId64, to_us);
         res = PQexecParams(store_pgconn(s), sql, 2, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                r = fail(err, store_pgconn(s), "Reading events");
+                r = store_error(s, "Reading events", err);
                 PQclear(res);
                 return r;
         }
@@ -285,7 +273,7 @@ int store_dora_list(struct store *s, enum store_dora_list which, const char *con
 
         res = PQexecParams(store_pgconn(s), q->sql, q->n_params, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                r = fail(err, store_pgconn(s), "Listing");
+                r = store_error(s, "Listing", err);
                 PQclear(res);
                 return r;
         }

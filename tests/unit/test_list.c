@@ -1,6 +1,7 @@
 /* Unit tests for list (comma-separated values) and the lookups built on it. */
 #include "list.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,5 +54,20 @@ int main(void) {
         CHECK_STR(normalize_change_key("CHG-5-faster-checkout", "CHG", buf, sizeof(buf)),
                   "CHG-5");
         CHECK(normalize_change_key(NULL, "CHG", buf, sizeof(buf)) == NULL);
+        /* list_split: trimmed, empties skipped; more than max or a buf too short is -E2BIG,
+         * never a silent cut. */
+        {
+                char split[32];
+                const char *items[3];
+
+                CHECK(list_split(" production , ,prod ", split, sizeof(split), items, 3) == 2);
+                CHECK_STR(items[0], "production");
+                CHECK_STR(items[1], "prod");
+                CHECK(list_split(NULL, split, sizeof(split), items, 3) == 0);
+                CHECK(list_split("a,b,c,d", split, sizeof(split), items, 3) == -E2BIG);
+                CHECK(list_split("a,b,c", split, sizeof(split), items, 3) == 3);
+                CHECK(list_split("0123456789012345678901234567890123", split, sizeof(split),
+                                 items, 3) == -E2BIG);
+        }
         return check_summary();
 }
