@@ -221,6 +221,69 @@ class Fixture:
         return self.rule_value("event")
 
 
+def signature_rule(source):
+    """(header, prefix) of a source's body HMAC (its rules' `signature:`), or None."""
+    header, _, prefix = source_rules(source).get("signature", "").partition(" ")
+    return (header, prefix) if header else None
+
+
+def sign(source, headers, body, secret=None, always=False):
+    """headers with the source's HMAC of body (its rules' `signature:`) put in its header
+    when that header is there (or always); secret defaults to the source's test secret."""
+    headers = dict(headers)
+    rule = signature_rule(source)
+    if rule and (always or rule[0] in headers):
+        headers[rule[0]] = rule[1] + hmac_sha256_hex(secret or fixture_secret(source), body)
+    return headers
+
+
+def delivery_id_headers(source):
+    """The headers a source's delivery id may come from (its rules' `delivery_id: header`)."""
+    return tuple(alt.split()[1] for alt in source_rules(source).get("delivery_id", "").split("|")
+                 if alt.split()[:1] == ["header"])
+
+
+def base_fixture(source):
+    """The fixture tests build new deliveries of a source from: its rules' `base:`, else its
+    first fixture."""
+    base = source_rules(source).get("base")
+    return fixture(f"{source}/{base}") if base else fixtures(source)[0]
+
+
+def fresh_delivery(source, tag, secret="", how="header"):
+    """(path, body, headers) of a new delivery of source built from its base fixture, with
+    delivery id tag where the rules say the id comes from (a header or a body field; for a
+    body hash, tag is added to the body), authenticated with secret ("" its test secret;
+    None: no credential at all) by its signature, bearer token or ?token= (how="query")."""
+    fx = base_fixture(source)
+    body, headers = fx.body, {k: v for k, v in fx.headers.items()
+                              if k.lower() != "content-length" and
+                              not re.search(r"signature|token|authorization", k, re.I)}
+    rule = source_rules(source).get("delivery_id", "").split("|")[0].split()
+    if rule[:1] == ["header"]:
+        headers[rule[1]] = tag
+    elif rule[:1] == ["body"] or rule[:1] == ["sha256"]:
+        doc = fx.doc()
+        if rule[:1] == ["sha256"]:
+            doc["doraloop_test_tag"] = tag
+        else:
+            node = doc
+            for part in rule[1].split(".")[:-1]:
+                node = node[part]
+            node[rule[1].split(".")[-1]] = tag
+        body = json.dumps(doc).encode()
+    path = f"/hooks/{source}"
+    secret = fixture_secret(source) if secret == "" else secret
+    if secret is None:
+        return path, body, headers
+    if how == "query":
+        return path + "?token=" + quote(secret), body, headers
+    if signature_rule(source):
+        return path, body, sign(source, headers, body, secret, always=True)
+    headers["Authorization"] = f"Bearer {secret}"
+    return path, body, headers
+
+
 def fixtures(*sources):
     """Every fixture of the given sources, sorted, as Fixture objects."""
     found = []
