@@ -277,6 +277,35 @@ int normalize_time(json_t *obj, const char *path, bool required, int64_t *ret,
         return read_time(obj, path, required, false, ret, err);
 }
 
+int normalize_epoch(json_t *obj, const char *path, bool required, int64_t *ret,
+                    struct error *err) {
+        /* The largest count of each unit within TIMEFMT_RANGE_TEXT, and what makes it us. */
+        static const struct { json_int_t max; int64_t mul, div; } units[] = {
+                { 4102444800LL, 1000000, 1 },                   /* seconds */
+                { 4102444800000LL, 1000, 1 },                   /* milliseconds */
+                { 4102444800000000LL, 1, 1 },                   /* microseconds */
+                { 4102444800000000000LL, 1, 1000 },             /* nanoseconds */
+        };
+        json_t *v;
+        json_int_t n;
+        int r = lookup(obj, path, &v, err);
+
+        *ret = TIME_UNSET;
+        if (r < 0)
+                return r;
+        if (!v || json_is_null(v))
+                return required ? missing(err, path) : 0;
+        if (!json_is_integer(v))
+                return wrong_type(err, path, "a whole number of (milli-, micro-, nano)seconds");
+        n = json_integer_value(v);
+        for (size_t i = 0; n >= 0 && i < sizeof(units) / sizeof(units[0]); i++)
+                if (n <= units[i].max) {
+                        *ret = (int64_t) n * units[i].mul / units[i].div;
+                        return 0;
+                }
+        return out_of_range(err, path);
+}
+
 int normalize_time_or_epoch(json_t *obj, const char *path, bool required, int64_t *ret,
                             struct error *err) {
         return read_time(obj, path, required, true, ret, err);

@@ -81,6 +81,12 @@ int normalize_time(json_t *obj, const char *path, bool required, int64_t *ret,
 int normalize_time_or_epoch(json_t *obj, const char *path, bool required, int64_t *ret,
                             struct error *err) __attribute__((warn_unused_result));
 
+/* A time as an integer count since the epoch in seconds, milliseconds, microseconds or
+ * nanoseconds, told apart by size (Opsgenie's createdAt is ms, its updatedAt ns): only for
+ * fields the vendor documents as such numbers; a string is the wrong type. */
+int normalize_epoch(json_t *obj, const char *path, bool required, int64_t *ret,
+                    struct error *err) __attribute__((warn_unused_result));
+
 int normalize_bool(json_t *obj, const char *path, bool *ret, struct error *err)
         __attribute__((warn_unused_result));
 

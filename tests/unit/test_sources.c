@@ -14,6 +14,7 @@
 #include "hook.h"
 #include "normalize.h"
 #include "source.h"
+#include "timefmt.h"
 
 #include "check.h"
 #include "fixture.h"
@@ -262,11 +263,51 @@ static void test_registry(void) {
               source_defaults(source_index(source_find("jenkins"))));
 }
 
+/* normalize_epoch() tells seconds, ms, us and ns apart by size and refuses the rest. */
+static void test_epoch(void) {
+        static const struct { const char *json; int r; int64_t us; } cases[] = {
+                { "{\"t\":1420452191}", 0, 1420452191000000LL },                  /* s */
+                { "{\"t\":1420452191104}", 0, 1420452191104000LL },               /* ms */
+                { "{\"t\":1420452191104001}", 0, 1420452191104001LL },            /* us */
+                { "{\"t\":1420452374669001603}", 0, 1420452374669001LL },         /* ns */
+                { "{\"t\":0}", 0, 0 },
+                { "{\"t\":4102444800000000000}", 0, TIMEFMT_MAX_US },             /* 2100 */
+                { "{\"t\":4102444800000000001}", -ERANGE, TIME_UNSET },
+                { "{\"t\":-1}", -ERANGE, TIME_UNSET },
+                { "{\"t\":\"2015-01-05T10:03:11Z\"}", -EBADMSG, TIME_UNSET },
+                { "{\"t\":1.5}", -EBADMSG, TIME_UNSET },
+                { "{\"t\":null}", 0, TIME_UNSET },
+                { "{}", 0, TIME_UNSET },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct error err = { 0 };
+                json_t *doc = json_loads(cases[i].json, 0, NULL);
+                int64_t us = 7;
+
+                CHECK(doc != NULL);
+                CHECK(normalize_epoch(doc, "t", false, &us, &err) == cases[i].r);
+                CHECK(us == cases[i].us);
+                if (cases[i].r < 0)
+                        CHECK_STR(err.field, "t");
+                json_decref(doc);
+        }
+        {
+                struct error err = { 0 };
+                json_t *doc = json_object();
+                int64_t us;
+
+                CHECK(normalize_epoch(doc, "t", true, &us, &err) == -EBADMSG);  /* required */
+                json_decref(doc);
+        }
+}
+
 int main(int argc, char **argv) {
         const char *fixtures = argc > 1 ? argv[1] : "tests/fixtures";
 
         CHECK(fixture_walk(fixtures, visit, NULL) >= 40);
         test_identify_errors();
         test_registry();
+        test_epoch();
         return check_summary();
 }
