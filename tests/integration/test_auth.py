@@ -11,10 +11,11 @@ import pytest
 
 from conftest import (DEFAULT_CONFIG, FIXTURE_SECRET, SECRET_KEYS, SOURCES, assert_accepted,
                       assert_error, fixture, fresh_delivery, generic_body, github_signature,
-                      jira_signature, quote, signature_rule)
+                      jira_signature, quote, signature_rule, source_rules)
 
 HMAC_SOURCES = tuple(source for source in SOURCES if signature_rule(source))
-QUERY_TOKEN_SOURCES = ("jira", "jenkins")
+QUERY_TOKEN_SOURCES = tuple(source for source in SOURCES
+                            if source_rules(source).get("query") == "yes")
 
 
 def delivery(source, secret, how="header"):
