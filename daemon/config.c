@@ -592,7 +592,8 @@ void config_write_reference(FILE *f, bool man) {
                         describe_values(keys[i].row, values, sizeof(values));
                         fprintf(f, "| %s | ", keys[i].row->name);
                         cell_text(f, default_text(keys[i].row));
-                        fprintf(f, " | %s | %s | ", values, keys[i].row->restart ? "restart" : "reload");
+                        fprintf(f, " | %s | %s | ", values,
+                                keys[i].row->restart ? "restart" : "reload");
                         cell_text(f, keys[i].row->help);
                         fputs(" |\n", f);
                 }

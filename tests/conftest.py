@@ -37,7 +37,8 @@ FIXTURE_SECRET = "It's a Secret to Everybody"
 def registered_sources():
     """The routes of lib/sources/registry.h, in its order, each with its file's secret key."""
     found = []
-    for name in re.findall(r"^SOURCE\((\w+)\)", (REPO / "lib/sources/registry.h").read_text(), re.M):
+    registry = (REPO / "lib" / "sources" / "registry.h").read_text()
+    for name in re.findall(r"^SOURCE\((\w+)\)", registry, re.M):
         text = (REPO / "lib" / "sources" / f"{name}.c").read_text()
         route = re.search(r'\.name = "([^"]+)"', text).group(1)
         found.append((route, re.search(r'\.secret_key = "([^"]+)"', text).group(1)))
