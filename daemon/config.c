@@ -57,6 +57,11 @@ static const struct confkey core_keys[] = {
           0, 24 * 366, NULL, "how far back an incident links to a deployment", RESTART },
         { "change_policy", KEY_STRING, "auto", OFF(change_policy), 0, 0, check_change_policy,
           "auto | flag | off: production deployments that name no change request", RESTART },
+        { "incident_severities", KEY_STRING, "", OFF(incident_severities), 0, 0, NULL,
+          "severities (comma-separated, any case) whose incidents count for change failure "
+          "rate, time to restore and failed deployment recovery time; others are stored and "
+          "listed, not counted (empty: all count; with a list, an incident without a severity "
+          "does not). A change rebuilds the figures at start", RESTART },
         SOURCE_SETTINGS,
         { "writers", KEY_LONG, "2", OFF(writers), 1, 16, NULL,
           "writer threads, each with its own database connection", RESTART },

@@ -31,6 +31,7 @@ struct config {
         char *production_environments;
         long incident_link_window_hours;
         char *change_policy;
+        char *incident_severities;      /* the severities that count; empty: all */
         long writers;                   /* writer threads, each with its own connection */
         long batch_max;                 /* deliveries per group commit at most */
         long queue_max;                 /* deliveries waiting for a writer at most */
