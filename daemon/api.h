@@ -1,19 +1,24 @@
-/* api: the JSON endpoints other than webhook intake: /healthz, /readyz and /api/v1/... .
- * It sees requests through struct api_request, never the HTTP library. */
+/* api: the context every JSON handler answers in (struct api, owned by main), the request
+ * as handlers see it (never the HTTP library's), the handler's type, and the one retry
+ * around a pooled database connection. The routes that call handlers are daemon/routes.c. */
 #pragma once
 
 #include <jansson.h>
-#include <stdbool.h>
+#include <stddef.h>
 
 struct config;
 struct dbpool;
+struct error;
+struct mirror;
 struct replay;
+struct store;
 struct writer;
 
 struct api {
         struct dbpool *pool;
         struct writer *writer;
         struct replay *replay;          /* the /api/v1/replay job (daemon/replay.h) */
+        struct mirror *mirror;          /* the rollups' mirror (daemon/mirror.h), owned */
 };
 
 struct api_request {
@@ -23,18 +28,18 @@ struct api_request {
         const char *authorization;              /* the Authorization header, or NULL */
         const char *(*arg)(void *ctx, const char *name); /* a query argument, or NULL */
         void *ctx;
+        const char *param;      /* the path's {...} segment (routes.h), not NUL-ended */
+        size_t param_len;       /* 0: the route has none */
 };
+
+/* A JSON endpoint. Returns 0 (200) or REPLY_ACCEPTED (202, daemon/reply.h) with *ret_body
+ * set, or a negative errno with err filled (the route answers it through reply_status())
+ * and, where the error carries more than err can (a 409's job, /readyz's reason), its own
+ * body in *ret_body. The caller owns *ret_body. Thread-safe. */
+typedef int api_handler(const struct api *api, const struct api_request *req,
+                        json_t **ret_body, struct error *err);
 
 /* Runs fn with a pooled database connection; a pooled connection that died with a
  * database restart gets one fresh retry. Returns fn's result, or -EIO. Thread-safe. */
-struct error;
-struct store;
 int api_with_store(const struct api *api, int (*fn)(struct store *, void *, struct error *),
                    void *ctx, struct error *err) __attribute__((warn_unused_result));
-
-/* Whether v is a whole number from 1 to max; then *ret holds it. For query parameters. */
-bool api_parse_positive(const char *v, long long max, long long *ret);
-
-/* Answers req: returns the HTTP status and sets *ret_body to a JSON document the caller owns
- * (NULL only on OOM). Thread-safe. */
-int api_handle(const struct api *api, const struct api_request *req, json_t **ret_body);

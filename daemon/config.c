@@ -47,6 +47,9 @@ static const struct confkey core_keys[] = {
           "bearer token(s) for the read API (unset: open, logged as a warning)", LIVE },
         { "admin_token", KEY_SECRET, NULL, OFF(admin_token), 0, 0, NULL,
           "bearer token(s) for admin endpoints (unset: disabled)", LIVE },
+        { "triage_token", KEY_SECRET, NULL, OFF(triage_token), 0, 0, NULL,
+          "bearer token(s) for triage endpoints; admin_token passes them too (both unset: "
+          "disabled)", LIVE },
         { "allow_unsigned", KEY_BOOL, "false", OFF(allow_unsigned), 0, 0, NULL,
           "accept deliveries for sources with no secret configured (local trials only)",
           LIVE },

@@ -27,6 +27,7 @@ struct config {
         long max_json_elements;         /* values per body at most (lib/doc.h) */
         char *api_token;
         char *admin_token;
+        char *triage_token;             /* the insights' triage endpoints (auth.h) */
         bool allow_unsigned;
         char *production_environments;
         long incident_link_window_hours;

@@ -1,7 +1,6 @@
 /* dashboard: the embedded dashboard page and the headers it is served with. */
 #include "dashboard.h"
 
-#include <string.h>
 
 static const struct dashboard_header headers[] = {
         { "Content-Type", "text/html; charset=utf-8" },
@@ -11,9 +10,6 @@ static const struct dashboard_header headers[] = {
         { "Referrer-Policy", "no-referrer" },
 };
 
-bool dashboard_path(const char *path) {
-        return strcmp(path, "/") == 0;
-}
 
 struct dashboard_page dashboard_page(void) {
         return (struct dashboard_page) {

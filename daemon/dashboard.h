@@ -3,7 +3,6 @@
  * and script. The page holds no data: it reads the query API from the browser. */
 #pragma once
 
-#include <stdbool.h>
 #include <stddef.h>
 
 struct dashboard_header {
@@ -16,9 +15,6 @@ struct dashboard_page {
         const struct dashboard_header *headers; /* Content-Type, CSP, caching... */
         size_t n_headers;
 };
-
-/* Whether path is the dashboard's ("/"). Thread-safe. */
-bool dashboard_path(const char *path);
 
 /* The page and the headers to answer GET (or HEAD) with; everything it points to is static,
  * never freed. Thread-safe. */

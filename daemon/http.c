@@ -1,4 +1,5 @@
-/* http: the HTTP server: routing, webhook intake up to the writer queue, JSON replies.
+/* http: the HTTP server: each request through the route table (routes.h) once its headers
+ * are in, webhook intake up to the writer queue, reads handed to the read threads, replies.
  * A webhook request is suspended while its delivery waits for a group commit, so no HTTP
  * thread ever blocks on the database for intake. */
 #include "http.h"
@@ -30,16 +31,18 @@
 #include "api.h"
 #include "config.h"
 #include "dashboard.h"
-#include "dora.h"
 #include "guard.h"
 #include "import.h"
 #include "log.h"
+#include "mirror.h"
+#include "prometheus.h"
 #include "readpool.h"
+#include "reply.h"
+#include "routes.h"
 #include "stats.h"
 #include "writer.h"
 
 #define MAX_HEADERS 128
-#define HOOK_PREFIX "/hooks/"
 
 struct http {
         struct MHD_Daemon *mhd;
@@ -71,6 +74,7 @@ struct request {
         struct http *http;
         struct MHD_Connection *conn;
         const struct config *cfg;       /* the config when the request started */
+        struct route_match route;       /* decided from the headers (routes.h) */
         const struct source *source;
         enum request_state state;
         struct buf body;
@@ -152,9 +156,8 @@ static enum MHD_Result reply_text(struct request *req, struct MHD_Connection *co
         (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
         if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
                 (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
-        if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-                (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                               req && req->source ? "POST" : "GET, HEAD");
+        if (status == MHD_HTTP_METHOD_NOT_ALLOWED && req && req->route.allow[0])
+                (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->route.allow);
         if (status == MHD_HTTP_UNAUTHORIZED)
                 (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                                req && req->source ? req->source->challenge
@@ -172,24 +175,24 @@ static enum MHD_Result reply(struct request *req, struct MHD_Connection *conn, u
 
 /* Hands libmicrohttpd the next piece of a /metrics answer, made as it is sent. */
 static ssize_t read_metrics(void *cls, uint64_t pos, char *buf, size_t max) {
-        size_t n = dora_metrics_read(cls, buf, max);
+        size_t n = prometheus_read(cls, buf, max);
 
         (void) pos;
         return n ? (ssize_t) n : MHD_CONTENT_READER_END_OF_STREAM;
 }
 
 static void free_metrics(void *cls) {
-        dora_metrics_free(cls);
+        prometheus_free(cls);
 }
 
 /* GET /metrics: Prometheus text streamed (chunked) from m, which this takes. */
 static enum MHD_Result answer_metrics(struct request *req, struct MHD_Connection *conn,
-                                      struct dora_metrics *m) {
+                                      struct prometheus *m) {
         struct MHD_Response *resp = MHD_create_response_from_callback(
                 MHD_SIZE_UNKNOWN, 64 * 1024, read_metrics, m, free_metrics);
 
         if (!resp) {
-                dora_metrics_free(m);
+                prometheus_free(m);
                 return MHD_NO;
         }
         (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -198,14 +201,10 @@ static enum MHD_Result answer_metrics(struct request *req, struct MHD_Connection
 }
 
 /* GET / (and HEAD): the dashboard page, which needs no token: it holds no data. */
-static enum MHD_Result answer_dashboard(struct request *req, struct MHD_Connection *conn,
-                                        const char *method) {
+static enum MHD_Result answer_dashboard(struct request *req, struct MHD_Connection *conn) {
         struct dashboard_page page = dashboard_page();
         struct MHD_Response *resp;
 
-        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-                return reply(req, conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-                             doc_error("method_not_allowed", "Use GET on this path"));
         resp = MHD_create_response_from_buffer(page.len, (void *) page.body,
                                                MHD_RESPMEM_PERSISTENT);
         if (!resp)
@@ -213,19 +212,6 @@ static enum MHD_Result answer_dashboard(struct request *req, struct MHD_Connecti
         for (size_t i = 0; i < page.n_headers; i++)
                 (void) MHD_add_response_header(resp, page.headers[i].name, page.headers[i].value);
         return queue(req, conn, MHD_HTTP_OK, resp);
-}
-
-/* One table maps our negative errno codes to HTTP statuses. */
-static unsigned status_of(int r) {
-        switch (r) {
-        case -EBADMSG: return MHD_HTTP_BAD_REQUEST;
-        case -EACCES: return MHD_HTTP_UNAUTHORIZED;
-        case -ENOENT: return MHD_HTTP_NOT_FOUND;
-        case -E2BIG: return MHD_HTTP_CONTENT_TOO_LARGE;
-        case -EMEDIUMTYPE: return MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
-        case -ENOSYS: return MHD_HTTP_NOT_IMPLEMENTED;
-        default: return MHD_HTTP_SERVICE_UNAVAILABLE; /* -EAGAIN, -EIO, -ENOMEM, -ESHUTDOWN */
-        }
 }
 
 /* Whether to log one more refusal now (one limit for them all, under h->lock). */
@@ -238,11 +224,24 @@ static bool rejects_pass(struct http *h, int *ret_suppressed) {
         return pass;
 }
 
+/* Logs a read a handler refused as the client's fault (4xx), rate-limited: bad input is
+ * told to the one who sent it and to the log, never silently. */
+static void log_refused(struct http *h, const char *method, const char *url, unsigned status,
+                        const struct error *err) {
+        int suppressed;
+
+        if (status < 400 || status >= 500 || !rejects_pass(h, &suppressed))
+                return;
+        log_info("Refused %s %s with %u %s: %s%s", method, url, status,
+                 err->code ? err->code : "", err->msg,
+                 suppressed ? " (similar messages were suppressed)" : "");
+}
+
 /* Answers a rejected webhook with its JSON error, and logs it (rate-limited). */
 static enum MHD_Result reject(struct request *req, struct MHD_Connection *conn, int r,
                               const struct error *err, const char *delivery_id) {
         struct http *h = req->http;
-        unsigned status = status_of(r);
+        unsigned status = reply_status(r);
         const char *code = err->code ? err->code : "unavailable";
         int suppressed;
         bool pass;
@@ -346,7 +345,7 @@ static void on_stored(struct delivery *d) {
         struct request *req = d->userdata;
         struct http *h = req->http;
 
-        dora_data_changed(); /* the next DORA answer includes it */
+        mirror_data_changed(h->api->mirror); /* the next DORA answer includes it */
         pthread_mutex_lock(&h->lock);
         MHD_resume_connection(req->conn);
         pthread_mutex_unlock(&h->lock);
@@ -547,8 +546,7 @@ static int check_event_header(struct request *req, struct MHD_Connection *conn,
 
 /* First call for a webhook: everything decidable from the headers alone, so that what is
  * refused costs no body in memory. */
-static enum MHD_Result start_hook(struct request *req, struct MHD_Connection *conn,
-                                  const char *method) {
+static enum MHD_Result start_hook(struct request *req, struct MHD_Connection *conn) {
         const struct config *cfg = req->cfg;
         const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -557,11 +555,6 @@ static enum MHD_Result start_hook(struct request *req, struct MHD_Connection *co
         struct error err = { 0 };
         int r;
 
-        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
-                error_set(&err, EINVAL, "method_not_allowed", NULL, "Webhooks are POSTed");
-                return reply(req, conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-                             doc_error(err.code, "%s", err.msg));
-        }
         if (!is_json_media_type(ct)) {
                 error_set(&err, EMEDIUMTYPE, "unsupported_media_type", NULL,
                           "Content-Type must be application/json");
@@ -649,11 +642,10 @@ static int check_single_credentials(struct MHD_Connection *conn, const struct so
         return 0;
 }
 
-/* ---- POST /api/v1/import: a streamed body (daemon/import.h). Everything the route needs
- * from the HTTP side is in this block, for the route table to take over: start_import()
- * checks the headers, import_step() feeds the body as it comes and suspends the connection
- * while the import's window of deliveries in flight is full or not yet durable. ---- */
-#define IMPORT_PATH "/api/v1/import"
+/* ---- POST /api/v1/import (RUNS_IMPORT): a streamed body (daemon/import.h). start_import()
+ * checks the media type, import_step() feeds the body as it comes and suspends the
+ * connection while the import's window of deliveries in flight is full or not yet
+ * durable. ---- */
 
 static bool is_ndjson_media_type(const char *ct) {
         size_t n = strlen("application/x-ndjson");
@@ -673,43 +665,10 @@ static void import_wake(void *arg) {
         pthread_mutex_unlock(&req->http->lock);
 }
 
-/* 405 with "Allow: POST" (reply_text's Allow is for the other routes). */
-static enum MHD_Result import_method_not_allowed(struct request *req,
-                                                 struct MHD_Connection *conn) {
-        json_t *doc = doc_error("method_not_allowed", "Use POST on this path");
-        char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-        struct MHD_Response *resp;
-
-        json_decref(doc);
-        if (!text)
-                return reply_text(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL);
-        resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-        if (!resp) {
-                free(text);
-                return MHD_NO;
-        }
-        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST");
-        return queue(req, conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-}
-
-static enum MHD_Result start_import(struct request *req, struct MHD_Connection *conn,
-                                    const char *method) {
-        const char *tokens = req->cfg->admin_token;
+/* Its route and admin token are checked (daemon/routes.c); what is left is the media type. */
+static enum MHD_Result start_import(struct request *req, struct MHD_Connection *conn) {
         struct error err = { 0 };
-        int r;
 
-        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-                return import_method_not_allowed(req, conn);
-        if (!tokens || !*tokens)
-                r = error_set(&err, EACCES, "bad_token", NULL, "admin_token is not configured, "
-                              "so admin endpoints are disabled");
-        else
-                r = verify_token(verify_bearer(MHD_lookup_connection_value(
-                                         conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)),
-                                 tokens, &err);
-        if (r < 0)
-                return reject(req, conn, -EACCES, &err, NULL);
         if (!is_ndjson_media_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                               MHD_HTTP_HEADER_CONTENT_TYPE))) {
                 error_set(&err, EMEDIUMTYPE, "unsupported_media_type", NULL,
@@ -718,6 +677,7 @@ static enum MHD_Result start_import(struct request *req, struct MHD_Connection *
         }
         req->import = import_new(&(struct import_options) {
                 .cfg = req->cfg, .writer = req->http->writer,
+                .mirror = req->http->api->mirror,
                 .wake = import_wake, .wake_arg = req });
         if (!req->import) {
                 error_set(&err, ENOMEM, "unavailable", NULL, "Out of memory");
@@ -771,23 +731,32 @@ static bool announces_body(struct MHD_Connection *conn) {
                                            MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
-/* The first call of a request, once its headers are in: what every request must pass, then
- * a webhook's own checks. Other routes answer once any body is read. */
+/* The first call of a request, once its headers are in: what every request must pass, its
+ * route (404, 405 and the route's auth), then a webhook's own checks. Other routes answer
+ * once any body is read. */
 static enum MHD_Result start_request(struct request *req, struct MHD_Connection *conn,
                                      const char *url, const char *method) {
-        bool hook = strncmp(url, HOOK_PREFIX, strlen(HOOK_PREFIX)) == 0;
-        struct error err = { 0 };
+        const char *authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                                MHD_HTTP_HEADER_AUTHORIZATION);
+        struct error err = { 0 }, route_err = { 0 };
+        int routed = routes_decide(method, url, req->cfg, authorization, &req->route, &route_err);
+        bool hook = req->route.route && req->route.route->runs == RUNS_INTAKE;
         int r;
 
         r = check_utf8(conn, url, &err);
         if (r == 0)
                 r = check_framing(conn, &err);
+        if (r == 0 && routed < 0) {
+                r = routed;
+                err = route_err;
+        }
         if (r == 0 && hook) {
-                req->source = source_find(url + strlen(HOOK_PREFIX));
+                const char *name = url + req->route.param_at;
+
+                req->source = source_find(name);
                 if (!req->source)
                         return reply(req, conn, MHD_HTTP_NOT_FOUND,
-                                     doc_error("not_found", "No webhook source '%s'",
-                                               url + strlen(HOOK_PREFIX)));
+                                     doc_error("not_found", "No webhook source '%s'", name));
         }
         if (r == 0)
                 r = check_single_credentials(conn, req->source, &err);
@@ -796,9 +765,9 @@ static enum MHD_Result start_request(struct request *req, struct MHD_Connection 
                 err.code = "invalid_payload";
         if (r < 0)
                 return reject(req, conn, r, &err, NULL);
-        if (strcmp(url, IMPORT_PATH) == 0)      /* the import block's route */
-                return start_import(req, conn, method);
-        return hook ? start_hook(req, conn, method) : MHD_YES;
+        if (req->route.route->runs == RUNS_IMPORT)
+                return start_import(req, conn);
+        return hook ? start_hook(req, conn) : MHD_YES;
 }
 
 /* A read on its way through the read threads: a copy of what it needs of the request
@@ -813,14 +782,16 @@ struct read_job {
         struct http *http;
         struct MHD_Connection *conn;
         const struct config *cfg;
+        struct route_match route;
         char *method, *path, *authorization;
         struct read_arg *args;
         size_t n_args, cap_args;
         bool oom;
         bool done;                      /* under http->lock */
-        int status;
+        unsigned status;
+        struct error err;               /* why, when status is not 2xx */
         char *text;                     /* the answer: a JSON body serialized (NULL: OOM), */
-        struct dora_metrics *metrics;   /* or a /metrics text */
+        struct prometheus *metrics;   /* or a /metrics text */
 };
 
 static struct read_job *read_job_free(struct read_job *job) {
@@ -835,7 +806,7 @@ static struct read_job *read_job_free(struct read_job *job) {
         free(job->path);
         free(job->authorization);
         free(job->text);
-        dora_metrics_free(job->metrics);
+        prometheus_free(job->metrics);
         free(job);
         return NULL;
 }
@@ -879,7 +850,8 @@ static struct read_job *read_job_new(struct request *req, struct MHD_Connection 
 
         if (!job)
                 return NULL;
-        *job = (struct read_job) { .http = req->http, .conn = conn, .cfg = req->cfg };
+        *job = (struct read_job) { .http = req->http, .conn = conn, .cfg = req->cfg,
+                                   .route = req->route };
         job->method = strdup_or_null(method, &job->oom);
         job->path = strdup_or_null(url, &job->oom);
         job->authorization = strdup_or_null(
@@ -913,10 +885,14 @@ static void run_read(struct readpool_job *base, bool stopping) {
         if (stopping) {
                 job->status = MHD_HTTP_SERVICE_UNAVAILABLE;
                 body = doc_error("unavailable", "Shutting down; retry later");
-        } else if (strcmp(job->path, "/metrics") == 0) {
-                job->status = dora_metrics(h->api, &ar, &job->metrics, &body);
+        } else if (job->route.route->runs == RUNS_METRICS) {
+                int r = job->route.route->metrics(h->api, &ar, &job->metrics, &job->err);
+
+                job->status = reply_status(r);
+                if (r < 0)
+                        body = reply_error_body(&job->err);
         } else {
-                job->status = api_handle(h->api, &ar, &body);
+                job->status = routes_answer(&job->route, h->api, &ar, &body, &job->err);
         }
         /* Serialized here too: a large answer costs the HTTP thread only its sending. */
         if (body)
@@ -927,13 +903,6 @@ static void run_read(struct readpool_job *base, bool stopping) {
         job->done = true;
         MHD_resume_connection(job->conn);
         pthread_mutex_unlock(&h->lock);
-}
-
-/* Where an answer is computed: health probes and the static page on the HTTP thread (they
- * are cheap, and must answer while reads queue), everything else on the read threads. */
-static bool is_read(const char *url) {
-        return strcmp(url, "/healthz") != 0 && strcmp(url, "/readyz") != 0 &&
-               !dashboard_path(url);
 }
 
 /* Hands the read to the read threads and suspends the connection until it is answered;
@@ -993,26 +962,37 @@ static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *co
                 .ctx = conn,
         };
         struct read_job *job = req->read;
+        struct error err = { 0 };
         json_t *body = NULL;
-        int status;
+        unsigned status;
 
         if (job && job->done) { /* resumed by run_read: send what it made */
-                struct dora_metrics *m = job->metrics;
+                struct prometheus *m = job->metrics;
                 char *text = job->text;
 
                 job->metrics = NULL;
                 job->text = NULL;
                 if (m)
                         return answer_metrics(req, conn, m);
-                return reply_text(req, conn, (unsigned) job->status, text);
+                log_refused(req->http, method, url, job->status, &job->err);
+                return reply_text(req, conn, job->status, text);
         }
-        if (dashboard_path(url))
-                return answer_dashboard(req, conn, method);
-        if (is_read(url))
+        /* Where the answer is made: the page and the health probes here (they are cheap,
+         * and must answer while reads queue), everything else on the read threads. */
+        switch (req->route.route->runs) {
+        case RUNS_PAGE:
+                return answer_dashboard(req, conn);
+        case RUNS_NOW:
+                break;
+        case RUNS_READ:
+        case RUNS_METRICS:
+        case RUNS_INTAKE:       /* never here: take_delivery() answers intake */
+        case RUNS_IMPORT:       /* never here: import_step() answers imports */
                 return submit_read(req, conn, url, method);
-        status = api_handle(req->http->api, &ar, &body);
-
-        return reply(req, conn, (unsigned) status, body);
+        }
+        status = routes_answer(&req->route, req->http->api, &ar, &body, &err);
+        log_refused(req->http, method, url, status, &err);
+        return reply(req, conn, status, body);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,

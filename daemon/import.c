@@ -25,8 +25,8 @@
 #include "../lib/normalize.h"
 #include "../lib/source.h"
 #include "config.h"
-#include "dora.h"
 #include "log.h"
+#include "mirror.h"
 #include "writer.h"
 
 /* The window of deliveries in flight: enough for the writers to fill their batches, little
@@ -57,6 +57,7 @@ struct item {
 struct import {
         const struct config *cfg;
         struct writer *writer;
+        struct mirror *mirror;
         void (*wake)(void *arg);
         void *wake_arg;
         struct normalize_options normalize;
@@ -96,6 +97,7 @@ struct import *import_new(const struct import_options *o) {
         }
         im->cfg = o->cfg;
         im->writer = o->writer;
+        im->mirror = o->mirror;
         im->wake = o->wake;
         im->wake_arg = o->wake_arg;
         im->normalize = config_normalize_options(o->cfg);
@@ -145,7 +147,7 @@ static void on_done(struct delivery *d) {
         bool wake = false, last;
 
         if (d->result == 0)
-                dora_data_changed();
+                mirror_data_changed(im->mirror);
         pthread_mutex_lock(&im->lock);
         if (d->result < 0)
                 add_error_locked(im, it->line, "unavailable",

@@ -14,9 +14,12 @@ struct config;
 struct import;
 struct writer;
 
+struct mirror;
+
 struct import_options {
         const struct config *cfg;       /* borrowed for the import's lifetime */
         struct writer *writer;
+        struct mirror *mirror;          /* told of each stored delivery (daemon/mirror.h) */
         /* Called from a writer thread when a paused import may go on (see import_pause and
          * import_busy); never after import_free(). */
         void (*wake)(void *arg);

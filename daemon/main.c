@@ -28,6 +28,7 @@
 #include "dbpool.h"
 #include "http.h"
 #include "log.h"
+#include "mirror.h"
 #include "replay.h"
 #include "writer.h"
 
@@ -657,6 +658,7 @@ int main(int argc, char **argv) {
         struct service s = { .argc = argc, .argv = argv, .healthy = true };
         struct dbpool *pool = NULL;
         struct replay *replay = NULL;
+        struct mirror *mirror = NULL;
         struct http *http = NULL;
         struct api api;
         char errbuf[512], *conninfo = NULL;
@@ -731,12 +733,14 @@ int main(int argc, char **argv) {
                 log_error("Out of memory");
                 goto out;
         }
-        replay = replay_new(conninfo);
+        mirror = mirror_new(pool);
+        replay = mirror ? replay_new(conninfo, mirror) : NULL;
         if (!replay) {
                 log_error("Out of memory");
                 goto out;
         }
-        api = (struct api) { .pool = pool, .writer = s.writer, .replay = replay };
+        api = (struct api) { .pool = pool, .writer = s.writer, .replay = replay,
+                             .mirror = mirror };
         listen_fd = inherited_listener();
         if (http_start(&(struct http_options) { .live = s.live, .writer = s.writer,
                                                 .api = &api, .listen_fd = listen_fd },
@@ -799,6 +803,7 @@ out:
         s.writer = writer_stop(s.writer);
         http = http_stop(http);
         replay = replay_free(replay);   /* after HTTP: no handler uses it; waits one chunk */
+        mirror = mirror_free(mirror);   /* after the writer, HTTP and replay that tell it */
         pool = dbpool_free(pool);
         free(conninfo);
         s.live = config_live_free(s.live);

@@ -18,8 +18,9 @@
 #include "../lib/store.h"
 #include "../lib/timefmt.h"
 #include "config.h"
-#include "dora.h"
+#include "mirror.h"
 #include "log.h"
+#include "reply.h"
 
 /* A chunk is one transaction: up to a few hundred deliveries and a few MiB of bodies
  * (their text is held twice, by libpq and by the deliveries, while the chunk is
@@ -45,6 +46,7 @@ struct skipped {
 
 struct replay {
         char *conninfo;
+        struct mirror *mirror;          /* told whenever the job changed the tables */
         pthread_mutex_t lock;           /* guards everything below */
         bool starting;                  /* a POST is opening the job's connection */
         bool thread_joinable;
@@ -99,11 +101,12 @@ static void clear_skipped(struct replay *r) {
         r->n_skipped = 0;
 }
 
-struct replay *replay_new(const char *conninfo) {
+struct replay *replay_new(const char *conninfo, struct mirror *mirror) {
         struct replay *r = calloc(1, sizeof(*r));
 
         if (!r)
                 return NULL;
+        r->mirror = mirror;
         r->conninfo = strdup(conninfo);
         if (!r->conninfo) {
                 free(r);
@@ -142,7 +145,7 @@ static void on_started(void *ctx, int64_t total) {
         pthread_mutex_lock(&r->lock);
         r->total = total;
         pthread_mutex_unlock(&r->lock);
-        dora_data_changed();    /* the tables were emptied */
+        mirror_data_changed(r->mirror);    /* the tables were emptied */
         r->chunk_started = monotonic_us();
 }
 
@@ -151,7 +154,7 @@ static size_t on_progress(void *ctx, int64_t done, size_t chunk) {
         int64_t now = monotonic_us(), took = now - r->chunk_started;
         bool go;
 
-        dora_data_changed();
+        mirror_data_changed(r->mirror);
         pthread_mutex_lock(&r->lock);
         r->done = done;
         go = !r->stop;
@@ -202,7 +205,7 @@ static void *job_main(void *arg) {
 
         log_notice("Replay %s: replaying every stored delivery", r->job);
         n = store_replay(r->store, &r->model, &hooks, &err);
-        dora_data_changed();
+        mirror_data_changed(r->mirror);
         r->store = store_close(r->store);       /* releases the advisory lock */
         pthread_mutex_lock(&r->lock);
         r->status = n < 0 ? JOB_FAILED : JOB_DONE;
@@ -226,7 +229,7 @@ static json_t *running_body(const char *job) {
         return json_pack("{s:s,s:s}", "job", job, "status", "running");
 }
 
-/* 409 naming the job that runs (here, or on another daemon: holder, maybe ""). */
+/* -EBUSY (409) naming the job that runs (here, or on another daemon: holder, maybe ""). */
 static int conflict(const char *holder, bool here, json_t **ret_body) {
         char msg[200];
 
@@ -238,15 +241,16 @@ static int conflict(const char *holder, bool here, json_t **ret_body) {
         *ret_body = json_pack("{s:{s:s,s:s},s:s?,s:s}", "error", "code", "replay_running",
                               "message", msg, "job", *holder ? holder : NULL, "status",
                               "running");
-        return 409;
+        return -EBUSY;
 }
 
 static int unavailable(const char *msg, json_t **ret_body) {
         *ret_body = doc_error("unavailable", "%s", msg);
-        return 503;
+        return -EAGAIN;
 }
 
-/* Opens the job's connection and takes the cross-daemon lock: 0, 409 (body set) or 503. */
+/* Opens the job's connection and takes the cross-daemon lock: 0, -EBUSY or -EAGAIN (body
+ * set). */
 static int claim(struct replay *r, const char *job, struct store **ret_store,
                  json_t **ret_body) {
         char holder[64] = "";
@@ -318,7 +322,7 @@ int replay_start(struct replay *r, const struct config *cfg, json_t **ret_body) 
         r->thread_joinable = true;
         *ret_body = running_body(r->job);
         pthread_mutex_unlock(&r->lock);
-        return 202;
+        return 0;
 }
 
 static json_t *time_or_null(int64_t us) {
@@ -347,5 +351,20 @@ int replay_status(struct replay *r, json_t **ret_body) {
                          "message", r->message[0] ? r->message : NULL);
         pthread_mutex_unlock(&r->lock);
         *ret_body = body;
-        return 200;
+        return 0;
+}
+
+int replay_post(const struct api *api, const struct api_request *req, json_t **ret_body,
+                struct error *err) {
+        int r = replay_start(api->replay, req->cfg, ret_body);
+
+        (void) err;     /* every answer of replay_start() carries its body */
+        return r == 0 ? REPLY_ACCEPTED : r;
+}
+
+int replay_get(const struct api *api, const struct api_request *req, json_t **ret_body,
+               struct error *err) {
+        (void) req;
+        (void) err;
+        return replay_status(api->replay, ret_body);
 }

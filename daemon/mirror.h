@@ -1,0 +1,53 @@
+/* mirror: the in-memory mirror of the daily rollups (lib/cube.c) that the DORA figures and
+ * /metrics are summed from, brought up to date with one small query per request burst, so
+ * a figure costs O(days in the window) and never scans events but those of its two edge
+ * days. One per API context (struct api owns it); no state outside it. */
+#pragma once
+
+#include <stdint.h>
+
+#include "../lib/error.h"
+
+struct cube_query;
+struct dbpool;
+struct metrics_acc;
+struct mirror;
+struct store;
+
+/* A use of the mirror: locked from mirror_begin() to mirror_end(). */
+struct mirror_session {
+        struct mirror *mirror;
+        struct store *store;    /* pooled, acquired when an edge day must be read */
+        struct error err;       /* why a call failed */
+};
+
+/* An empty mirror reading through pool (borrowed; it must outlive the mirror). NULL on OOM. */
+struct mirror *mirror_new(struct dbpool *pool);
+
+/* NULL-safe; returns NULL. No session may be open. */
+struct mirror *mirror_free(struct mirror *m);
+
+/* Tells the mirror that this process committed a delivery, so the next session reads the
+ * rollups again. Call it after COMMIT, before acknowledging. Lock-free, thread-safe. */
+void mirror_data_changed(struct mirror *m);
+
+/* How many syncs have read the rollups (for /metrics). Lock-free. */
+uint64_t mirror_syncs(struct mirror *m);
+
+/* Brings m up to date as mirror.c says, then locks it. Returns 0 (locked: call
+ * mirror_end()) or a negative errno (unlocked) with s->err filled. Thread-safe. */
+int mirror_begin(struct mirror_session *s, struct mirror *m)
+        __attribute__((warn_unused_result));
+
+/* Unlocks and gives back the session's connection. */
+void mirror_end(struct mirror_session *s);
+
+/* Sums q into acc, reading edge days from the database as needed. 0 or a negative errno
+ * with s->err filled. */
+int mirror_sum(struct mirror_session *s, const struct cube_query *q, struct metrics_acc *acc)
+        __attribute__((warn_unused_result));
+
+/* Calls fn for every (service, environment) the mirror holds. */
+void mirror_series(struct mirror_session *s,
+                   void (*fn)(void *ctx, const char *service, const char *environment),
+                   void *ctx);

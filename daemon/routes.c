@@ -1,0 +1,121 @@
+/* routes: the route table, its matching and its auth checks; every request passes here. */
+#include "routes.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../lib/error.h"
+#include "dora.h"
+#include "gate.h"
+#include "health.h"
+#include "lists.h"
+#include "prometheus.h"
+#include "replay.h"
+#include "reply.h"
+
+/* One line per method and path. Patterns are exact but for {name}, one non-empty segment
+ * handed to the handler as req->param. Routes of one path are adjacent. */
+static const struct route routes[] = {
+        { "POST", "/hooks/{source}",           AUTH_NONE,  RUNS_INTAKE,  NULL, NULL },
+        { "GET",  "/",                         AUTH_NONE,  RUNS_PAGE,    NULL, NULL },
+        { "GET",  "/healthz",                  AUTH_NONE,  RUNS_NOW,     health_alive, NULL },
+        { "GET",  "/readyz",                   AUTH_NONE,  RUNS_NOW,     health_ready, NULL },
+        { "GET",  "/metrics",                  AUTH_API,   RUNS_METRICS, NULL, prometheus_metrics },
+        { "GET",  "/api/v1/dora",              AUTH_API,   RUNS_READ,    dora_figures, NULL },
+        { "GET",  "/api/v1/dora/series",       AUTH_API,   RUNS_READ,    dora_series, NULL },
+        { "GET",  "/api/v1/services",          AUTH_API,   RUNS_READ,    lists_services, NULL },
+        { "GET",  "/api/v1/deployments",       AUTH_API,   RUNS_READ,    lists_deployments, NULL },
+        { "GET",  "/api/v1/deployments/{id}",  AUTH_API,   RUNS_READ,    lists_deployment, NULL },
+        { "GET",  "/api/v1/incidents",         AUTH_API,   RUNS_READ,    lists_incidents, NULL },
+        { "GET",  "/api/v1/changes",           AUTH_API,   RUNS_READ,    lists_changes, NULL },
+        { "GET",  "/api/v1/changes/{key}",     AUTH_API,   RUNS_READ,    lists_change, NULL },
+        { "GET",  "/api/v1/changes/{key}/gate", AUTH_API,  RUNS_READ,    gate_answer, NULL },
+        { "GET",  "/api/v1/deliveries",        AUTH_API,   RUNS_READ,    lists_deliveries, NULL },
+        { "GET",  "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_get, NULL },
+        { "POST", "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_post, NULL },
+        { "POST", "/api/v1/import",            AUTH_ADMIN, RUNS_IMPORT,  NULL, NULL },
+};
+
+#define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* Whether path fits pattern; then the {..} segment's place. */
+static bool fits(const char *pattern, const char *path, size_t *ret_at, size_t *ret_len) {
+        const char *p = pattern, *s = path;
+
+        *ret_len = 0;
+        while (*p) {
+                if (*p == '{') {
+                        const char *end = s;
+
+                        while (*end && *end != '/')
+                                end++;
+                        if (end == s)
+                                return false;
+                        *ret_at = (size_t) (s - path);
+                        *ret_len = (size_t) (end - s);
+                        s = end;
+                        p = strchr(p, '}');
+                        p = p ? p + 1 : "";
+                        continue;
+                }
+                if (*p++ != *s++)
+                        return false;
+        }
+        return *s == '\0';
+}
+
+static bool takes(const struct route *r, const char *method) {
+        return strcmp(r->method, method) == 0 ||
+               (strcmp(r->method, "GET") == 0 && strcmp(method, "HEAD") == 0);
+}
+
+/* The Allow value of every route of pattern ("GET, HEAD, POST"). */
+static void allow_of(const char *pattern, char *buf, size_t len) {
+        buf[0] = '\0';
+        for (size_t i = 0; i < N_ROUTES; i++) {
+                if (strcmp(routes[i].pattern, pattern) != 0)
+                        continue;
+                snprintf(buf + strlen(buf), len - strlen(buf), "%s%s%s", buf[0] ? ", " : "",
+                         routes[i].method,
+                         strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
+        }
+}
+
+int routes_decide(const char *method, const char *path, const struct config *cfg,
+                  const char *authorization, struct route_match *ret, struct error *err) {
+        const struct route *known = NULL;
+        size_t at = 0, len = 0;
+
+        *ret = (struct route_match) { .route = NULL };
+        for (size_t i = 0; i < N_ROUTES; i++) {
+                if (!fits(routes[i].pattern, path, &at, &len))
+                        continue;
+                known = &routes[i];
+                if (!takes(&routes[i], method))
+                        continue;
+                *ret = (struct route_match) { .route = &routes[i], .param_at = at,
+                                              .param_len = len };
+                return auth_check(cfg, routes[i].auth, authorization, err);
+        }
+        if (!known)
+                return error_set(err, ENOENT, "not_found", NULL, "No such endpoint");
+        allow_of(known->pattern, ret->allow, sizeof(ret->allow));
+        return error_set(err, EOPNOTSUPP, "method_not_allowed", NULL, "Use %s on this path",
+                         ret->allow);
+}
+
+unsigned routes_answer(const struct route_match *m, const struct api *api,
+                       const struct api_request *req, json_t **ret_body, struct error *err) {
+        struct api_request with_param = *req;
+        int r;
+
+        *ret_body = NULL;
+        with_param.param = m->param_len ? req->path + m->param_at : NULL;
+        with_param.param_len = m->param_len;
+        r = m->route->json(api, &with_param, ret_body, err);
+        if (r < 0 && !*ret_body)
+                *ret_body = reply_error_body(err);
+        return reply_status(r);
+}
