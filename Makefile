@@ -113,7 +113,9 @@ fault: $(BUILD)/fault/doraloopd
 # (build/fuzz/corpus, made afresh each run; crashes land in build/fuzz/artifacts).
 # One target alone: `make fuzz FUZZ_TARGETS=spool FUZZ_SECONDS=600`.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= github gitlab jira jenkins generic spool
+# One target per source file in lib/sources/ (the registry's), built from one driver.
+SOURCE_NAMES := $(basename $(notdir $(wildcard lib/sources/*.c)))
+FUZZ_TARGETS ?= $(SOURCE_NAMES) spool
 FUZZ_CC ?= clang
 FUZZ_BUILD := build/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -129,10 +131,17 @@ $(FUZZ_BUILD)/lib/%.o: lib/%.c
 $(FUZZ_BUILD)/libdoraloop.a: $(FUZZ_LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_source.h $(FUZZ_BUILD)/libdoraloop.a
+FUZZ_LINK = $(FUZZ_CC) $(filter-out -fsanitize=fuzzer-no-link -MMD -MP,$(FUZZ_CFLAGS)) \
+	-fsanitize=fuzzer -Ilib
+
+$(FUZZ_BUILD)/fuzz_spool: tests/fuzz/fuzz_spool.c $(FUZZ_BUILD)/libdoraloop.a
 	@echo "  FUZZ    $@"
-	$(Q)$(FUZZ_CC) $(filter-out -fsanitize=fuzzer-no-link -MMD -MP,$(FUZZ_CFLAGS)) \
-		-fsanitize=fuzzer -Ilib -o $@ $< $(FUZZ_BUILD)/libdoraloop.a $(PKG_LIBS) -pthread -lm
+	$(Q)$(FUZZ_LINK) -o $@ $< $(FUZZ_BUILD)/libdoraloop.a $(PKG_LIBS) -pthread -lm
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_source.c lib/sources/%.c $(FUZZ_BUILD)/libdoraloop.a
+	@echo "  FUZZ    $@"
+	$(Q)$(FUZZ_LINK) -DFUZZ_SOURCE='"$*"' -o $@ $< $(FUZZ_BUILD)/libdoraloop.a $(PKG_LIBS) \
+		-pthread -lm
 
 # The spool seeds are written by the real encoder (the plain build's lib).
 $(BUILD)/fuzz/spool_seeds: tests/fuzz/spool_seeds.c $(UNIT_SUPPORT) $(BUILD)/libdoraloop.a
@@ -151,7 +160,7 @@ fuzz: deps-check
 		if [ $$t = spool ]; then \
 			$(BUILD)/fuzz/spool_seeds tests/fixtures $$seeds || exit 1; \
 		else \
-			for f in tests/fixtures/$$t/*.json; do \
+			for f in tests/fixtures/$$(echo $$t | tr _ -)/*.json; do \
 				{ cat $${f%.json}.headers 2>/dev/null; printf '\n'; cat $$f; } \
 					>$$seeds/$$(basename $$f .json); \
 			done; \

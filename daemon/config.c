@@ -1,11 +1,16 @@
-/* config: one table with a row per key; loading from file, credentials, environment, flags. */
+/* config: one table with a row per key; loading from file, credentials, environment, flags.
+ * The table is the core rows below with, where they say, the shared normalization keys
+ * (lib/normalize.c) and each registered source's keys (lib/sources/), in registry order. */
 #include "config.h"
 
+#include "../lib/confkey.h"
 #include "../lib/normalize.h"
+#include "../lib/source.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -13,35 +18,18 @@
 #include <string.h>
 #include <strings.h>
 
-enum key_type {
-        KEY_STRING,
-        KEY_SECRET,     /* a string never shown; may come from $CREDENTIALS_DIRECTORY */
-        KEY_SIZE,       /* bytes, with an optional k/M/G (binary) suffix */
-        KEY_LONG,
-        KEY_BOOL,
-};
-
-struct key {
-        const char *name;
-        enum key_type type;
-        const char *def;        /* default as text; NULL: unset */
-        size_t offset;
-        long min, max;          /* for KEY_LONG and KEY_SIZE */
-        const char *(*check)(const char *value); /* extra validation: NULL or a problem */
-        const char *help;
-        bool restart;           /* read only at start: a reload keeps the running value */
-};
-
 static const char *check_listen(const char *v);
 static const char *check_change_policy(const char *v);
-static const char *check_service_map(const char *v);
-static const char *check_service_paths(const char *v);
 static const char *check_environment_list(const char *v);
 
+/* Where the sources' secrets, and the shared and the sources' settings, go in the table. */
+#define SOURCE_SECRETS { NULL, KEY_SECRET, NULL, 0, 0, 0, NULL, NULL, false }
+#define SOURCE_SETTINGS { NULL, KEY_STRING, NULL, 0, 0, 0, NULL, NULL, false }
+
 #define OFF(f) offsetof(struct config, f)
-#define RESTART true     /* a reload keeps the running value */
-#define LIVE false       /* a reload applies it to requests that start after it */
-static const struct key keys[] = {
+#define RESTART CONFKEY_RESTART
+#define LIVE CONFKEY_LIVE
+static const struct confkey core_keys[] = {
         { "listen", KEY_STRING, "127.0.0.1:8080", OFF(listen), 0, 0, check_listen,
           "HOST:PORT to listen on ([::1]:8080 for IPv6; ignored under socket activation)", RESTART },
         { "db", KEY_STRING, "", OFF(db), 0, 0, NULL,
@@ -54,16 +42,7 @@ static const struct key keys[] = {
         { "max_json_elements", KEY_LONG, "50000", OFF(max_json_elements), 100, 10000000, NULL,
           "most JSON values a body may hold (bounds the cost of its parse); more is a 400",
           LIVE },
-        { "github_secret", KEY_SECRET, NULL, OFF(github_secret), 0, 0, NULL,
-          "GitHub webhook secret(s), comma-separated while rotating", LIVE },
-        { "gitlab_token", KEY_SECRET, NULL, OFF(gitlab_token), 0, 0, NULL,
-          "GitLab secret token(s)", LIVE },
-        { "jira_secret", KEY_SECRET, NULL, OFF(jira_secret), 0, 0, NULL,
-          "Jira webhook secret(s) (HMAC) or ?token= value(s)", LIVE },
-        { "jenkins_token", KEY_SECRET, NULL, OFF(jenkins_token), 0, 0, NULL,
-          "Jenkins bearer / ?token= value(s)", LIVE },
-        { "generic_token", KEY_SECRET, NULL, OFF(generic_token), 0, 0, NULL,
-          "generic source bearer token(s)", LIVE },
+        SOURCE_SECRETS,
         { "api_token", KEY_SECRET, NULL, OFF(api_token), 0, 0, NULL,
           "bearer token(s) for the read API (unset: open, logged as a warning)", LIVE },
         { "admin_token", KEY_SECRET, NULL, OFF(admin_token), 0, 0, NULL,
@@ -81,52 +60,12 @@ static const struct key keys[] = {
           0, 24 * 366, NULL, "how far back an incident links to a deployment", RESTART },
         { "change_policy", KEY_STRING, "auto", OFF(change_policy), 0, 0, check_change_policy,
           "auto | flag | off: production deployments that name no change request", RESTART },
-        { "change_key_projects", KEY_STRING, "CHG", OFF(change_key_projects), 0, 0, NULL,
-          "Jira project keys (comma-separated) whose issue keys (CHG-123) in commit messages, "
-          "branch names and GitHub deployment descriptions name a deployment's change request", RESTART },
-        { "service_map", KEY_STRING, "", OFF(service_map), 0, 0, check_service_map,
-          "NAME=SERVICE,... mapping repositories and Jira projects/components to services",
-          LIVE },
-        { "service_paths", KEY_STRING, "", OFF(service_paths), 0, 0, check_service_paths,
-          "owner/repo:path/prefix=SERVICE,... for monorepos: a pushed commit belongs to every "
-          "service one of its files is under (whole path components), and only to those; one "
-          "under none keeps the repository's service. Applies to deliveries from then on "
-          "(replay to re-derive older ones)", LIVE },
         { "incident_severities", KEY_STRING, "", OFF(incident_severities), 0, 0, NULL,
           "severities (comma-separated, any case) whose incidents count for change failure "
           "rate, time to restore and failed deployment recovery time; others are stored and "
           "listed, not counted (empty: all count; with a list, an incident without a severity "
           "does not). A change rebuilds the figures at start", RESTART },
-        { "github_deploy_workflow", KEY_STRING, "deploy", OFF(github_deploy_workflow), 0, 0,
-          NULL, "GitHub workflow runs whose name contains this (any case) are deployments", LIVE },
-        { "github_workflow_environment", KEY_STRING, "production",
-          OFF(github_workflow_environment), 0, 0, NULL,
-          "environment of such workflow runs", LIVE },
-        { "incident_label", KEY_STRING, "incident", OFF(incident_label), 0, 0, NULL,
-          "GitHub/GitLab issue label that makes an issue an incident", LIVE },
-        { "gitlab_deploy_pattern", KEY_STRING, "deploy", OFF(gitlab_deploy_pattern), 0, 0,
-          NULL, "GitLab pipelines with a job or stage containing this are deployments", LIVE },
-        { "jira_incident_types", KEY_STRING, "Incident", OFF(jira_incident_types), 0, 0, NULL,
-          "Jira issue types (comma-separated) that are incidents", LIVE },
-        { "jira_change_types", KEY_STRING,
-          "Change,Change Request,Standard Change,Normal Change,Emergency Change",
-          OFF(jira_change_types), 0, 0, NULL,
-          "Jira issue types (comma-separated) that are change requests", LIVE },
-        { "jira_root_cause_field", KEY_STRING, "", OFF(jira_root_cause_field), 0, 0, NULL,
-          "Jira custom field id (customfield_NNNNN) holding an incident's root cause", LIVE },
-        { "jira_planned_start_field", KEY_STRING, "", OFF(jira_planned_start_field), 0, 0,
-          NULL, "Jira custom field id holding a change's planned start", LIVE },
-        { "jira_planned_end_field", KEY_STRING, "", OFF(jira_planned_end_field), 0, 0, NULL,
-          "Jira custom field id holding a change's planned end", LIVE },
-        { "jira_approvals_field", KEY_STRING, "", OFF(jira_approvals_field), 0, 0, NULL,
-          "Jira custom field id of JSM's Approvals field: its latest decision approves or "
-          "declines a change still pending by status",
-          LIVE },
-        { "jenkins_deploy_pattern", KEY_STRING, "deploy", OFF(jenkins_deploy_pattern), 0, 0,
-          NULL, "Jenkins jobs whose name or path contains this are deployments", LIVE },
-        { "jenkins_environment_param", KEY_STRING, "ENVIRONMENT",
-          OFF(jenkins_environment_param), 0, 0, NULL,
-          "Jenkins build parameter naming the environment", LIVE },
+        SOURCE_SETTINGS,
         { "writers", KEY_LONG, "2", OFF(writers), 1, 16, NULL,
           "writer threads, each with its own database connection", RESTART },
         { "batch_max", KEY_LONG, "256", OFF(batch_max), 1, 10000, NULL,
@@ -161,7 +100,7 @@ static const struct key keys[] = {
 #undef OFF
 #undef RESTART
 #undef LIVE
-#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+#define N_CORE_KEYS (sizeof(core_keys) / sizeof(core_keys[0]))
 
 static const char *check_listen(const char *v) {
         const char *colon = strrchr(v, ':');
@@ -183,38 +122,6 @@ static const char *check_change_policy(const char *v) {
         return NULL;
 }
 
-static const char *check_service_map(const char *v) {
-        const char *p = v;
-
-        while (*p) {
-                const char *end = strchr(p, ',');
-                size_t n = end ? (size_t) (end - p) : strlen(p);
-                const char *eq = memchr(p, '=', n);
-
-                if (n && (!eq || eq == p || eq == p + n - 1))
-                        return "must be NAME=SERVICE,...";
-                p += n + (end ? 1 : 0);
-        }
-        return NULL;
-}
-
-/* Every item must be REPO:PREFIX=SERVICE with all three non-empty. */
-static const char *check_service_paths(const char *v) {
-        for (const char *p = v; *p;) {
-                size_t n = strcspn(p, ",");
-                const char *colon = memchr(p, ':', n), *eq = NULL;
-
-                for (size_t i = n; i > 0 && !eq; i--)
-                        if (p[i - 1] == '=')
-                                eq = p + i - 1;
-                if (strspn(p, " \t") < n &&
-                    (!colon || !eq || colon == p || eq < colon + 2 || eq == p + n - 1))
-                        return "must be owner/repo:path/prefix=SERVICE,...";
-                p += n + (p[n] == ',');
-        }
-        return NULL;
-}
-
 static const char *check_environment_list(const char *v) {
         size_t names = 0;
 
@@ -229,9 +136,68 @@ static const char *check_environment_list(const char *v) {
         return names > CONFIG_ENV_LIST_MAX ? "must name at most 32 environments" : NULL;
 }
 
+/* A row of the whole table and where its value lives: in struct config itself, in the
+ * shared normalization settings, or in source i's options struct. */
+enum { GROUP_CORE = -2, GROUP_NORMALIZE = -1 };
+
+struct key {
+        const struct confkey *row;
+        int group;              /* GROUP_CORE, GROUP_NORMALIZE or a source's index */
+};
+
+/* Far more than the rows there are; config_load() refuses to run if they ever outgrow it. */
+#define TABLE_MAX 512
+
+static struct key table[TABLE_MAX];
+static size_t n_table;
+static bool table_overflow;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+static void add_rows(const struct confkey *rows, size_t n, int group, bool secrets) {
+        for (size_t i = 0; i < n; i++) {
+                if ((rows[i].type == KEY_SECRET) != secrets)
+                        continue;
+                if (n_table == TABLE_MAX) {
+                        table_overflow = true;
+                        return;
+                }
+                table[n_table++] = (struct key) { &rows[i], group };
+        }
+}
+
+static void add_sources(bool secrets) {
+        for (size_t i = 0; i < source_count(); i++)
+                add_rows(source_table[i]->keys, source_table[i]->n_keys, (int) i, secrets);
+}
+
+static void build_table(void) {
+        for (size_t i = 0; i < N_CORE_KEYS; i++) {
+                const struct confkey *row = &core_keys[i];
+
+                if (row->name)
+                        add_rows(row, 1, GROUP_CORE, row->type == KEY_SECRET);
+                else if (row->type == KEY_SECRET)
+                        add_sources(true);
+                else {
+                        add_rows(normalize_keys, normalize_n_keys, GROUP_NORMALIZE, false);
+                        add_sources(false);
+                }
+        }
+}
+
+/* The whole table, built on first use. */
+static const struct key *keys_all(size_t *ret_n) {
+        pthread_once(&table_once, build_table);
+        *ret_n = n_table;
+        return table;
+}
+
 static const struct key *find_key(const char *name, size_t len) {
-        for (size_t i = 0; i < N_KEYS; i++) {
-                const char *k = keys[i].name;
+        size_t n;
+        const struct key *keys = keys_all(&n);
+
+        for (size_t i = 0; i < n; i++) {
+                const char *k = keys[i].row->name;
                 size_t j;
 
                 for (j = 0; j < len && k[j]; j++) {
@@ -245,71 +211,36 @@ static const struct key *find_key(const char *name, size_t len) {
         return NULL;
 }
 
+/* The struct that holds key k's value in cfg. */
+static const void *storage(const struct config *cfg, const struct key *k) {
+        if (k->group == GROUP_CORE)
+                return cfg;
+        if (k->group == GROUP_NORMALIZE)
+                return cfg->normalize;
+        return cfg->normalize->sources[k->group];
+}
+
+static const void *value_of(const struct config *cfg, const struct key *k) {
+        return (const char *) storage(cfg, k) + k->row->offset;
+}
+
+/* Writable: the config owns every struct storage() names (config_load() allocates them). */
 static void *field(struct config *cfg, const struct key *k) {
-        return (char *) cfg + k->offset;
+        return (void *) value_of(cfg, k);
 }
 
-static const char *parse_size(const char *v, const struct key *k, size_t *ret) {
-        char *end;
-        unsigned long long n;
-        unsigned shift = 0;
-
-        if (!isdigit((unsigned char) *v))
-                return "is not a size in bytes";
-        errno = 0;
-        n = strtoull(v, &end, 10);
-        if (*end && !end[1]) {
-                switch (tolower((unsigned char) *end)) {
-                case 'k': shift = 10; end++; break;
-                case 'm': shift = 20; end++; break;
-                case 'g': shift = 30; end++; break;
-                }
-        }
-        if (errno || *end)
-                return "is not a size in bytes (digits, optionally followed by k, M or G)";
-        if (n > (ULLONG_MAX >> 30) || (n << shift) < (unsigned long long) k->min ||
-            (n << shift) > (unsigned long long) k->max)
-                return "is out of range";
-        *ret = (size_t) (n << shift);
-        return NULL;
-}
-
-static const char *parse_long(const char *v, const struct key *k, long *ret) {
-        char *end;
-        long n;
-
-        errno = 0;
-        n = strtol(v, &end, 10);
-        if (errno || end == v || *end)
-                return "is not a whole number";
-        if (n < k->min || n > k->max)
-                return "is out of range";
-        *ret = n;
-        return NULL;
-}
-
-static const char *parse_bool(const char *v, bool *ret) {
-        static const char *const yes[] = { "1", "true", "yes", "on" };
-        static const char *const no[] = { "0", "false", "no", "off" };
-
-        for (size_t i = 0; i < 4; i++) {
-                if (strcasecmp(v, yes[i]) == 0)
-                        return *ret = true, NULL;
-                if (strcasecmp(v, no[i]) == 0)
-                        return *ret = false, NULL;
-        }
-        return "is not a boolean (true or false)";
+static bool is_string(const struct key *k) {
+        return k->row->type == KEY_STRING || k->row->type == KEY_SECRET;
 }
 
 /* Sets one key from text; origin says where the value came from, for the error line. */
-static int set_key(struct config *cfg, const struct key *k, const char *v, const char *origin,
+static int set_key(struct config *cfg, const struct key *key, const char *v, const char *origin,
                    char *errbuf, size_t errlen) {
+        const struct confkey *k = key->row;
         const char *problem = NULL;
 
-        switch (k->type) {
-        case KEY_STRING:
-        case KEY_SECRET: {
-                char **p = field(cfg, k);
+        if (is_string(key)) {
+                char **p = field(cfg, key);
                 char *copy = strdup(v);
 
                 if (!copy)
@@ -318,20 +249,9 @@ static int set_key(struct config *cfg, const struct key *k, const char *v, const
                         free(*p);
                         *p = copy;
                 }
-                break;
         }
-        case KEY_SIZE:
-                problem = parse_size(v, k, field(cfg, k));
-                break;
-        case KEY_LONG:
-                problem = parse_long(v, k, field(cfg, k));
-                break;
-        case KEY_BOOL:
-                problem = parse_bool(v, field(cfg, k));
-                break;
-        }
-        if (!problem && k->check)
-                problem = k->check(v);
+        if (!problem)
+                problem = confkey_parse(k, v, field(cfg, key));
         if (problem) {
                 if (k->type == KEY_SECRET)
                         snprintf(errbuf, errlen, "%s (from %s) %s", k->name, origin, problem);
@@ -405,24 +325,26 @@ static int load_file(struct config *cfg, const char *path, bool must_exist, char
 /* systemd's LoadCredential= puts each secret in a file named after it. */
 static int load_credentials(struct config *cfg, char *errbuf, size_t errlen) {
         const char *dir = getenv("CREDENTIALS_DIRECTORY");
+        size_t n;
+        const struct key *keys = keys_all(&n);
 
         if (!dir || !*dir)
                 return 0;
-        for (size_t i = 0; i < N_KEYS; i++) {
+        for (size_t i = 0; i < n; i++) {
                 char path[PATH_MAX], value[4096];
                 FILE *f;
-                size_t n;
+                size_t len;
                 int r;
 
-                if (keys[i].type != KEY_SECRET)
+                if (keys[i].row->type != KEY_SECRET)
                         continue;
-                snprintf(path, sizeof(path), "%s/%s", dir, keys[i].name);
+                snprintf(path, sizeof(path), "%s/%s", dir, keys[i].row->name);
                 f = fopen(path, "re");
                 if (!f)
                         continue;
-                n = fread(value, 1, sizeof(value) - 1, f);
+                len = fread(value, 1, sizeof(value) - 1, f);
                 fclose(f);
-                value[n] = '\0';
+                value[len] = '\0';
                 r = set_key(cfg, &keys[i], trim(value), "credentials", errbuf, errlen);
                 if (r < 0)
                         return r;
@@ -431,15 +353,18 @@ static int load_credentials(struct config *cfg, char *errbuf, size_t errlen) {
 }
 
 static int load_environment(struct config *cfg, char *errbuf, size_t errlen) {
-        for (size_t i = 0; i < N_KEYS; i++) {
+        size_t n;
+        const struct key *keys = keys_all(&n);
+
+        for (size_t i = 0; i < n; i++) {
                 char var[64];
                 const char *v;
                 size_t j;
                 int r;
 
                 memcpy(var, "DORALOOP_", 9);
-                for (j = 0; keys[i].name[j] && j + 10 < sizeof(var); j++)
-                        var[9 + j] = (char) toupper((unsigned char) keys[i].name[j]);
+                for (j = 0; keys[i].row->name[j] && j + 10 < sizeof(var); j++)
+                        var[9 + j] = (char) toupper((unsigned char) keys[i].row->name[j]);
                 var[9 + j] = '\0';
                 v = getenv(var);
                 if (!v)
@@ -497,17 +422,36 @@ static int load_flags(struct config *cfg, int argc, char *const *argv, const cha
         return 0;
 }
 
+/* The structs the shared and the sources' keys are stored in, zeroed. */
+static int alloc_groups(struct config *cfg) {
+        cfg->normalize = calloc(1, sizeof(*cfg->normalize));
+        if (!cfg->normalize)
+                return -ENOMEM;
+        for (size_t i = 0; i < source_count(); i++) {
+                cfg->normalize->sources[i] = calloc(1, source_table[i]->options_size + 1);
+                if (!cfg->normalize->sources[i])
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 struct config *config_load(int argc, char *const *argv, char *errbuf, size_t errlen) {
         struct config *cfg = calloc(1, sizeof(*cfg));
         const char *path = NULL;
+        size_t n;
+        const struct key *keys = keys_all(&n);
 
-        if (!cfg) {
+        if (!cfg || alloc_groups(cfg) < 0) {
                 snprintf(errbuf, errlen, "config: out of memory");
-                return NULL;
+                return config_free(cfg);
         }
-        for (size_t i = 0; i < N_KEYS; i++)
-                if (keys[i].def && set_key(cfg, &keys[i], keys[i].def, "default", errbuf,
-                                           errlen) < 0)
+        if (table_overflow) {
+                snprintf(errbuf, errlen, "config: more than %d keys", TABLE_MAX);
+                return config_free(cfg);
+        }
+        for (size_t i = 0; i < n; i++)
+                if (keys[i].row->def && set_key(cfg, &keys[i], keys[i].row->def, "default",
+                                                errbuf, errlen) < 0)
                         goto fail;
         if (load_flags(NULL, argc, argv, &path, errbuf, errlen) < 0)
                 goto fail;
@@ -525,51 +469,48 @@ fail:
 }
 
 struct config *config_free(struct config *cfg) {
+        size_t n;
+        const struct key *keys = keys_all(&n);
+
         if (!cfg)
                 return NULL;
-        for (size_t i = 0; i < N_KEYS; i++)
-                if (keys[i].type == KEY_STRING || keys[i].type == KEY_SECRET)
+        for (size_t i = 0; i < n; i++)
+                if (is_string(&keys[i]) && (keys[i].group == GROUP_CORE || cfg->normalize) &&
+                    storage(cfg, &keys[i]))
                         free(*(char **) field(cfg, &keys[i]));
+        if (cfg->normalize)
+                for (size_t i = 0; i < source_count(); i++)
+                        free((void *) cfg->normalize->sources[i]);
+        free(cfg->normalize);
         free(cfg);
         return NULL;
 }
 
 struct normalize_options config_normalize_options(const struct config *cfg) {
-        return (struct normalize_options) {
-                .service_map = cfg->service_map,
-                .service_paths = cfg->service_paths,
-                .github_deploy_workflow = cfg->github_deploy_workflow,
-                .github_workflow_environment = cfg->github_workflow_environment,
-                .incident_label = cfg->incident_label,
-                .gitlab_deploy_pattern = cfg->gitlab_deploy_pattern,
-                .jira_incident_types = cfg->jira_incident_types,
-                .jira_change_types = cfg->jira_change_types,
-                .jira_root_cause_field = cfg->jira_root_cause_field,
-                .jira_planned_start_field = cfg->jira_planned_start_field,
-                .jira_planned_end_field = cfg->jira_planned_end_field,
-                .jira_approvals_field = cfg->jira_approvals_field,
-                .change_key_projects = cfg->change_key_projects,
-                .jenkins_deploy_pattern = cfg->jenkins_deploy_pattern,
-                .jenkins_environment_param = cfg->jenkins_environment_param,
-                .max_json_elements = (size_t) cfg->max_json_elements,
-        };
+        struct normalize_options o = *cfg->normalize;
+
+        o.max_json_elements = (size_t) cfg->max_json_elements;
+        return o;
 }
 
 const char *config_string(const struct config *cfg, const char *key) {
         const struct key *k = find_key(key, strlen(key));
 
-        if (!k || (k->type != KEY_STRING && k->type != KEY_SECRET))
+        if (!k || !is_string(k))
                 return NULL;
-        return *(char *const *) ((const char *) cfg + k->offset);
+        return *(char *const *) value_of(cfg, k);
 }
 
 void config_dump(const struct config *cfg, void (*fn)(const char *key, const char *value)) {
-        for (size_t i = 0; i < N_KEYS; i++) {
-                const void *p = (const char *) cfg + keys[i].offset;
+        size_t n;
+        const struct key *keys = keys_all(&n);
+
+        for (size_t i = 0; i < n; i++) {
+                const void *p = value_of(cfg, &keys[i]);
                 char text[64];
                 const char *v = text;
 
-                switch (keys[i].type) {
+                switch (keys[i].row->type) {
                 case KEY_STRING:
                         v = *(char *const *) p;
                         break;
@@ -586,20 +527,23 @@ void config_dump(const struct config *cfg, void (*fn)(const char *key, const cha
                         v = *(const bool *) p ? "true" : "false";
                         break;
                 }
-                fn(keys[i].name, v);
+                fn(keys[i].row->name, v);
         }
 }
 
 void config_print_keys(void) {
-        for (size_t i = 0; i < N_KEYS; i++)
-                printf("  %-27s %s%s%s%s\n", keys[i].name, keys[i].help,
-                       keys[i].def && *keys[i].def ? " [" : "",
-                       keys[i].def && *keys[i].def ? keys[i].def : "",
-                       keys[i].def && *keys[i].def ? "]" : "");
+        size_t n;
+        const struct key *keys = keys_all(&n);
+
+        for (size_t i = 0; i < n; i++)
+                printf("  %-27s %s%s%s%s\n", keys[i].row->name, keys[i].row->help,
+                       keys[i].row->def && *keys[i].row->def ? " [" : "",
+                       keys[i].row->def && *keys[i].row->def ? keys[i].row->def : "",
+                       keys[i].row->def && *keys[i].row->def ? "]" : "");
 }
 
 /* What values key k takes, in words: "1 to 3600", "bytes (k, M, G suffixes), 1 to ...". */
-static void describe_values(const struct key *k, char *buf, size_t len) {
+static void describe_values(const struct confkey *k, char *buf, size_t len) {
         switch (k->type) {
         case KEY_SIZE:
                 snprintf(buf, len, "bytes (k, M, G suffixes), %ld to %ld", k->min, k->max);
@@ -619,7 +563,7 @@ static void describe_values(const struct key *k, char *buf, size_t len) {
         }
 }
 
-static const char *default_text(const struct key *k) {
+static const char *default_text(const struct confkey *k) {
         if (!k->def)
                 return "unset";
         return *k->def ? k->def : "(empty)";
@@ -647,36 +591,39 @@ static void cell_text(FILE *f, const char *s) {
 
 void config_write_reference(FILE *f, bool man) {
         char values[96];
+        size_t n;
+        const struct key *keys = keys_all(&n);
 
         if (!man) {
                 fputs("| key | default | values | applies | meaning |\n|---|---|---|---|---|\n", f);
-                for (size_t i = 0; i < N_KEYS; i++) {
-                        describe_values(&keys[i], values, sizeof(values));
-                        fprintf(f, "| %s | ", keys[i].name);
-                        cell_text(f, default_text(&keys[i]));
-                        fprintf(f, " | %s | %s | ", values, keys[i].restart ? "restart" : "reload");
-                        cell_text(f, keys[i].help);
+                for (size_t i = 0; i < n; i++) {
+                        describe_values(keys[i].row, values, sizeof(values));
+                        fprintf(f, "| %s | ", keys[i].row->name);
+                        cell_text(f, default_text(keys[i].row));
+                        fprintf(f, " | %s | %s | ", values,
+                                keys[i].row->restart ? "restart" : "reload");
+                        cell_text(f, keys[i].row->help);
                         fputs(" |\n", f);
                 }
                 return;
         }
-        for (size_t i = 0; i < N_KEYS; i++) {
-                describe_values(&keys[i], values, sizeof(values));
-                fprintf(f, ".TP\n.B %s\n", keys[i].name);
-                man_text(f, keys[i].help);
+        for (size_t i = 0; i < n; i++) {
+                describe_values(keys[i].row, values, sizeof(values));
+                fprintf(f, ".TP\n.B %s\n", keys[i].row->name);
+                man_text(f, keys[i].row->help);
                 fputs("\n.br\nDefault: ", f);
-                man_text(f, default_text(&keys[i]));
+                man_text(f, default_text(keys[i].row));
                 fputs("; ", f);
                 man_text(f, values);
-                fprintf(f, "; applies on %s.\n", keys[i].restart ? "restart" : "reload");
+                fprintf(f, "; applies on %s.\n", keys[i].row->restart ? "restart" : "reload");
         }
 }
 
 /* Whether key k holds the same value in a and b. */
 static bool same_value(const struct config *a, const struct config *b, const struct key *k) {
-        const void *pa = (const char *) a + k->offset, *pb = (const char *) b + k->offset;
+        const void *pa = value_of(a, k), *pb = value_of(b, k);
 
-        switch (k->type) {
+        switch (k->row->type) {
         case KEY_STRING:
         case KEY_SECRET: {
                 const char *sa = *(char *const *) pa, *sb = *(char *const *) pb;
@@ -696,20 +643,22 @@ static bool same_value(const struct config *a, const struct config *b, const str
 struct config *config_reload(const struct config *old, int argc, char *const *argv,
                              char *ret_kept, size_t keptlen, char *errbuf, size_t errlen) {
         struct config *cfg = config_load(argc, argv, errbuf, errlen);
-        size_t used = 0;
+        size_t used = 0, n;
+        const struct key *keys = keys_all(&n);
 
         if (keptlen)
                 ret_kept[0] = '\0';
         if (!cfg)
                 return NULL;
-        for (size_t i = 0; i < N_KEYS; i++) {
+        for (size_t i = 0; i < n; i++) {
                 const struct key *k = &keys[i];
+                enum confkey_type type = k->row->type;
                 void *p = field(cfg, k);
-                const void *po = (const char *) old + k->offset;
+                const void *po = value_of(old, k);
 
-                if (!k->restart || same_value(old, cfg, k))
+                if (!k->row->restart || same_value(old, cfg, k))
                         continue;
-                if (k->type == KEY_STRING || k->type == KEY_SECRET) {
+                if (is_string(k)) {
                         const char *v = *(char *const *) po;
                         char *copy = v ? strdup(v) : NULL;
 
@@ -719,18 +668,18 @@ struct config *config_reload(const struct config *old, int argc, char *const *ar
                         }
                         free(*(char **) p);
                         *(char **) p = copy;
-                } else if (k->type == KEY_SIZE) {
+                } else if (type == KEY_SIZE) {
                         *(size_t *) p = *(const size_t *) po;
-                } else if (k->type == KEY_LONG) {
+                } else if (type == KEY_LONG) {
                         *(long *) p = *(const long *) po;
                 } else {
                         *(bool *) p = *(const bool *) po;
                 }
                 if (used < keptlen) {
-                        int n = snprintf(ret_kept + used, keptlen - used, "%s%s",
-                                         used ? ", " : "", k->name);
+                        int w = snprintf(ret_kept + used, keptlen - used, "%s%s",
+                                         used ? ", " : "", k->row->name);
 
-                        used += n > 0 ? (size_t) n : 0;
+                        used += w > 0 ? (size_t) w : 0;
                 }
         }
         return cfg;

@@ -1,13 +1,15 @@
 /* config: doraloop's settings, from the config file, $CREDENTIALS_DIRECTORY, DORALOOP_*
- * environment variables and command-line flags, in rising precedence. One table in
- * config.c has a row per key. A config is immutable once loaded; a reload (SIGHUP) builds a
- * new one and swaps it into a struct config_live, which request handlers read once per
- * request. */
+ * environment variables and command-line flags, in rising precedence. One table has a row
+ * per key: config.c's core rows, lib/normalize.c's shared ones and each registered source's
+ * (lib/sources/). A config is immutable once loaded; a reload (SIGHUP) builds a new one and
+ * swaps it into a struct config_live, which request handlers read once per request. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+
+struct normalize_options;
 
 #define CONFIG_DEFAULT_PATH "/etc/doraloop/doraloop.conf"
 
@@ -23,11 +25,6 @@ struct config {
         char *spool_dir;
         size_t max_body_bytes;
         long max_json_elements;         /* values per body at most (lib/doc.h) */
-        char *github_secret;
-        char *gitlab_token;
-        char *jira_secret;
-        char *jenkins_token;
-        char *generic_token;
         char *api_token;
         char *admin_token;
         char *triage_token;             /* the insights' triage endpoints (auth.h) */
@@ -35,22 +32,7 @@ struct config {
         char *production_environments;
         long incident_link_window_hours;
         char *change_policy;
-        char *service_map;
-        char *service_paths;            /* monorepos: owner/repo:path/prefix=SERVICE,... */
         char *incident_severities;      /* the severities that count; empty: all */
-        char *github_deploy_workflow;   /* the normalization settings: lib/normalize.h */
-        char *github_workflow_environment;
-        char *incident_label;
-        char *gitlab_deploy_pattern;
-        char *jira_incident_types;
-        char *jira_change_types;
-        char *jira_root_cause_field;
-        char *jira_planned_start_field;
-        char *jira_planned_end_field;
-        char *jira_approvals_field;
-        char *change_key_projects;
-        char *jenkins_deploy_pattern;
-        char *jenkins_environment_param;
         long writers;                   /* writer threads, each with its own connection */
         long batch_max;                 /* deliveries per group commit at most */
         long queue_max;                 /* deliveries waiting for a writer at most */
@@ -62,6 +44,11 @@ struct config {
         long read_threads;              /* threads answering the read API and /metrics */
         long read_queue_max;            /* reads waiting for one of them at most */
         long series_max_buckets;        /* buckets in one /api/v1/dora/series answer at most */
+        /* The shared normalization settings (service_map, incident_label,
+         * change_key_projects) and, in its sources[], each source's keys, its secret among
+         * them: lib/normalize.h, lib/sources/. Read them with config_string() or
+         * config_normalize_options(). */
+        struct normalize_options *normalize;
 };
 
 /* Builds a config from argv (flags: --config PATH and --KEY VALUE or --KEY=VALUE, with '-'

@@ -110,7 +110,8 @@ static int migrate(const struct config *cfg) {
                 const char *names[] = { "production_environments", "change_policy",
                                         "change_key_projects", "incident_severities" };
                 const char *values[] = { cfg->production_environments, cfg->change_policy,
-                                         cfg->change_key_projects, cfg->incident_severities };
+                                         config_string(cfg, "change_key_projects"),
+                                         cfg->incident_severities };
 
                 r = store_configure(s, names, values, 4, &err);
         }
@@ -760,10 +761,14 @@ int main(int argc, char **argv) {
         if (listen_fd >= 0)
                 log_notice("doraloopd %s serving on the socket systemd passed in",
                            DORALOOP_VERSION);
-        else
+        else {
+                char routes[SOURCE_MAX * 24] = "";
+
+                source_names(routes, sizeof(routes), "|");
                 log_notice("doraloopd %s listening on http://%s/ (the dashboard; post "
-                           "webhooks to http://%s/hooks/<github|gitlab|jira|jenkins|generic>)",
-                           DORALOOP_VERSION, cfg->listen, cfg->listen);
+                           "webhooks to http://%s/hooks/<%s>)",
+                           DORALOOP_VERSION, cfg->listen, cfg->listen, routes);
+        }
         /* Migrations ran, the writers are up and /healthz answered through the listener. */
         (void) sd_notify(0, "READY=1");
         if (sd_watchdog_enabled(0, &s.watchdog_us) <= 0)

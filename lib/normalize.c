@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,25 +30,99 @@ int normalize_ignored(struct error *err, const char *fmt, ...) {
         return 0;
 }
 
+static const char *check_service_map(const char *v) {
+        const char *p = v;
+
+        while (*p) {
+                const char *end = strchr(p, ',');
+                size_t n = end ? (size_t) (end - p) : strlen(p);
+                const char *eq = memchr(p, '=', n);
+
+                if (n && (!eq || eq == p || eq == p + n - 1))
+                        return "must be NAME=SERVICE,...";
+                p += n + (end ? 1 : 0);
+        }
+        return NULL;
+}
+
+/* Every item must be REPO:PREFIX=SERVICE with all three non-empty. */
+static const char *check_service_paths(const char *v) {
+        for (const char *p = v; *p;) {
+                size_t n = strcspn(p, ",");
+                const char *colon = memchr(p, ':', n), *eq = NULL;
+
+                for (size_t i = n; i > 0 && !eq; i--)
+                        if (p[i - 1] == '=')
+                                eq = p + i - 1;
+                if (strspn(p, " \t") < n &&
+                    (!colon || !eq || colon == p || eq < colon + 2 || eq == p + n - 1))
+                        return "must be owner/repo:path/prefix=SERVICE,...";
+                p += n + (p[n] == ',');
+        }
+        return NULL;
+}
+
+#define OFF(f) offsetof(struct normalize_options, f)
+const struct confkey normalize_keys[] = {
+        { "change_key_projects", KEY_STRING, "CHG", OFF(change_key_projects), 0, 0, NULL,
+          "Jira project keys (comma-separated) whose issue keys (CHG-123) in commit messages, "
+          "branch names and GitHub deployment descriptions name a deployment's change request",
+          CONFKEY_RESTART },
+        { "service_map", KEY_STRING, "", OFF(service_map), 0, 0, check_service_map,
+          "NAME=SERVICE,... mapping repositories and Jira projects/components to services",
+          CONFKEY_LIVE },
+        { "service_paths", KEY_STRING, "", OFF(service_paths), 0, 0, check_service_paths,
+          "owner/repo:path/prefix=SERVICE,... for monorepos: a pushed commit belongs to every "
+          "service one of its files is under (whole path components), and only to those; one "
+          "under none keeps the repository's service. Applies to deliveries from then on "
+          "(replay to re-derive older ones)", CONFKEY_LIVE },
+        { "incident_label", KEY_STRING, "incident", OFF(incident_label), 0, 0, NULL,
+          "GitHub/GitLab issue label that makes an issue an incident", CONFKEY_LIVE },
+};
+#undef OFF
+const size_t normalize_n_keys = sizeof(normalize_keys) / sizeof(normalize_keys[0]);
+
 struct normalize_options normalize_defaults(void) {
-        return (struct normalize_options) {
-                .service_map = "",
-                .service_paths = "",
-                .github_deploy_workflow = "deploy",
-                .github_workflow_environment = "production",
-                .incident_label = "incident",
-                .gitlab_deploy_pattern = "deploy",
-                .jira_incident_types = "Incident",
-                .jira_change_types = "Change,Change Request,Standard Change,Normal Change,"
-                                     "Emergency Change",
-                .jira_root_cause_field = "",
-                .jira_planned_start_field = "",
-                .jira_planned_end_field = "",
-                .jira_approvals_field = "",
-                .change_key_projects = "CHG",
-                .jenkins_deploy_pattern = "deploy",
-                .jenkins_environment_param = "ENVIRONMENT",
-        };
+        struct normalize_options o = { 0 };
+
+        (void) confkey_defaults(normalize_keys, normalize_n_keys, &o);
+        for (size_t i = 0; i < source_count(); i++)
+                o.sources[i] = source_defaults(i);
+        return o;
+}
+
+void normalize_settings_init(struct normalize_settings *s) {
+        *s = (struct normalize_settings) { .o = normalize_defaults() };
+        for (size_t i = 0; i < source_count(); i++) {
+                memcpy(s->sources[i], source_defaults(i), source_table[i]->options_size);
+                s->o.sources[i] = s->sources[i];
+        }
+}
+
+/* The string key name among rows, or NULL. */
+static const struct confkey *string_key(const struct confkey *rows, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if ((rows[i].type == KEY_STRING || rows[i].type == KEY_SECRET) &&
+                    strcmp(rows[i].name, name) == 0)
+                        return &rows[i];
+        return NULL;
+}
+
+int normalize_settings_set(struct normalize_settings *s, const char *key, const char *value) {
+        const struct confkey *k = string_key(normalize_keys, normalize_n_keys, key);
+
+        if (k) {
+                *(const char **) ((char *) &s->o + k->offset) = value;
+                return 0;
+        }
+        for (size_t i = 0; i < source_count(); i++) {
+                k = string_key(source_table[i]->keys, source_table[i]->n_keys, key);
+                if (k) {
+                        *(const char **) (s->sources[i] + k->offset) = value;
+                        return 0;
+                }
+        }
+        return -ENOENT;
 }
 
 static bool item_equals(const char *item, size_t len, const void *ctx) {
@@ -222,6 +297,35 @@ static int read_time(json_t *obj, const char *path, bool required, bool epoch, i
 int normalize_time(json_t *obj, const char *path, bool required, int64_t *ret,
                    struct error *err) {
         return read_time(obj, path, required, false, ret, err);
+}
+
+int normalize_epoch(json_t *obj, const char *path, bool required, int64_t *ret,
+                    struct error *err) {
+        /* The largest count of each unit within TIMEFMT_RANGE_TEXT, and what makes it us. */
+        static const struct { json_int_t max; int64_t mul, div; } units[] = {
+                { 4102444800LL, 1000000, 1 },                   /* seconds */
+                { 4102444800000LL, 1000, 1 },                   /* milliseconds */
+                { 4102444800000000LL, 1, 1 },                   /* microseconds */
+                { 4102444800000000000LL, 1, 1000 },             /* nanoseconds */
+        };
+        json_t *v;
+        json_int_t n;
+        int r = lookup(obj, path, &v, err);
+
+        *ret = TIME_UNSET;
+        if (r < 0)
+                return r;
+        if (!v || json_is_null(v))
+                return required ? missing(err, path) : 0;
+        if (!json_is_integer(v))
+                return wrong_type(err, path, "a whole number of (milli-, micro-, nano)seconds");
+        n = json_integer_value(v);
+        for (size_t i = 0; n >= 0 && i < sizeof(units) / sizeof(units[0]); i++)
+                if (n <= units[i].max) {
+                        *ret = (int64_t) n * units[i].mul / units[i].div;
+                        return 0;
+                }
+        return out_of_range(err, path);
 }
 
 int normalize_time_or_epoch(json_t *obj, const char *path, bool required, int64_t *ret,

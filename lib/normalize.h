@@ -4,38 +4,53 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdalign.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "confkey.h"
+#include "source.h"
 
 struct error;
 struct event_change;
 struct event_list;
 
-/* What decides how payloads map to rows; all borrowed strings, never NULL (may be ""). */
+/* What decides how payloads map to rows; all borrowed strings, never NULL (may be ""). The
+ * settings more than one source reads are here, with their keys in normalize_keys[]; each
+ * source's own are in its options struct (source_options()). */
 struct normalize_options {
         const char *service_map;                /* NAME=SERVICE,... */
         const char *service_paths;              /* owner/repo:path/prefix=SERVICE,... */
-        const char *github_deploy_workflow;     /* workflow names containing it deploy */
-        const char *github_workflow_environment;/* environment of such a workflow run */
         const char *incident_label;             /* GitHub/GitLab issue label for incidents */
-        const char *gitlab_deploy_pattern;      /* pipeline jobs/stages containing it deploy */
-        const char *jira_incident_types;        /* comma-separated issue type names */
-        const char *jira_change_types;          /* comma-separated issue type names */
-        const char *jira_root_cause_field;      /* custom field id holding the root cause */
-        const char *jira_planned_start_field;   /* custom field ids of a change's window */
-        const char *jira_planned_end_field;
-        const char *jira_approvals_field;       /* custom field id of JSM's Approvals */
         const char *change_key_projects;        /* Jira project keys of change requests */
-        const char *jenkins_deploy_pattern;     /* job names containing it deploy */
-        const char *jenkins_environment_param;  /* build parameter naming the environment */
         size_t max_json_elements;               /* a body's values at most; 0: doc.h's default */
+        const void *sources[SOURCE_MAX];        /* by registry position; NULL: its defaults */
 };
+
+/* The keys of the shared settings above (offsets into struct normalize_options). */
+extern const struct confkey normalize_keys[];
+extern const size_t normalize_n_keys;
+
+/* Options changed key by key (tests, tools): the defaults, with room for each source's own
+ * struct. Initialize with normalize_settings_init(); then o is ready to pass. */
+struct normalize_settings {
+        struct normalize_options o;
+        alignas(max_align_t) unsigned char sources[SOURCE_MAX][SOURCE_OPTIONS_MAX];
+};
+
+void normalize_settings_init(struct normalize_settings *s);
+
+/* Sets the string key named key (a shared or a source's setting) to value, borrowed.
+ * Returns 0, or -ENOENT when no string key has that name. */
+int normalize_settings_set(struct normalize_settings *s, const char *key, const char *value)
+        __attribute__((warn_unused_result));
 
 /* Says why a delivery is not used (err->msg, shown in GET /api/v1/deliveries) and returns
  * 0, normalize()'s "ignored". */
 int normalize_ignored(struct error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Returns the documented defaults for every option. */
+/* Returns the documented defaults for every option, from the keys' rows. */
 struct normalize_options normalize_defaults(void);
 
 /* The service for name: its service_map entry, else name itself. A malloc'd string, or NULL
@@ -67,6 +82,12 @@ int normalize_time(json_t *obj, const char *path, bool required, int64_t *ret,
  * fields the vendor documents as numbers. */
 int normalize_time_or_epoch(json_t *obj, const char *path, bool required, int64_t *ret,
                             struct error *err) __attribute__((warn_unused_result));
+
+/* A time as an integer count since the epoch in seconds, milliseconds, microseconds or
+ * nanoseconds, told apart by size (Opsgenie's createdAt is ms, its updatedAt ns): only for
+ * fields the vendor documents as such numbers; a string is the wrong type. */
+int normalize_epoch(json_t *obj, const char *path, bool required, int64_t *ret,
+                    struct error *err) __attribute__((warn_unused_result));
 
 int normalize_bool(json_t *obj, const char *path, bool *ret, struct error *err)
         __attribute__((warn_unused_result));

@@ -2,24 +2,76 @@
 #include "source.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
 #include "hmac.h"
 #include "hook.h"
+#include "normalize.h"
 
-extern const struct source source_github, source_gitlab, source_jira, source_jenkins,
-        source_generic;
+#define SOURCE(name) extern const struct source source_##name;
+#include "sources/registry.h"
+#undef SOURCE
 
 const struct source *const source_table[] = {
-        &source_github,
-        &source_gitlab,
-        &source_jira,
-        &source_jenkins,
-        &source_generic,
+#define SOURCE(name) &source_##name,
+#include "sources/registry.h"
+#undef SOURCE
         NULL,
 };
+
+#define N_SOURCES (sizeof(source_table) / sizeof(source_table[0]) - 1)
+_Static_assert(N_SOURCES <= SOURCE_MAX, "more sources than SOURCE_MAX");
+
+size_t source_count(void) {
+        return N_SOURCES;
+}
+
+void source_names(char *buf, size_t size, const char *sep) {
+        size_t used = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < N_SOURCES && used < size; i++) {
+                int n = snprintf(buf + used, size - used, "%s%s", i ? sep : "",
+                                 source_table[i]->name);
+
+                used += n > 0 ? (size_t) n : 0;
+        }
+}
+
+size_t source_index(const struct source *s) {
+        size_t i = 0;
+
+        while (i < N_SOURCES && source_table[i] != s)
+                i++;
+        return i;
+}
+
+/* Each source's defaults, from its rows; the rows are checked by test_sources, so a bad
+ * default cannot ship, and one would leave that field zero rather than stop a parser. */
+static alignas(max_align_t) unsigned char defaults[SOURCE_MAX][SOURCE_OPTIONS_MAX];
+static pthread_once_t defaults_once = PTHREAD_ONCE_INIT;
+
+static void build_defaults(void) {
+        for (size_t i = 0; i < N_SOURCES; i++)
+                (void) confkey_defaults(source_table[i]->keys, source_table[i]->n_keys,
+                                        defaults[i]);
+}
+
+const void *source_defaults(size_t i) {
+        pthread_once(&defaults_once, build_defaults);
+        return i < N_SOURCES ? defaults[i] : NULL;
+}
+
+const void *source_options(const struct normalize_options *o, const struct source *s) {
+        size_t i = source_index(s);
+
+        return i < N_SOURCES && o->sources[i] ? o->sources[i] : source_defaults(i);
+}
 
 const struct source *source_find(const char *name) {
         for (size_t i = 0; source_table[i]; i++)

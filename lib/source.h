@@ -1,10 +1,16 @@
-/* source: the table of webhook sources. A source is one file in lib/sources/ exporting a
- * `const struct source`; everything about its wire format lives there. */
+/* source: the registry of webhook sources. A source is one file in lib/sources/ exporting a
+ * `const struct source` and one line in lib/sources/registry.h; everything about it lives
+ * in that file: its wire format, its configuration keys with their defaults and validators,
+ * the struct those keys fill, and what its deliveries mean. The config table, --help, the
+ * generated key docs, the fuzz targets and the tests all read the registry. */
 #pragma once
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "confkey.h"
 
 struct error;
 struct event_list;
@@ -17,9 +23,26 @@ struct normalize_options;
 /* The most headers a source reads its credentials from. */
 #define SOURCE_AUTH_HEADERS_MAX 2
 
+/* The most sources registered, and the largest options struct of one. */
+#define SOURCE_MAX 16
+#define SOURCE_OPTIONS_MAX 256
+
+/* In a struct source: its keys (a static array) and the struct they fill, checked to fit. */
+#define SOURCE_KEYS(array) .keys = (array), .n_keys = sizeof(array) / sizeof((array)[0])
+#define SOURCE_OPTIONS(type) \
+        .options_size = sizeof(type) + 0 * sizeof(char[sizeof(type) <= SOURCE_OPTIONS_MAX ? 1 : -1])
+
 struct source {
         const char *name;       /* the route: POST /hooks/<name> */
-        const char *secret_key; /* the config key holding its secret(s) */
+        const char *secret_key; /* the config key holding its secret(s), one of keys[] */
+
+        /* Its configuration keys, offsets into its options struct of options_size bytes:
+         * the secret first, then its settings. The config gives normalize() that struct
+         * filled (source_options()); a string there is a const char *, never NULL for a
+         * KEY_STRING key. */
+        const struct confkey *keys;
+        size_t n_keys;
+        size_t options_size;
 
         /* What daemon/http.c checks from the headers alone, before it reads the body. */
         const char *auth_headers[SOURCE_AUTH_HEADERS_MAX + 1]; /* NULL-terminated: where
@@ -59,8 +82,25 @@ struct source {
 /* The source routed at /hooks/<name>, or NULL. */
 const struct source *source_find(const char *name);
 
-/* The NULL-terminated table of every source. */
+/* The NULL-terminated table of every source, in lib/sources/registry.h's order. */
 extern const struct source *const source_table[];
+
+/* How many sources source_table holds (at most SOURCE_MAX). */
+size_t source_count(void);
+
+/* Writes every source's name into buf (size > 0), in registry order, sep between them;
+ * cut short, never overrun, when buf is too small. */
+void source_names(char *buf, size_t size, const char *sep);
+
+/* The position of s in source_table (s must be registered). */
+size_t source_index(const struct source *s);
+
+/* The options struct of s in o (o->sources[source_index(s)]), or its defaults when o holds
+ * none. Never NULL; borrowed. */
+const void *source_options(const struct normalize_options *o, const struct source *s);
+
+/* The defaults of source i's options struct, built once from its keys' rows. */
+const void *source_defaults(size_t i);
 
 /* Helpers for identify(): each returns 0 and a malloc'd string, -EBADMSG or -ENOMEM. */
 

@@ -30,28 +30,45 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 PGTMP = REPO / "scripts" / "pgtmp"
 
-# The public test secret the fixtures' GitHub and Jira HMACs were computed with, and the
-# GitLab fixtures' token (see tests/fixtures/README.md). Jenkins and generic tokens are ours.
+# The public test secret the fixtures' HMACs were computed with (see tests/fixtures/README.md).
 FIXTURE_SECRET = "It's a Secret to Everybody"
-GITLAB_TOKEN = "fixture-webhook-token"
-JENKINS_TOKEN = "jenkins-test-token-5f1d9c"
-GENERIC_TOKEN = "generic-test-token-a41c07"
-SOURCES = ("github", "gitlab", "jira", "jenkins", "generic")
-SECRET_KEYS = {
-    "github": "github_secret",
-    "gitlab": "gitlab_token",
-    "jira": "jira_secret",
-    "jenkins": "jenkins_token",
-    "generic": "generic_token",
-}
+
+
+def registered_sources():
+    """The routes of lib/sources/registry.h, in its order, each with its file's secret key."""
+    found = []
+    registry = (REPO / "lib" / "sources" / "registry.h").read_text()
+    for name in re.findall(r"^SOURCE\((\w+)\)", registry, re.M):
+        text = (REPO / "lib" / "sources" / f"{name}.c").read_text()
+        route = re.search(r'\.name = "([^"]+)"', text).group(1)
+        found.append((route, re.search(r'\.secret_key = "([^"]+)"', text).group(1)))
+    return found
+
+
+def source_rules(source):
+    """tests/fixtures/<source>/rules as {what: value}: how its fixtures authenticate and what
+    identify() finds in them (the file says how to read it)."""
+    rules = {}
+    path = FIXTURES / source / "rules"
+    for line in path.read_text().splitlines() if path.exists() else ():
+        if line.strip() and not line.startswith("#"):
+            what, _, value = line.partition(":")
+            rules[what.strip()] = value.strip()
+    return rules
+
+
+def fixture_secret(source):
+    """The secret a source's fixtures need: its rules' `secret`, else one derived from its name."""
+    return source_rules(source).get("secret", f"{source}-test-token")
+
+
+SOURCES = tuple(route for route, _ in registered_sources())
+SECRET_KEYS = dict(registered_sources())
+GITLAB_TOKEN = fixture_secret("gitlab")
+JENKINS_TOKEN = fixture_secret("jenkins")
+GENERIC_TOKEN = fixture_secret("generic")
 # Every source configured with the credentials the fixtures (and our own tokens) use.
-DEFAULT_CONFIG = {
-    "github_secret": FIXTURE_SECRET,
-    "gitlab_token": GITLAB_TOKEN,
-    "jira_secret": FIXTURE_SECRET,
-    "jenkins_token": JENKINS_TOKEN,
-    "generic_token": GENERIC_TOKEN,
-}
+DEFAULT_CONFIG = {SECRET_KEYS[source]: fixture_secret(source) for source in SOURCES}
 
 SANITIZER_ERRORS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 READY_TIMEOUT = 20
@@ -165,40 +182,107 @@ class Fixture:
         from the exact bytes), plus our token where the fixture carries no credential."""
         headers = {k: v for k, v in self.headers.items() if k.lower() != "content-length"}
         path = f"/hooks/{self.source}"
-        if self.source == "jira" and self.header("X-Hub-Signature") is None:
-            path += "?token=" + quote(FIXTURE_SECRET)        # JSM automation cannot sign
-        elif self.source == "jenkins":
-            headers["Authorization"] = f"Bearer {JENKINS_TOKEN}"
-        elif self.source == "generic":
-            headers["Authorization"] = f"Bearer {GENERIC_TOKEN}"
+        unsigned = source_rules(self.source).get("unsigned")
+        if unsigned and not self.carries_credential():
+            if unsigned == "query":
+                path += "?token=" + quote(fixture_secret(self.source))  # e.g. JSM automation
+            else:
+                headers["Authorization"] = f"Bearer {fixture_secret(self.source)}"
         return path, headers
 
-    def expected_delivery_id(self):
-        """The delivery id API.md's identification table gives, or None where the format is
-        the daemon's choice (jenkins: build url + number + phase)."""
-        if self.source == "github":
-            return self.header("X-GitHub-Delivery")
-        if self.source == "gitlab":
-            return self.header("X-Gitlab-Event-UUID")
-        if self.source == "jira":
-            return self.header("X-Atlassian-Webhook-Identifier") or sha256_hex(self.body)
-        if self.source == "generic":
-            return self.header("Idempotency-Key") or sha256_hex(self.body)
+    def carries_credential(self):
+        return any(re.search(r"signature|token|authorization", k, re.I) for k in self.headers)
+
+    def rule_value(self, what):
+        """What the rules' `what:` alternatives give for this fixture: the first present,
+        or None for `prefix` (a format of the daemon's choice) and when none is."""
+        for alternative in source_rules(self.source).get(what, "").split("|"):
+            kind, _, arg = alternative.strip().partition(" ")
+            if kind == "header" and self.header(arg) is not None:
+                return self.header(arg)
+            if kind == "body":
+                value = self.doc()
+                for part in arg.split("."):
+                    value = value.get(part) if isinstance(value, dict) else None
+                if value is not None:
+                    return str(value)
+            if kind == "sha256":
+                return sha256_hex(self.body)
+            if kind == "literal":
+                return arg
         return None
 
+    def expected_delivery_id(self):
+        """The delivery id API.md's identification table gives (tests/fixtures/<source>/rules),
+        or None where the format is the daemon's choice (jenkins: build url + number + phase)."""
+        return self.rule_value("delivery_id")
+
     def expected_event(self):
-        """The event type API.md's table gives, or None where the payload has none."""
-        if self.source == "github":
-            return self.header("X-GitHub-Event")
-        if self.source == "gitlab":
-            return self.header("X-Gitlab-Event")
-        if self.source == "jira":
-            return self.doc().get("webhookEvent")   # the JSM automation body has none
-        if self.source == "jenkins":
-            return self.doc()["build"]["phase"]
-        if self.source == "generic":
-            return self.doc()["type"]
-        return None
+        """The event type API.md's table gives, or None where the rules name none."""
+        return self.rule_value("event")
+
+
+def signature_rule(source):
+    """(header, prefix) of a source's body HMAC (its rules' `signature:`), or None."""
+    header, _, prefix = source_rules(source).get("signature", "").partition(" ")
+    return (header, prefix) if header else None
+
+
+def sign(source, headers, body, secret=None, always=False):
+    """headers with the source's HMAC of body (its rules' `signature:`) put in its header
+    when that header is there (or always); secret defaults to the source's test secret."""
+    headers = dict(headers)
+    rule = signature_rule(source)
+    if rule and (always or rule[0] in headers):
+        headers[rule[0]] = rule[1] + hmac_sha256_hex(secret or fixture_secret(source), body)
+    return headers
+
+
+def delivery_id_headers(source):
+    """The headers a source's delivery id may come from (its rules' `delivery_id: header`)."""
+    return tuple(alt.split()[1] for alt in source_rules(source).get("delivery_id", "").split("|")
+                 if alt.split()[:1] == ["header"])
+
+
+def base_fixture(source):
+    """The fixture tests build new deliveries of a source from: its rules' `base:`, else its
+    first fixture."""
+    base = source_rules(source).get("base")
+    return fixture(f"{source}/{base}") if base else fixtures(source)[0]
+
+
+def fresh_delivery(source, tag, secret="", how="header"):
+    """(path, body, headers) of a new delivery of source built from its base fixture, with
+    delivery id tag where the rules say the id comes from (a header or a body field; for a
+    body hash, tag is added to the body), authenticated with secret ("" its test secret;
+    None: no credential at all) by its signature, bearer token or ?token= (how="query")."""
+    fx = base_fixture(source)
+    body, headers = fx.body, {k: v for k, v in fx.headers.items()
+                              if k.lower() != "content-length" and
+                              not re.search(r"signature|token|authorization", k, re.I)}
+    rule = source_rules(source).get("delivery_id", "").split("|")[0].split()
+    if rule[:1] == ["header"]:
+        headers[rule[1]] = tag
+    elif rule[:1] == ["body"] or rule[:1] == ["sha256"]:
+        doc = fx.doc()
+        if rule[:1] == ["sha256"]:
+            doc["doraloop_test_tag"] = tag
+        else:
+            node = doc
+            for part in rule[1].split(".")[:-1]:
+                node = node[part]
+            node[rule[1].split(".")[-1]] = tag
+        body = json.dumps(doc).encode()
+    path = f"/hooks/{source}"
+    secret = fixture_secret(source) if secret == "" else secret
+    if secret is None:
+        return path, body, headers
+    if how == "query":
+        return path + "?token=" + quote(secret), body, headers
+    if signature_rule(source):
+        return path, body, sign(source, headers, body, secret, always=True)
+    headers["Authorization"] = f"Bearer {secret}"
+    return path, body, headers
 
 
 def fixtures(*sources):

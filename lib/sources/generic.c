@@ -2,6 +2,7 @@
  * system or script. Bearer token; Idempotency-Key header, else the body's SHA-256, is the
  * delivery id; the body's "type" is the event. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,13 @@
 #include "../normalize.h"
 #include "../source.h"
 #include "../verify.h"
+
+/* What its keys set (keys[] below). */
+struct generic_options {
+        const char *token;              /* read by http.c, through the config */
+};
+
+extern const struct source source_generic;
 
 static int verify(const struct hook_request *req, const char *secrets, struct error *err) {
         return verify_token(verify_bearer_token(req), secrets, err);
@@ -293,9 +301,18 @@ static int normalize(json_t *doc, const char *event, int64_t received_us,
                                  "incident, change_request", event);
 }
 
+#define OFF(f) offsetof(struct generic_options, f)
+static const struct confkey keys[] = {
+        { "generic_token", KEY_SECRET, NULL, OFF(token), 0, 0, NULL,
+          "generic source bearer token(s)", CONFKEY_LIVE },
+};
+#undef OFF
+
 const struct source source_generic = {
         .name = "generic",
         .secret_key = "generic_token",
+        SOURCE_KEYS(keys),
+        SOURCE_OPTIONS(struct generic_options),
         .auth_headers = { "Authorization" },
         .challenge = "Bearer realm=\"doraloop\"",
         .verify = verify,

@@ -3,6 +3,7 @@
  * changes; deployments, deployment statuses and deploy workflow runs give deployments;
  * issues labelled as incidents give incidents. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,19 @@
 #include "../normalize.h"
 #include "../source.h"
 #include "../verify.h"
+
+/* What its keys set (keys[] below). */
+struct github_options {
+        const char *secret;              /* read by http.c, through the config */
+        const char *deploy_workflow;
+        const char *workflow_environment;
+};
+
+extern const struct source source_github;
+
+static const struct github_options *options(const struct normalize_options *o) {
+        return source_options(o, &source_github);
+}
 
 static int verify(const struct hook_request *req, const char *secrets, struct error *err) {
         return verify_hmac_header(req, "X-Hub-Signature-256", "sha256=", secrets, err);
@@ -263,9 +277,9 @@ static int workflow_run(json_t *doc, const struct normalize_options *o, struct e
         /* Runs may carry an empty name; the workflow's own name is the one users set. */
         if (!name || !*name)
                 name = workflow ? workflow : "";
-        if (!normalize_contains(name, o->github_deploy_workflow))
+        if (!normalize_contains(name, options(o)->deploy_workflow))
                 return normalize_ignored(err, "workflow '%s' is not a deploy workflow (its name "
-                                         "does not contain '%s')", name, o->github_deploy_workflow);
+                                         "does not contain '%s')", name, options(o)->deploy_workflow);
         if (strcmp(action, "completed") == 0) {
                 status = NULL;
                 for (size_t i = 0; conclusion && i < sizeof(conclusions) / sizeof(conclusions[0]); i++)
@@ -292,7 +306,7 @@ static int workflow_run(json_t *doc, const struct normalize_options *o, struct e
         e->deployment.key = event_strdup(key, &ok);
         e->deployment.service = service;
         service = NULL;
-        e->deployment.environment = event_strdup(o->github_workflow_environment, &ok);
+        e->deployment.environment = event_strdup(options(o)->workflow_environment, &ok);
         e->deployment.status = event_strdup(status, &ok);
         e->deployment.sha = event_strdup(sha, &ok);
         e->deployment.started_at = started;
@@ -407,9 +421,22 @@ static int normalize(json_t *doc, const char *event, int64_t received_us,
         return normalize_ignored(err, "GitHub event '%s' is not used", event);
 }
 
+#define OFF(f) offsetof(struct github_options, f)
+static const struct confkey keys[] = {
+        { "github_secret", KEY_SECRET, NULL, OFF(secret), 0, 0, NULL,
+          "GitHub webhook secret(s), comma-separated while rotating", CONFKEY_LIVE },
+        { "github_deploy_workflow", KEY_STRING, "deploy", OFF(deploy_workflow), 0, 0, NULL,
+          "GitHub workflow runs whose name contains this (any case) are deployments", CONFKEY_LIVE },
+        { "github_workflow_environment", KEY_STRING, "production", OFF(workflow_environment), 0, 0, NULL,
+          "environment of such workflow runs", CONFKEY_LIVE },
+};
+#undef OFF
+
 const struct source source_github = {
         .name = "github",
         .secret_key = "github_secret",
+        SOURCE_KEYS(keys),
+        SOURCE_OPTIONS(struct github_options),
         .auth_headers = { "X-Hub-Signature-256" },
         .verify_reads_body = true,
         .event_header = "X-GitHub-Event",

@@ -4,6 +4,7 @@
  * give changes; deployments and the deploy jobs of pipelines give deployments; incident
  * issues give incidents. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,18 @@
 #include "../source.h"
 #include "../timefmt.h"
 #include "../verify.h"
+
+/* What its keys set (keys[] below). */
+struct gitlab_options {
+        const char *token;              /* read by http.c, through the config */
+        const char *deploy_pattern;
+};
+
+extern const struct source source_gitlab;
+
+static const struct gitlab_options *options(const struct normalize_options *o) {
+        return source_options(o, &source_gitlab);
+}
 
 static int verify(const struct hook_request *req, const char *secrets, struct error *err) {
         return verify_token(hook_header(req, "X-Gitlab-Token"), secrets, err);
@@ -274,8 +287,8 @@ static int pipeline_job(json_t *job, const struct normalize_options *o, const ch
         if ((r = normalize_string(job, "stage", false, &stage, err)) < 0 ||
             (r = normalize_string(job, "name", false, &name, err)) < 0)
                 return r;
-        if (!normalize_contains(stage, o->gitlab_deploy_pattern) &&
-            !normalize_contains(name, o->gitlab_deploy_pattern))
+        if (!normalize_contains(stage, options(o)->deploy_pattern) &&
+            !normalize_contains(name, options(o)->deploy_pattern))
                 return 0;
         *ret_deploy = true;
         if ((r = normalize_string(job, "environment.name", false, &env, err)) < 0 ||
@@ -351,7 +364,7 @@ static int pipeline(json_t *doc, const struct normalize_options *o, struct event
                 return r;
         if (!deploy)
                 return normalize_ignored(err, "pipeline %s has no job whose stage or name "
-                                         "contains '%s'", id, o->gitlab_deploy_pattern);
+                                         "contains '%s'", id, options(o)->deploy_pattern);
         if (out->n == n0)
                 return normalize_ignored(err, "pipeline %s deploys nothing: %s", id, skip);
         return (int) (out->n - n0);
@@ -498,9 +511,20 @@ static int normalize(json_t *doc, const char *event, int64_t received_us,
         return normalize_ignored(err, "GitLab event '%s' is not used", event);
 }
 
+#define OFF(f) offsetof(struct gitlab_options, f)
+static const struct confkey keys[] = {
+        { "gitlab_token", KEY_SECRET, NULL, OFF(token), 0, 0, NULL,
+          "GitLab secret token(s)", CONFKEY_LIVE },
+        { "gitlab_deploy_pattern", KEY_STRING, "deploy", OFF(deploy_pattern), 0, 0, NULL,
+          "GitLab pipelines with a job or stage containing this are deployments", CONFKEY_LIVE },
+};
+#undef OFF
+
 const struct source source_gitlab = {
         .name = "gitlab",
         .secret_key = "gitlab_token",
+        SOURCE_KEYS(keys),
+        SOURCE_OPTIONS(struct gitlab_options),
         .auth_headers = { "X-Gitlab-Token" },
         .event_header = "X-Gitlab-Event",
         .challenge = "Token realm=\"doraloop\", header=\"X-Gitlab-Token\"",

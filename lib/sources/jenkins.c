@@ -3,6 +3,7 @@
  * and phase make the delivery id. Builds of deploy jobs (jenkins_deploy_pattern) are
  * deployments; every phase of one build updates the same deployment. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,19 @@
 #include "../normalize.h"
 #include "../source.h"
 #include "../verify.h"
+
+/* What its keys set (keys[] below). */
+struct jenkins_options {
+        const char *token;              /* read by http.c, through the config */
+        const char *deploy_pattern;
+        const char *environment_param;
+};
+
+extern const struct source source_jenkins;
+
+static const struct jenkins_options *options(const struct normalize_options *o) {
+        return source_options(o, &source_jenkins);
+}
 
 static int verify(const struct hook_request *req, const char *secrets, struct error *err) {
         const char *token = verify_bearer_token(req);
@@ -133,11 +147,11 @@ static int normalize(json_t *doc, const char *event, int64_t received_us,
                 return r;
         /* A multibranch or foldered job's name is only its last part ("main"): its URL
          * "job/deploy-api/job/main/" shows the rest. */
-        if (!normalize_contains(name, o->jenkins_deploy_pattern) &&
-            !normalize_contains(job_url, o->jenkins_deploy_pattern))
+        if (!normalize_contains(name, options(o)->deploy_pattern) &&
+            !normalize_contains(job_url, options(o)->deploy_pattern))
                 return normalize_ignored(err, "job '%s' is not a deploy job: neither its name nor "
                                          "its path contains '%s' (jenkins_deploy_pattern)",
-                                         name, o->jenkins_deploy_pattern);
+                                         name, options(o)->deploy_pattern);
         if (strcmp(event, "QUEUED") == 0)
                 return normalize_ignored(err, "a queued build has not started deploying");
         if (strcmp(event, "STARTED") == 0) {
@@ -157,7 +171,7 @@ static int normalize(json_t *doc, const char *event, int64_t received_us,
             (r = normalize_string(doc, "build.scm.commit", false, &commit, err)) < 0 ||
             (r = normalize_string(doc, "build.scm.url", false, &scm_url, err)) < 0 ||
             (r = normalize_container(doc, "build.parameters", JSON_OBJECT, &params, err)) < 0 ||
-            (r = parameter(params, o->jenkins_environment_param, &env, err)) < 0 ||
+            (r = parameter(params, options(o)->environment_param, &env, err)) < 0 ||
             (r = parameter(params, "CHANGE_REQUEST", &change, err)) < 0 ||
             (r = parameter(params, "ROLLBACK", &rollback, err)) < 0 ||
             (r = parameter(params, "HOTFIX", &hotfix, err)) < 0)
@@ -198,9 +212,22 @@ static int normalize(json_t *doc, const char *event, int64_t received_us,
         return ok ? 1 : -ENOMEM;
 }
 
+#define OFF(f) offsetof(struct jenkins_options, f)
+static const struct confkey keys[] = {
+        { "jenkins_token", KEY_SECRET, NULL, OFF(token), 0, 0, NULL,
+          "Jenkins bearer / ?token= value(s)", CONFKEY_LIVE },
+        { "jenkins_deploy_pattern", KEY_STRING, "deploy", OFF(deploy_pattern), 0, 0, NULL,
+          "Jenkins jobs whose name or path contains this are deployments", CONFKEY_LIVE },
+        { "jenkins_environment_param", KEY_STRING, "ENVIRONMENT", OFF(environment_param), 0, 0, NULL,
+          "Jenkins build parameter naming the environment", CONFKEY_LIVE },
+};
+#undef OFF
+
 const struct source source_jenkins = {
         .name = "jenkins",
         .secret_key = "jenkins_token",
+        SOURCE_KEYS(keys),
+        SOURCE_OPTIONS(struct jenkins_options),
         .auth_headers = { "Authorization" },
         .query_token = true,
         .challenge = "Bearer realm=\"doraloop\"",

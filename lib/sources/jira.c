@@ -3,6 +3,7 @@
  * cannot sign, pass ?token= instead. The event type is the body's webhookEvent. Issues of
  * the incident types give incidents, issues of the change types change requests. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,23 @@
 #include "../normalize.h"
 #include "../source.h"
 #include "../verify.h"
+
+/* What its keys set (keys[] below). */
+struct jira_options {
+        const char *secret;              /* read by http.c, through the config */
+        const char *incident_types;
+        const char *change_types;
+        const char *root_cause_field;
+        const char *planned_start_field;
+        const char *planned_end_field;
+        const char *approvals_field;
+};
+
+extern const struct source source_jira;
+
+static const struct jira_options *options(const struct normalize_options *o) {
+        return source_options(o, &source_jira);
+}
 
 /* An issue names at most this many components (services of a change request). */
 #define COMPONENTS_MAX 100
@@ -151,8 +169,8 @@ static const char *root_cause_category(const char *s) {
  * not one of the four categories is no category. */
 static int root_cause(const struct issue *is, const struct normalize_options *o,
                       const char **ret, struct error *err) {
-        json_t *v = *o->jira_root_cause_field ? json_object_get(is->fields,
-                                                                o->jira_root_cause_field)
+        json_t *v = *options(o)->root_cause_field ? json_object_get(is->fields,
+                                                                options(o)->root_cause_field)
                                               : NULL;
         const char *s = NULL;
         int r;
@@ -167,7 +185,7 @@ static int root_cause(const struct issue *is, const struct normalize_options *o,
         } else if (v && !json_is_null(v)) {
                 return error_set(err, EBADMSG, "invalid_payload", "issue.fields",
                                  "issue.fields.%.64s must be a string or an option",
-                                 o->jira_root_cause_field);
+                                 options(o)->root_cause_field);
         }
         *ret = root_cause_category(s);
         if (!*ret)
@@ -360,7 +378,7 @@ static int change_request(json_t *doc, const struct issue *is,
         /* Still waiting by its workflow status, but its approvers have decided (a workflow
          * that does not move on by itself, or a status we do not know by name). */
         if (status && strcmp(status, "pending") == 0) {
-                r = approval_decision(doc, o->jira_approvals_field, &decision, err);
+                r = approval_decision(doc, options(o)->approvals_field, &decision, err);
                 if (r < 0)
                         return r;
                 if (decision && (strcmp(decision, "approved") == 0 ||
@@ -382,9 +400,9 @@ static int change_request(json_t *doc, const struct issue *is,
         c->updated_at = is->updated;
         r = actor(doc, &c->actor, err);
         if (r == 0)
-                r = planned(doc, o->jira_planned_start_field, &c->planned_start, err);
+                r = planned(doc, options(o)->planned_start_field, &c->planned_start, err);
         if (r == 0)
-                r = planned(doc, o->jira_planned_end_field, &c->planned_end, err);
+                r = planned(doc, options(o)->planned_end_field, &c->planned_end, err);
         if (r < 0)
                 return r;
         /* Its services: the components, else the project, each through service_map. */
@@ -420,15 +438,15 @@ static int issue_event(json_t *doc, bool deleted, const struct normalize_options
                 return r;
         if (!is.type)
                 return normalize_ignored(err, "issue %s names no issue type", is.key);
-        if (!normalize_in_list(o->jira_incident_types, is.type) &&
-            !normalize_in_list(o->jira_change_types, is.type))
+        if (!normalize_in_list(options(o)->incident_types, is.type) &&
+            !normalize_in_list(options(o)->change_types, is.type))
                 return normalize_ignored(err, "issue type '%s' is neither an incident type "
                                          "(jira_incident_types) nor a change type "
                                          "(jira_change_types)", is.type);
         r = read_issue(doc, &is, err);
         if (r < 0)
                 return r;
-        if (normalize_in_list(o->jira_incident_types, is.type))
+        if (normalize_in_list(options(o)->incident_types, is.type))
                 return incident(doc, &is, o, out, err);
         return change_request(doc, &is, o, out, err);
 }
@@ -448,9 +466,31 @@ static int normalize(json_t *doc, const char *event, int64_t received_us,
         return normalize_ignored(err, "Jira event '%s' is not used", event);
 }
 
+#define OFF(f) offsetof(struct jira_options, f)
+static const struct confkey keys[] = {
+        { "jira_secret", KEY_SECRET, NULL, OFF(secret), 0, 0, NULL,
+          "Jira webhook secret(s) (HMAC) or ?token= value(s)", CONFKEY_LIVE },
+        { "jira_incident_types", KEY_STRING, "Incident", OFF(incident_types), 0, 0, NULL,
+          "Jira issue types (comma-separated) that are incidents", CONFKEY_LIVE },
+        { "jira_change_types", KEY_STRING, "Change,Change Request,Standard Change,Normal Change,Emergency Change", OFF(change_types), 0, 0, NULL,
+          "Jira issue types (comma-separated) that are change requests", CONFKEY_LIVE },
+        { "jira_root_cause_field", KEY_STRING, "", OFF(root_cause_field), 0, 0, NULL,
+          "Jira custom field id (customfield_NNNNN) holding an incident's root cause", CONFKEY_LIVE },
+        { "jira_planned_start_field", KEY_STRING, "", OFF(planned_start_field), 0, 0, NULL,
+          "Jira custom field id holding a change's planned start", CONFKEY_LIVE },
+        { "jira_planned_end_field", KEY_STRING, "", OFF(planned_end_field), 0, 0, NULL,
+          "Jira custom field id holding a change's planned end", CONFKEY_LIVE },
+        { "jira_approvals_field", KEY_STRING, "", OFF(approvals_field), 0, 0, NULL,
+          "Jira custom field id of JSM's Approvals field: its latest decision approves or "
+          "declines a change still pending by status", CONFKEY_LIVE },
+};
+#undef OFF
+
 const struct source source_jira = {
         .name = "jira",
         .secret_key = "jira_secret",
+        SOURCE_KEYS(keys),
+        SOURCE_OPTIONS(struct jira_options),
         .auth_headers = { "X-Hub-Signature" },
         .query_token = true,
         .verify_reads_body = true,

@@ -10,11 +10,12 @@ import os
 import pytest
 
 from conftest import (DEFAULT_CONFIG, FIXTURE_SECRET, SECRET_KEYS, SOURCES, assert_accepted,
-                      assert_error, fixture, generic_body, github_signature, jira_signature,
-                      quote)
+                      assert_error, fixture, fresh_delivery, generic_body, github_signature,
+                      jira_signature, quote, signature_rule, source_rules)
 
-HMAC_SOURCES = ("github", "jira")
-QUERY_TOKEN_SOURCES = ("jira", "jenkins")
+HMAC_SOURCES = tuple(source for source in SOURCES if signature_rule(source))
+QUERY_TOKEN_SOURCES = tuple(source for source in SOURCES
+                            if source_rules(source).get("query") == "yes")
 
 
 def delivery(source, secret, how="header"):
@@ -48,8 +49,8 @@ def delivery(source, secret, how="header"):
         body = generic_body(id=f"auth-{uid}")
         if secret is not None:
             headers["Authorization"] = f"Bearer {secret}"
-    else:
-        raise ValueError(source)
+    else:       # any other source, as its tests/fixtures/<source>/rules say
+        return fresh_delivery(source, f"auth-{uid}", secret, how)
     if secret is not None and how == "query":
         path += "?token=" + quote(secret)
     return path, body, headers

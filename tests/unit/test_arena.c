@@ -149,7 +149,7 @@ static char *rows_text(const struct delivery *d) {
  * status, same rows, same error. */
 static void compare_fixture(const char *source, const char *dir, const char *name, void *ctx) {
         const struct source *s = source_find(source);
-        struct normalize_options o = normalize_defaults();
+        struct normalize_settings ns;
         struct delivery heap = { 0 }, arena = { 0 };
         struct hook_request hr = { 0 };
         struct fixture fx;
@@ -160,7 +160,9 @@ static void compare_fixture(const char *source, const char *dir, const char *nam
         (void) ctx;
         if (!s || fixture_load(dir, name, &fx) < 0)
                 return;
-        o.jira_approvals_field = "customfield_10090";
+        normalize_settings_init(&ns);
+        if (normalize_settings_set(&ns, "jira_approvals_field", "customfield_10090") < 0)
+                abort();
         hr = (struct hook_request) { .body = fx.body, .body_len = fx.len,
                                      .headers = fx.headers, .n_headers = fx.n_headers };
         if (doc_parse(fx.body, fx.len, &doc, &err) == 0 &&
@@ -170,8 +172,8 @@ static void compare_fixture(const char *source, const char *dir, const char *nam
                 arena.event = strdup(heap.event);
                 arena.body = fx.body;
                 arena.body_len = fx.len;
-                CHECK(delivery_normalize(&heap, doc, &o) == 0);
-                CHECK(delivery_normalize(&arena, NULL, &o) == 0);
+                CHECK(delivery_normalize(&heap, doc, &ns.o) == 0);
+                CHECK(delivery_normalize(&arena, NULL, &ns.o) == 0);
                 a = rows_text(&heap);
                 b = rows_text(&arena);
                 CHECK_STR(heap.status, arena.status);

@@ -28,19 +28,21 @@ static int mutations, mutation_errors;
 
 /* The outcome of normalizing doc, as the JSON an .expect file holds. */
 static json_t *outcome(const struct source *s, json_t *doc, const char *event) {
-        struct normalize_options o = normalize_defaults();
+        struct normalize_settings ns;
         struct event_list rows = { 0 };
         struct error err = { 0 };
         json_t *out;
         int r;
 
         /* The field the derived JSM change fixtures keep their Approvals in (docs/sources.md). */
-        o.jira_approvals_field = "customfield_10090";
+        normalize_settings_init(&ns);
+        if (normalize_settings_set(&ns, "jira_approvals_field", "customfield_10090") < 0)
+                abort();
 
         if (!s->normalize)
                 return json_pack("{s:s,s:s}", "status", "error", "message", "no normalize()");
         /* A fixed arrival time, so outcomes never depend on the clock. */
-        r = s->normalize(doc, event, FIXTURE_RECEIVED_US, &o, &rows, &err);
+        r = s->normalize(doc, event, FIXTURE_RECEIVED_US, &ns.o, &rows, &err);
 
         if (r > 0)
                 out = json_pack("{s:s,s:o}", "status", "normalized", "rows",

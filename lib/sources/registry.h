@@ -1,0 +1,10 @@
+/* registry: every webhook source, one SOURCE(name) line each, in the order the config
+ * table, --help and the docs list them. name is the file lib/sources/<name>.c and the
+ * `const struct source source_<name>` it exports; the route is that struct's .name. */
+SOURCE(github)
+SOURCE(gitlab)
+SOURCE(jira)
+SOURCE(jenkins)
+SOURCE(generic)
+SOURCE(pagerduty)
+SOURCE(opsgenie)
