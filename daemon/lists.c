@@ -1,5 +1,6 @@
-/* lists: every list of the read API and its one-item views: deployments, incidents,
- * services, deliveries and change requests. */
+/* lists: every list of the read API and its one-item views (deployments, incidents,
+ * services, deliveries and change requests), each JSON object made by row_json from the
+ * store's typed rows. */
 #include "lists.h"
 
 #include <errno.h>
@@ -17,63 +18,75 @@
 #include "params.h"
 #include "reply.h"
 
-struct list {
-        json_t *items;
-        const char *last_id;
-        char last_id_buf[24];
-        json_t *one;            /* the first row as an object */
-};
-
-/* A row as a JSON object, by the kinds the store gives. */
-static json_t *row_json(const struct store_dora_row *r) {
+/* A row as a JSON object: each column named as the store names it, read by its kind.
+ * Returns 0, -ENOMEM, or -EPROTO for a JSON column that does not parse (the database
+ * built it, so not the client's fault). */
+static int row_json(const struct store_row *r, json_t **ret) {
         json_t *o = json_object();
 
+        *ret = NULL;
         if (!o)
-                return NULL;
+                return -ENOMEM;
         for (int c = 0; c < r->n; c++) {
                 const char *v = r->values[c];
                 json_t *j;
 
                 if (!v)
                         j = json_null();
-                else if (r->kinds[c] == 'n')
+                else if (r->kinds[c] == STORE_KIND_NUMBER)
                         j = strchr(v, '.') || strchr(v, 'e') ? json_real(strtod(v, NULL))
                                                              : json_integer(strtoll(v, NULL, 10));
-                else if (r->kinds[c] == 'b')
+                else if (r->kinds[c] == STORE_KIND_BOOL)
                         j = json_boolean(v[0] == 't');
-                else if (r->kinds[c] == 'j')
+                else if (r->kinds[c] == STORE_KIND_JSON) {
                         j = json_loads(v, JSON_DECODE_ANY, NULL);
-                else
+                        if (!j) {
+                                json_decref(o);
+                                return -EPROTO;
+                        }
+                } else
                         j = json_string(v);
                 if (!j || json_object_set_new(o, r->names[c], j) < 0) {
                         json_decref(o);
-                        return NULL;
+                        return -ENOMEM;
                 }
         }
-        return o;
+        *ret = o;
+        return 0;
 }
 
-static int add_item(void *ctx, const struct store_dora_row *r) {
-        struct list *l = ctx;
-        json_t *o = row_json(r);
+/* What a list read gathers: its rows as objects in items, or a one-item view's row. */
+struct list {
+        json_t *items;          /* NULL for a one-item view */
+        json_t *one;            /* the first row of a one-item view */
+        json_t *last;           /* the last row given, borrowed from items */
+};
 
-        if (!o)
-                return -ENOMEM;
+static int add_item(void *ctx, const struct store_row *r) {
+        struct list *l = ctx;
+        json_t *o;
+        int e = row_json(r, &o);
+
+        if (e < 0)
+                return e;
         if (l->items) {
                 if (json_array_append_new(l->items, o) < 0)
                         return -ENOMEM;
+                l->last = o;
         } else {
                 json_decref(l->one);
                 l->one = o;
         }
-        snprintf(l->last_id_buf, sizeof(l->last_id_buf), "%s", r->values[0] ? r->values[0] : "");
-        l->last_id = l->last_id_buf;
         return 0;
 }
 
+/* One store read giving its rows to row(): each list's call into the store. */
+typedef int list_read(struct store *s, const void *args, store_row_fn *row, void *ctx,
+                      struct error *err);
+
 struct list_call {
-        enum store_dora_list which;
-        const char *const *params;
+        list_read *read;
+        const void *args;
         struct list *list;
         int rows;
 };
@@ -82,21 +95,55 @@ static int run_list(struct store *store, void *ctx, struct error *err) {
         struct list_call *c = ctx;
         int r;
 
+        /* A retry on a fresh connection starts the list again. */
         if (c->list->items)
                 json_array_clear(c->list->items);
-        r = store_dora_list(store, c->which, c->params, add_item, c->list, err);
+        json_decref(c->list->one);
+        c->list->one = c->list->last = NULL;
+        r = c->read(store, c->args, add_item, c->list, err);
         if (r >= 0)
                 c->rows = r;
         return r < 0 ? r : 0;
 }
 
-/* Runs a list query on a pooled connection (not under the mirror's lock). */
+/* Runs a list read on a pooled connection (not under the mirror's lock). */
 static int list_query(const struct api *api, struct list_call *c, struct error *err) {
         int r = api_with_store(api, run_list, c, err);
 
         if (r == -ENOMEM)
                 error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
+        else if (r == -EPROTO)
+                error_set(err, EIO, "unavailable", NULL, "Malformed answer");
         return r;
+}
+
+/* {"items":[...],"next_cursor":...} of l, the cursor the last item's column when more may
+ * follow (a number's digits or a string as it is), or null. Takes l->items. */
+static json_t *page_json(struct list *l, const char *column, bool more) {
+        const json_t *last = more && l->last ? json_object_get(l->last, column) : NULL;
+        json_t *cursor;
+
+        if (json_is_integer(last))
+                cursor = json_sprintf("%" JSON_INTEGER_FORMAT, json_integer_value(last));
+        else if (json_is_string(last))
+                cursor = json_string(json_string_value(last));
+        else
+                cursor = json_null();
+        return json_pack("{s:o,s:o}", "items", l->items, "next_cursor", cursor);
+}
+
+/* ---------------------------------------------------------------- the DORA lists */
+
+struct dora_args {
+        enum store_dora_list which;
+        const char *const *params;
+};
+
+static int read_dora(struct store *s, const void *args, store_row_fn *row, void *ctx,
+                     struct error *err) {
+        const struct dora_args *a = args;
+
+        return store_dora_list(s, a->which, a->params, row, ctx, err);
 }
 
 /* An environment list as a PostgreSQL array literal into buf. */
@@ -124,7 +171,8 @@ static int list(const struct api *api, const struct api_request *req, bool deplo
         const char *since = req->arg(req->ctx, "since"), *service = req->arg(req->ctx, "service");
         char envs[1200], since_buf[24], cursor_buf[24], limit_buf[24];
         struct list l = { .items = json_array() };
-        struct list_call c = { .list = &l };
+        struct dora_args a = { .params = NULL };
+        struct list_call c = { .read = read_dora, .args = &a, .list = &l };
         const char *params[5];
         struct params_window p;
         int64_t before = 0, since_us;
@@ -159,22 +207,21 @@ static int list(const struct api *api, const struct api_request *req, bool deplo
         if (deployments) {
                 params[0] = service, params[1] = envs, params[2] = since ? since_buf : NULL;
                 params[3] = cursor ? cursor_buf : NULL, params[4] = limit_buf;
-                c.which = STORE_DORA_DEPLOYMENTS;
+                a.which = STORE_DORA_DEPLOYMENTS;
         } else {
                 params[0] = service, params[1] = since ? since_buf : NULL;
                 params[2] = cursor ? cursor_buf : NULL, params[3] = limit_buf;
-                c.which = STORE_DORA_INCIDENTS;
+                a.which = STORE_DORA_INCIDENTS;
         }
-        c.params = params;
+        a.params = params;
         r = list_query(api, &c, err);
         if (r < 0) {
                 json_decref(l.items);
                 return reply_unavailable(err, err, deployments ? "a deployment list"
                                                          : "an incident list");
         }
-        *ret_body = json_pack("{s:o,s:o}", "items", l.items, "next_cursor",
-                              c.rows == n && l.last_id ? json_string(l.last_id) : json_null());
-        return 0;
+        *ret_body = page_json(&l, "id", c.rows == n);
+        return *ret_body ? 0 : reply_oom(err);
 }
 
 int lists_deployments(const struct api *api, const struct api_request *req, json_t **ret_body,
@@ -190,9 +237,10 @@ int lists_incidents(const struct api *api, const struct api_request *req, json_t
 int lists_deployment(const struct api *api, const struct api_request *req, json_t **ret_body,
                     struct error *err) {
         struct list l = { .items = NULL };
-        struct list_call c = { .which = STORE_DORA_DEPLOYMENT, .list = &l };
         char id[PARAMS_KEY_MAX + 1];
         const char *params[1] = { id };
+        struct dora_args a = { .which = STORE_DORA_DEPLOYMENT, .params = params };
+        struct list_call c = { .read = read_dora, .args = &a, .list = &l };
         long long n;
         int r;
 
@@ -200,7 +248,6 @@ int lists_deployment(const struct api *api, const struct api_request *req, json_
                 return -ENOENT;
         if (!params_positive(id, INT64_MAX, &n))
                 return error_set(err, ENOENT, "not_found", NULL, "No such deployment");
-        c.params = params;
         r = list_query(api, &c, err);
         if (r < 0) {
                 json_decref(l.one);
@@ -215,52 +262,31 @@ int lists_deployment(const struct api *api, const struct api_request *req, json_
 int lists_services(const struct api *api, const struct api_request *req, json_t **ret_body,
                   struct error *err) {
         struct list l = { .items = json_array() };
-        struct list_call c = { .which = STORE_DORA_SERVICES, .list = &l };
         char prod_buf[512], envs[1200];
         struct params_window p = { .n_envs = 0 };
         const char *params[1] = { envs };
+        struct dora_args a = { .which = STORE_DORA_SERVICES, .params = params };
+        struct list_call c = { .read = read_dora, .args = &a, .list = &l };
         int r;
 
         if (!l.items)
                 return reply_oom(err);
         p.n_envs = params_production(req->cfg, prod_buf, sizeof(prod_buf), p.envs);
         env_array(&p, envs, sizeof(envs));
-        c.params = params;
         r = list_query(api, &c, err);
         if (r < 0) {
                 json_decref(l.items);
                 return reply_unavailable(err, err, "the service list");
         }
         *ret_body = json_pack("{s:o}", "services", l.items);
-        return 0;
+        return *ret_body ? 0 : reply_oom(err);
 }
 
 /* ---------------------------------------------------------------- deliveries */
 
-struct delivery_list {
-        struct delivery_filter filter;
-        json_t *items;
-        int64_t last_id;
-};
-
-static int add_delivery(void *ctx, const struct delivery_row *r) {
-        struct delivery_list *c = ctx;
-        json_t *item = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:o}", "id", (json_int_t) r->id,
-                                 "source", r->source, "delivery_id", r->delivery_id, "event",
-                                 r->event, "received_at", r->received_at, "status", r->status,
-                                 "error", r->error ? json_string(r->error) : json_null());
-
-        if (!item || json_array_append_new(c->items, item) < 0)
-                return -ENOMEM;
-        c->last_id = r->id;
-        return 0;
-}
-
-static int read_deliveries(struct store *s, void *ctx, struct error *err) {
-        struct delivery_list *c = ctx;
-
-        json_array_clear(c->items);
-        return store_list_deliveries(s, &c->filter, add_delivery, c, err);
+static int read_deliveries(struct store *s, const void *args, store_row_fn *row, void *ctx,
+                           struct error *err) {
+        return store_list_deliveries(s, args, row, ctx, err);
 }
 
 static int check_status(const char *status, struct error *err) {
@@ -277,65 +303,42 @@ static int check_status(const char *status, struct error *err) {
 
 int lists_deliveries(const struct api *api, const struct api_request *req, json_t **ret_body,
                      struct error *err) {
-        struct delivery_list c = { .filter = { .limit = PARAMS_LIMIT_DEFAULT } };
-        char next[24];
+        struct delivery_filter f = { .limit = PARAMS_LIMIT_DEFAULT };
+        struct list l = { .items = NULL };
+        struct list_call c = { .read = read_deliveries, .args = &f, .list = &l };
         int r;
 
-        c.filter.source = req->arg(req->ctx, "source");
-        c.filter.status = req->arg(req->ctx, "status");
-        r = check_status(c.filter.status, err);
+        f.source = req->arg(req->ctx, "source");
+        f.status = req->arg(req->ctx, "status");
+        r = check_status(f.status, err);
         if (r == 0)
-                r = params_limit(req, &c.filter.limit, err);
+                r = params_limit(req, &f.limit, err);
         if (r == 0)
-                r = params_cursor(req, &c.filter.before_id, err);
+                r = params_cursor(req, &f.before_id, err);
         if (r < 0)
                 return r;
-        c.items = json_array();
-        if (!c.items)
+        l.items = json_array();
+        if (!l.items)
                 return reply_oom(err);
-        r = api_with_store(api, read_deliveries, &c, err);
+        r = list_query(api, &c, err);
         if (r < 0) {
-                json_decref(c.items);
+                json_decref(l.items);
                 return reply_unavailable(err, err, "the delivery list");
         }
-        snprintf(next, sizeof(next), "%" PRId64, c.last_id);
-        *ret_body = json_pack("{s:o,s:o}", "items", c.items, "next_cursor",
-                              r == c.filter.limit ? json_string(next) : json_null());
-        return 0;
+        *ret_body = page_json(&l, "id", c.rows == f.limit);
+        return *ret_body ? 0 : reply_oom(err);
 }
 
 /* ---------------------------------------------------------- change requests */
 
-/* Parses JSON text the database built into the reply. */
-static int json_reply(json_t **ret_body, char *text, struct error *err) {
-        json_error_t jerr;
-
-        *ret_body = json_loads(text, 0, &jerr);
-        free(text);
-        return *ret_body ? 0 : error_set(err, EIO, "unavailable", NULL, "Malformed answer");
+static int read_changes(struct store *s, const void *args, store_row_fn *row, void *ctx,
+                        struct error *err) {
+        return store_changes(s, args, row, ctx, err);
 }
 
-struct change {
-        const char *key;
-        char *json;
-        struct store_change_brief brief;
-};
-
-static int read_change(struct store *s, void *ctx, struct error *err) {
-        struct change *o = ctx;
-
-        return store_change_json(s, o->key, &o->json, err);
-}
-
-struct change_list {
-        struct change_filter filter;
-        char *json;
-};
-
-static int read_changes(struct store *s, void *ctx, struct error *err) {
-        struct change_list *l = ctx;
-
-        return store_changes_json(s, &l->filter, &l->json, err);
+static int read_change(struct store *s, const void *args, store_row_fn *row, void *ctx,
+                       struct error *err) {
+        return store_change(s, args, row, ctx, err);
 }
 
 int lists_changes(const struct api *api, const struct api_request *req, json_t **ret_body,
@@ -343,41 +346,54 @@ int lists_changes(const struct api *api, const struct api_request *req, json_t *
         static const char *const statuses[] = { "pending", "approved", "declined",
                                                 "implementing", "completed", "canceled" };
         const char *since = req->arg(req->ctx, "since");
-        struct change_list l = { .filter = { .since_us = INT64_MIN } };
+        struct change_filter f = { .since_us = INT64_MIN };
+        struct list l = { .items = NULL };
+        struct list_call c = { .read = read_changes, .args = &f, .list = &l };
 
-        l.filter.service = req->arg(req->ctx, "service");
-        l.filter.status = req->arg(req->ctx, "status");
-        l.filter.after = req->arg(req->ctx, "cursor");
-        if (l.filter.status) {
+        f.service = req->arg(req->ctx, "service");
+        f.status = req->arg(req->ctx, "status");
+        f.after = req->arg(req->ctx, "cursor");
+        if (f.status) {
                 bool known = false;
 
                 for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
-                        known |= strcmp(l.filter.status, statuses[i]) == 0;
+                        known |= strcmp(f.status, statuses[i]) == 0;
                 if (!known)
                         return error_set(err, EBADMSG, "invalid_parameter", "status",
                                          "status: must be pending, approved, declined, "
                                          "implementing, completed or canceled");
         }
-        if (params_limit(req, &l.filter.limit, err) < 0)
+        if (params_limit(req, &f.limit, err) < 0)
                 return -EBADMSG;
-        if (since && timefmt_parse(since, &l.filter.since_us) < 0)
+        if (since && timefmt_parse(since, &f.since_us) < 0)
                 return error_set(err, EBADMSG, "invalid_parameter", "since",
                                  "since: must be an RFC 3339 time");
-        if (api_with_store(api, read_changes, &l, err) < 0)
+        l.items = json_array();
+        if (!l.items)
+                return reply_oom(err);
+        if (list_query(api, &c, err) < 0) {
+                json_decref(l.items);
                 return reply_unavailable(err, err, "change requests");
-        return json_reply(ret_body, l.json, err);
+        }
+        /* The store counts one row past the page when there is more. */
+        *ret_body = page_json(&l, "key", c.rows > f.limit);
+        return *ret_body ? 0 : reply_oom(err);
 }
 
 int lists_change(const struct api *api, const struct api_request *req, json_t **ret_body,
                  struct error *err) {
         char key[PARAMS_KEY_MAX + 1];
-        struct change o = { .key = key };
+        struct list l = { .items = NULL };
+        struct list_call c = { .read = read_change, .args = key, .list = &l };
 
         if (params_key(req, key, "change request", err) < 0)
                 return -ENOENT;
-        if (api_with_store(api, read_change, &o, err) < 0)
+        if (list_query(api, &c, err) < 0) {
+                json_decref(l.one);
                 return reply_unavailable(err, err, "change requests");
-        if (!o.json)
+        }
+        if (!l.one)
                 return error_set(err, ENOENT, "not_found", NULL, "No such change request");
-        return json_reply(ret_body, o.json, err);
+        *ret_body = l.one;
+        return 0;
 }

@@ -1079,9 +1079,8 @@ int store_replay(struct store *s, const struct store_model *m,
         return r < 0 ? r : (int) (done < INT32_MAX ? done : INT32_MAX);
 }
 
-int store_list_deliveries(struct store *s, const struct delivery_filter *f,
-                          int (*row)(void *ctx, const struct delivery_row *r), void *ctx,
-                          struct error *err) {
+int store_list_deliveries(struct store *s, const struct delivery_filter *f, store_row_fn *row,
+                          void *ctx, struct error *err) {
         static const char sql[] =
                 "SELECT id, source, delivery_id, event, "
                 "to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
@@ -1090,38 +1089,49 @@ int store_list_deliveries(struct store *s, const struct delivery_filter *f,
                 "AND ($3::bigint IS NULL OR id < $3) ORDER BY id DESC LIMIT $4";
         char before[24], limit[24];
         const char *params[4] = { f->source, f->status, NULL, limit };
-        PGresult *res;
-        int r, n;
+        /* The answer's names (the SQL names its time column "to_char"). */
+        static const char *const names[] = { "id", "source", "delivery_id", "event",
+                                              "received_at", "status", "error" };
 
         if (f->before_id > 0) {
                 snprintf(before, sizeof(before), "%" PRId64, f->before_id);
                 params[2] = before;
         }
         snprintf(limit, sizeof(limit), "%d", f->limit);
-        res = PQexecParams(s->conn, sql, 4, NULL, params, NULL, NULL, 0);
+        return store_rows(s, sql, 4, params, "nssssss", names, row, ctx, "Listing deliveries",
+                          err);
+}
+
+/* The columns of a row, at most this many. */
+#define ROW_COLUMNS_MAX 32
+
+int store_rows(struct store *s, const char *sql, int n, const char *const *params,
+               const char *kinds, const char *const *names, store_row_fn *row, void *ctx,
+               const char *what, struct error *err) {
+        const char *own_names[ROW_COLUMNS_MAX], *values[ROW_COLUMNS_MAX];
+        PGresult *res = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+        struct store_row sr = { .values = values, .kinds = kinds };
+        int r = 0, rows;
+
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                r = pg_error(err, s->conn, "Listing deliveries");
+                r = pg_error(err, s->conn, what);
                 PQclear(res);
                 return r;
         }
-        n = PQntuples(res);
-        for (int i = 0; i < n; i++) {
-                struct delivery_row dr = {
-                        .id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
-                        .source = PQgetvalue(res, i, 1),
-                        .delivery_id = PQgetvalue(res, i, 2),
-                        .event = PQgetvalue(res, i, 3),
-                        .received_at = PQgetvalue(res, i, 4),
-                        .status = PQgetvalue(res, i, 5),
-                        .error = PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6),
-                };
-
-                r = row(ctx, &dr);
-                if (r < 0) {
-                        PQclear(res);
-                        return r;
-                }
+        rows = PQntuples(res);
+        sr.n = PQnfields(res);
+        if (sr.n > ROW_COLUMNS_MAX || (size_t) sr.n != strlen(kinds)) {
+                PQclear(res);
+                return error_set(err, EIO, "unavailable", NULL, "%s: unexpected columns", what);
+        }
+        for (int c = 0; c < sr.n && !names; c++)
+                own_names[c] = PQfname(res, c);
+        sr.names = names ? names : own_names;
+        for (int i = 0; i < rows && r == 0; i++) {
+                for (int c = 0; c < sr.n; c++)
+                        values[c] = PQgetisnull(res, i, c) ? NULL : PQgetvalue(res, i, c);
+                r = row(ctx, &sr);
         }
         PQclear(res);
-        return n;
+        return r < 0 ? r : rows;
 }

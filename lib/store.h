@@ -105,13 +105,36 @@ struct delivery_filter {
         int limit;
 };
 
-struct delivery_row {
-        int64_t id;
-        const char *source, *delivery_id, *event, *received_at, *status, *error; /* error may be NULL */
+/* One row of a list query, the store's one row type: column names, values (NULL for SQL
+ * NULL) and how each column reads, one STORE_KIND_* letter per column in kinds. Borrowed
+ * for the call it is given to. */
+struct store_row {
+        int n;
+        const char *const *names;
+        const char *const *values;
+        const char *kinds;
 };
 
-/* Calls row() for each stored delivery matching f, newest first. The row is borrowed for
- * the call. Returns the number of rows, -EIO, or row()'s negative return. */
-int store_list_deliveries(struct store *s, const struct delivery_filter *f,
-                          int (*row)(void *ctx, const struct delivery_row *r), void *ctx,
-                          struct error *err) __attribute__((warn_unused_result));
+enum store_kind {
+        STORE_KIND_STRING = 's',
+        STORE_KIND_NUMBER = 'n',
+        STORE_KIND_BOOL = 'b',          /* "t" or "f" */
+        STORE_KIND_JSON = 'j',          /* JSON text SQL built: an aggregate, an array */
+};
+
+/* Called with each row; returns 0 or a negative errno that stops the walk. */
+typedef int store_row_fn(void *ctx, const struct store_row *r);
+
+/* For the other store modules: runs sql with n text parameters (NULL for SQL NULL) and
+ * calls row() for each row, its columns read by kinds (one letter per column; a count that
+ * differs is -EIO) and named by names, or the query's own names when NULL. Returns the
+ * number of rows, -EIO (err says why, after what) or row()'s error. */
+int store_rows(struct store *s, const char *sql, int n, const char *const *params,
+               const char *kinds, const char *const *names, store_row_fn *row, void *ctx,
+               const char *what, struct error *err) __attribute__((warn_unused_result));
+
+/* Calls row() for each stored delivery matching f, newest first: id, source, delivery_id,
+ * event, received_at, status, error (NULL when none). Returns the number of rows, -EIO, or
+ * row()'s negative return. */
+int store_list_deliveries(struct store *s, const struct delivery_filter *f, store_row_fn *row,
+                          void *ctx, struct error *err) __attribute__((warn_unused_result));

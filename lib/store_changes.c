@@ -1,4 +1,4 @@
-/* store_changes: reading change-control records; PostgreSQL builds the JSON. */
+/* store_changes: reading change-control records as the store's rows. */
 #include "store_changes.h"
 
 #include <errno.h>
@@ -11,24 +11,6 @@
 #include "error.h"
 #include "store.h"
 #include "timefmt.h"
-
-/* Runs a one-row, one-column query; *ret gets the value (malloc'd) or NULL for no row/NULL. */
-static int one_text(struct store *s, const char *sql, int n, const char *const *params,
-                    char **ret, const char *what, struct error *err) {
-        PGresult *res = PQexecParams(store_pgconn(s), sql, n, NULL, params, NULL, NULL, 0);
-        int r = 0;
-
-        *ret = NULL;
-        if (PQresultStatus(res) != PGRES_TUPLES_OK)
-                r = store_error(s, what, err);
-        else if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)) {
-                *ret = strdup(PQgetvalue(res, 0, 0));
-                if (!*ret)
-                        r = error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
-        }
-        PQclear(res);
-        return r;
-}
 
 int store_change_brief(struct store *s, const char *key, struct store_change_brief *ret,
                        struct error *err) {
@@ -88,62 +70,71 @@ void store_change_brief_free(struct store_change_brief *b) {
         memset(b, 0, sizeof(*b));
 }
 
-/* The JSON of one change_requests row r. */
-#define CHANGE_ITEM                                                                        \
-        "json_build_object('key', r.key, 'title', r.title, 'status', r.status, "           \
-        "'change_type', r.change_type, 'risk', r.risk, 'services', to_json(r.services), "  \
-        "'planned_start', dl_rfc3339(r.planned_start), 'planned_end', "                     \
-        "dl_rfc3339(r.planned_end), 'created_at', dl_rfc3339(r.created_at), "               \
-        "'approved_at', dl_rfc3339(r.approved_at), 'updated_at', dl_rfc3339(r.updated_at), " \
-        "'auto_created', r.auto_created, 'source', r.source)"
+/* The columns of one change_requests row r, and how they read (store.h's kinds). */
+#define CHANGE_COLUMNS                                                                     \
+        "r.key, r.title, r.status, r.change_type, r.risk, "                                 \
+        "to_json(r.services)::text AS services, "                                           \
+        "dl_rfc3339(r.planned_start) AS planned_start, "                                    \
+        "dl_rfc3339(r.planned_end) AS planned_end, dl_rfc3339(r.created_at) AS created_at, " \
+        "dl_rfc3339(r.approved_at) AS approved_at, dl_rfc3339(r.updated_at) AS updated_at, " \
+        "r.auto_created, r.source"
+#define CHANGE_KINDS "sssssjsssssbs"
 
-int store_change_json(struct store *s, const char *key, char **ret_json, struct error *err) {
+int store_change(struct store *s, const char *key, store_row_fn *row, void *ctx,
+                 struct error *err) {
         static const char sql[] =
-                "SELECT (" CHANGE_ITEM "::jsonb || jsonb_build_object("
-                "'history', (SELECT coalesce(jsonb_agg(jsonb_build_object("
+                "SELECT " CHANGE_COLUMNS ", "
+                "(SELECT coalesce(jsonb_agg(jsonb_build_object("
                 "    'at', dl_rfc3339(h.at), 'status', h.status, 'source', h.source, "
                 "    'delivery_id', h.delivery_id, 'actor', h.actor, "
                 "    'recorded_at', dl_rfc3339(h.recorded_at)) "
                 "    ORDER BY h.at, dl_status_rank(h.status)), '[]') "
-                "  FROM change_request_history h WHERE h.key = r.key), "
-                "'deployments', (SELECT coalesce(jsonb_agg(jsonb_build_object("
+                "  FROM change_request_history h WHERE h.key = r.key)::text AS history, "
+                "(SELECT coalesce(jsonb_agg(jsonb_build_object("
                 "    'id', d.id, 'source', d.source, 'key', d.key, 'service', d.service, "
                 "    'environment', d.environment, 'status', d.status, 'sha', d.sha, "
                 "    'started_at', dl_rfc3339(d.started_at), "
                 "    'finished_at', dl_rfc3339(d.finished_at), 'link', d.change_link, "
                 "    'control', d.control, 'control_reason', d.control_reason) "
                 "    ORDER BY d.started_at, d.id), '[]') "
-                "  FROM deployments d WHERE d.change_key = r.key), "
-                "'incidents', (SELECT coalesce(jsonb_agg(jsonb_build_object("
+                "  FROM deployments d WHERE d.change_key = r.key)::text AS deployments, "
+                "(SELECT coalesce(jsonb_agg(jsonb_build_object("
                 "    'source', i.source, 'key', i.key, 'service', i.service, "
                 "    'status', i.status, 'opened_at', dl_rfc3339(i.opened_at), "
                 "    'resolved_at', dl_rfc3339(i.resolved_at), 'link', i.link_reason) "
                 "    ORDER BY i.opened_at, i.id), '[]') "
                 "  FROM incidents i LEFT JOIN deployments d ON d.id = i.deployment_id "
-                "  WHERE i.change_request = r.key OR d.change_key = r.key)))::text "
+                "  WHERE i.change_request = r.key OR d.change_key = r.key)::text AS incidents "
                 "FROM change_requests r WHERE r.key = $1";
         const char *params[1] = { key };
 
-        return one_text(s, sql, 1, params, ret_json, "Reading a change request", err);
+        return store_rows(s, sql, 1, params, CHANGE_KINDS "jjj", NULL, row, ctx,
+                          "Reading a change request", err);
 }
 
-int store_changes_json(struct store *s, const struct change_filter *f, char **ret_json,
-                       struct error *err) {
+/* Passes on the first limit rows of a page and counts them all. */
+struct page {
+        store_row_fn *row;
+        void *ctx;
+        int limit, seen;
+};
+
+static int page_row(void *ctx, const struct store_row *r) {
+        struct page *p = ctx;
+
+        return ++p->seen > p->limit ? 0 : p->row(p->ctx, r);
+}
+
+int store_changes(struct store *s, const struct change_filter *f, store_row_fn *row, void *ctx,
+                  struct error *err) {
         static const char sql[] =
-                "WITH page AS ("
-                "  SELECT r.key, " CHANGE_ITEM " AS item, "
-                "         row_number() OVER (ORDER BY r.key) AS rn "
-                "  FROM change_requests r "
-                "  WHERE ($1::text IS NULL OR $1 = ANY (r.services)) "
-                "    AND ($2::text IS NULL OR r.status = $2) "
-                "    AND ($3::bigint IS NULL OR r.updated_at >= dl_time($3)) "
-                "    AND ($4::text IS NULL OR r.key > $4) "
-                "  ORDER BY r.key LIMIT $5::int + 1) "
-                "SELECT json_build_object("
-                "  'items', coalesce(json_agg(item ORDER BY rn) FILTER (WHERE rn <= $5::int), '[]'), "
-                "  'next_cursor', CASE WHEN count(*) > $5::int THEN "
-                "      (array_agg(key ORDER BY rn) FILTER (WHERE rn = $5::int))[1] END)::text "
-                "FROM page";
+                "SELECT " CHANGE_COLUMNS " FROM change_requests r "
+                "WHERE ($1::text IS NULL OR $1 = ANY (r.services)) "
+                "  AND ($2::text IS NULL OR r.status = $2) "
+                "  AND ($3::bigint IS NULL OR r.updated_at >= dl_time($3)) "
+                "  AND ($4::text IS NULL OR r.key > $4) "
+                "ORDER BY r.key LIMIT $5::int + 1";
+        struct page p = { .row = row, .ctx = ctx, .limit = f->limit };
         char since[24], limit[16];
         const char *params[5] = { f->service, f->status, NULL, f->after, limit };
 
@@ -152,5 +143,6 @@ int store_changes_json(struct store *s, const struct change_filter *f, char **re
                 params[2] = since;
         }
         snprintf(limit, sizeof(limit), "%d", f->limit);
-        return one_text(s, sql, 5, params, ret_json, "Listing change requests", err);
+        return store_rows(s, sql, 5, params, CHANGE_KINDS, NULL, page_row, &p,
+                          "Listing change requests", err);
 }

@@ -1,10 +1,12 @@
 /* store_changes: reading change-control records (change requests, their history, the
- * deployments they govern). Answers are JSON text built by PostgreSQL, so no row shape
- * is repeated in C. A struct store is one connection: one thread at a time. */
+ * deployments they govern), as the store's rows (store.h's struct store_row), whose nested
+ * arrays PostgreSQL aggregates. A struct store is one connection: one thread at a time. */
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "store.h"
 
 struct error;
 struct store;
@@ -26,11 +28,13 @@ int store_change_brief(struct store *s, const char *key, struct store_change_bri
 
 void store_change_brief_free(struct store_change_brief *b);
 
-/* One change request with its history (in the source's order), its deployments and the
- * incidents they caused, as a JSON object text (malloc'd), or NULL text when unknown.
- * Returns 0 or -EIO. */
-int store_change_json(struct store *s, const char *key, char **ret_json, struct error *err)
-        __attribute__((warn_unused_result));
+/* One change request as one row: key, title, status, change_type, risk, services (JSON),
+ * planned_start, planned_end, created_at, approved_at, updated_at (RFC 3339 or NULL),
+ * auto_created, source, then its history (in the source's order), its deployments and the
+ * incidents they caused (JSON arrays). row() is not called for an unknown key. Returns the
+ * number of rows (1 or 0), -EIO or row()'s error. */
+int store_change(struct store *s, const char *key, store_row_fn *row, void *ctx,
+                 struct error *err) __attribute__((warn_unused_result));
 
 struct change_filter {
         const char *service;    /* or NULL */
@@ -40,7 +44,9 @@ struct change_filter {
         int limit;
 };
 
-/* The change requests matching f, in key order (the cursor is the last key), as
- * {"items":[...],"next_cursor":...} text (malloc'd). Returns 0 or -EIO. */
-int store_changes_json(struct store *s, const struct change_filter *f, char **ret_json,
-                       struct error *err) __attribute__((warn_unused_result));
+/* The change requests matching f, in key order, as rows of store_change()'s columns
+ * before its arrays: row() for the first f->limit. Returns how many matched, counting up to
+ * f->limit + 1 (more than f->limit: there is a next page, after the last key given), -EIO
+ * or row()'s error. */
+int store_changes(struct store *s, const struct change_filter *f, store_row_fn *row, void *ctx,
+                  struct error *err) __attribute__((warn_unused_result));

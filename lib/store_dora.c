@@ -264,35 +264,9 @@ static const struct list_query {
 };
 
 int store_dora_list(struct store *s, enum store_dora_list which, const char *const *params,
-                    int (*row)(void *ctx, const struct store_dora_row *r), void *ctx,
-                    struct error *err) {
+                    store_row_fn *row, void *ctx, struct error *err) {
         const struct list_query *q = &lists[which];
-        const char *names[32], *values[32];
-        PGresult *res;
-        int r = 0, n, cols;
 
-        res = PQexecParams(store_pgconn(s), q->sql, q->n_params, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                r = store_error(s, "Listing", err);
-                PQclear(res);
-                return r;
-        }
-        n = PQntuples(res);
-        cols = PQnfields(res);
-        if (cols > 32 || (size_t) cols != strlen(q->kinds)) {
-                PQclear(res);
-                return error_set(err, EIO, "unavailable", NULL, "Unexpected columns");
-        }
-        for (int c = 0; c < cols; c++)
-                names[c] = PQfname(res, c);
-        for (int i = 0; i < n && r == 0; i++) {
-                struct store_dora_row dr = { .n = cols, .names = names, .values = values,
-                                             .kinds = q->kinds };
-
-                for (int c = 0; c < cols; c++)
-                        values[c] = PQgetisnull(res, i, c) ? NULL : PQgetvalue(res, i, c);
-                r = row(ctx, &dr);
-        }
-        PQclear(res);
-        return r < 0 ? r : n;
+        return store_rows(s, q->sql, q->n_params, params, q->kinds, NULL, row, ctx, "Listing",
+                          err);
 }

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "store.h"
+
 struct cube_event_in;
 struct cube_row;
 struct error;
@@ -33,15 +35,6 @@ int store_dora_events(struct store *s, int64_t from_us, int64_t to_us,
                       int (*ev)(void *ctx, const struct cube_event_in *e), void *ctx,
                       struct error *err) __attribute__((warn_unused_result));
 
-/* One row of a list query: column names, values (NULL for SQL NULL) and how each column
- * reads: 's' string, 'n' number, 'b' boolean ("t"/"f"), 'j' JSON text. */
-struct store_dora_row {
-        int n;
-        const char *const *names;
-        const char *const *values;
-        const char *kinds;
-};
-
 enum store_dora_list {
         STORE_DORA_SERVICES,    /* $1 production environments (array literal) */
         STORE_DORA_DEPLOYMENTS, /* $1 service, $2 envs, $3 since (us), $4 before id, $5 limit */
@@ -51,7 +44,8 @@ enum store_dora_list {
 };
 
 /* Runs one fixed list query with text parameters (NULL for SQL NULL) and calls row() for
- * each row. Returns the number of rows, -EIO or row()'s error. */
+ * each row (store.h's struct store_row). Returns the number of rows, -EIO or row()'s
+ * error. */
 int store_dora_list(struct store *s, enum store_dora_list which, const char *const *params,
-                    int (*row)(void *ctx, const struct store_dora_row *r), void *ctx,
-                    struct error *err) __attribute__((warn_unused_result));
+                    store_row_fn *row, void *ctx, struct error *err)
+        __attribute__((warn_unused_result));

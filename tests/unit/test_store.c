@@ -92,16 +92,25 @@ struct listed {
         int stop_after;                 /* return -ECANCELED at this row (0: never) */
 };
 
-static int collect(void *ctx, const struct delivery_row *r) {
+/* A delivery row's columns: id, source, delivery_id, event, received_at, status, error. */
+enum { COL_ID, COL_DELIVERY_ID = 2, COL_RECEIVED_AT = 4, COL_STATUS, COL_ERROR, COLS };
+
+static int collect(void *ctx, const struct store_row *r) {
         struct listed *l = ctx;
 
         if (l->stop_after && l->n == l->stop_after)
                 return -ECANCELED;
+        CHECK(r->n == COLS && strcmp(r->kinds, "nssssss") == 0);
+        if (r->n != COLS)
+                return -EPROTO;
+        CHECK_STR(r->names[COL_RECEIVED_AT], "received_at");
+        CHECK(r->values[COL_ID] && r->values[COL_DELIVERY_ID] && r->values[COL_STATUS]);
         if (l->n < 16) {
-                snprintf(l->ids[l->n], sizeof(l->ids[0]), "%s", r->delivery_id);
-                snprintf(l->status[l->n], sizeof(l->status[0]), "%s", r->status);
-                snprintf(l->error[l->n], sizeof(l->error[0]), "%s", r->error ? r->error : "");
-                l->row_id[l->n] = r->id;
+                snprintf(l->ids[l->n], sizeof(l->ids[0]), "%s", r->values[COL_DELIVERY_ID]);
+                snprintf(l->status[l->n], sizeof(l->status[0]), "%s", r->values[COL_STATUS]);
+                snprintf(l->error[l->n], sizeof(l->error[0]), "%s",
+                         r->values[COL_ERROR] ? r->values[COL_ERROR] : "");
+                l->row_id[l->n] = strtoll(r->values[COL_ID], NULL, 10);
         }
         l->n++;
         return 0;
@@ -122,7 +131,7 @@ struct dep {
         char status[8][16];
 };
 
-static int collect_status(void *ctx, const struct store_dora_row *r) {
+static int collect_status(void *ctx, const struct store_row *r) {
         struct dep *d = ctx;
 
         for (int c = 0; c < r->n && d->n < 8; c++)
@@ -299,6 +308,64 @@ static void test_listing(struct store *s) {
         /* The callback's error stops the walk and is the answer. */
         CHECK(store_list_deliveries(s, &f, collect, &stop, &err) == -ECANCELED);
         CHECK(stop.n == 1);
+}
+
+/* store_rows, the one row reader: the query's own column names (or the caller's), NULL
+ * for SQL NULL, the kinds as given, a column count other than the kinds' an -EIO, the
+ * callback's error the answer. */
+struct named {
+        int n;
+        char names[4][16], values[4][16], kinds[8];
+};
+
+static int collect_named(void *ctx, const struct store_row *r) {
+        struct named *l = ctx;
+
+        l->n++;
+        snprintf(l->kinds, sizeof(l->kinds), "%s", r->kinds);
+        for (int c = 0; c < r->n && c < 4; c++) {
+                snprintf(l->names[c], sizeof(l->names[0]), "%s", r->names[c]);
+                snprintf(l->values[c], sizeof(l->values[0]), "%s",
+                         r->values[c] ? r->values[c] : "(null)");
+        }
+        return l->n == 2 ? -ECANCELED : 0;
+}
+
+static void test_rows(struct store *s) {
+        static const char sql[] = "SELECT $1::int AS a, NULL::text AS b, '[1]'::json AS c";
+        static const char *const mine[] = { "x", "y", "z" };
+        const char *params[1] = { "7" };
+        struct named l = { 0 };
+        struct error err = { 0 };
+
+        CHECK(store_rows(s, sql, 1, params, "nsj", NULL, collect_named, &l, "Testing", &err) == 1);
+        CHECK(l.n == 1);
+        CHECK_STR(l.kinds, "nsj");
+        CHECK_STR(l.names[0], "a");
+        CHECK_STR(l.values[0], "7");
+        CHECK_STR(l.values[1], "(null)");
+        CHECK_STR(l.names[2], "c");
+        CHECK_STR(l.values[2], "[1]");
+        l = (struct named) { 0 };
+        CHECK(store_rows(s, sql, 1, params, "nsj", mine, collect_named, &l, "Testing", &err) == 1);
+        CHECK_STR(l.names[0], "x");
+        CHECK_STR(l.names[2], "z");
+        /* Kinds for two columns of three: -EIO, no row given. */
+        l = (struct named) { 0 };
+        CHECK(store_rows(s, sql, 1, params, "ns", NULL, collect_named, &l, "Testing", &err) ==
+              -EIO);
+        CHECK(l.n == 0 && strstr(err.msg, "Testing: ") == err.msg);
+        /* A refused query: -EIO on one line, after what. */
+        params[0] = "seven";
+        CHECK(store_rows(s, sql, 1, params, "nsj", NULL, collect_named, &l, "Testing", &err) ==
+              -EIO);
+        CHECK(strstr(err.msg, "Testing: ") == err.msg && !strchr(err.msg, '\n'));
+        /* The callback stops the walk at its second row. */
+        l = (struct named) { 0 };
+        CHECK(store_rows(s, "SELECT generate_series(1, 5) AS n", 0, NULL, "n", NULL,
+                         collect_named, &l, "Testing", &err) == -ECANCELED);
+        CHECK(l.n == 2);
+        CHECK_STR(l.values[0], "2");
 }
 
 /* ---------------------------------------------------------------- replay */
@@ -532,6 +599,7 @@ int main(int argc, char **argv) {
         test_idempotence(s);
         test_refusals(s);
         test_listing(s);
+        test_rows(s);
         test_replay(s);
         test_replay_lock(conninfo);
         test_lock_waits(conninfo);

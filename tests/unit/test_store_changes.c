@@ -1,7 +1,7 @@
 /* Unit tests for store_changes, against a real PostgreSQL database (DORALOOP_TEST_DB, made
  * by tests/test_unit.py): a change request's brief (found or not, its window, its
- * services), its JSON with the history in the source's order and the deployments it
- * governs, the list's key order, filters and cursor at the exact page edge, and a
+ * services), its row with the history in the source's order and the deployments it
+ * governs, the list's key order, filters and the count past the page edge, and a
  * database refusal as a one-line -EIO. */
 #include "store_changes.h"
 
@@ -108,13 +108,42 @@ static void test_array_quoting(struct store *s) {
         store_change_brief_free(&b);
 }
 
+/* Each row as an object: JSON columns parsed, the others as strings (or null); the kinds
+ * of the first row in kinds. */
+struct rows {
+        json_t *items;
+        char kinds[32];
+};
+
+static int collect(void *ctx, const struct store_row *r) {
+        struct rows *l = ctx;
+        json_t *o = json_object();
+
+        if (json_array_size(l->items) == 0)
+                snprintf(l->kinds, sizeof(l->kinds), "%s", r->kinds);
+        for (int c = 0; o && c < r->n; c++) {
+                const char *v = r->values[c];
+                json_t *j = !v ? json_null()
+                            : r->kinds[c] == STORE_KIND_JSON ? json_loads(v, JSON_DECODE_ANY, NULL)
+                                                             : json_string(v);
+
+                CHECK(j != NULL);
+                json_object_set_new(o, r->names[c], j ? j : json_null());
+        }
+        CHECK(o != NULL);
+        json_array_append_new(l->items, o);
+        return 0;
+}
+
 static void test_one(struct store *s) {
         struct error err = { 0 };
-        char *text = (char *) "unset";
+        struct rows l = { .items = json_array() };
         json_t *o, *h, *d;
 
-        CHECK(store_change_json(s, "CHG-12", &text, &err) == 0);
-        o = text ? json_loads(text, 0, NULL) : NULL;
+        CHECK(store_change(s, "CHG-12", collect, &l, &err) == 1);
+        CHECK(json_array_size(l.items) == 1);
+        CHECK_STR(l.kinds, "sssssjsssssbsjjj");
+        o = json_array_get(l.items, 0);
         CHECK(json_is_object(o));
         CHECK_STR(json_string_value(json_object_get(o, "key")), "CHG-12");
         CHECK_STR(json_string_value(json_object_get(o, "status")), "approved");
@@ -132,38 +161,38 @@ static void test_one(struct store *s) {
         CHECK_STR(json_string_value(json_object_get(json_array_get(d, 0), "key")), "deploy-42");
         CHECK(json_is_array(json_object_get(o, "incidents")) &&
               json_array_size(json_object_get(o, "incidents")) == 0);
-        json_decref(o);
-        free(text);
-        /* Unknown: 0, and NULL text. */
-        text = (char *) "unset";
-        CHECK(store_change_json(s, "CHG-404", &text, &err) == 0);
-        CHECK(text == NULL);
+        CHECK_STR(json_string_value(json_object_get(o, "auto_created")), "f");
+        json_array_clear(l.items);
+        /* Unknown: 0, and no row. */
+        CHECK(store_change(s, "CHG-404", collect, &l, &err) == 0);
+        CHECK(json_array_size(l.items) == 0);
+        json_decref(l.items);
 }
 
-/* The keys of a page, comma-joined, and its next_cursor (or "null"). */
+/* The keys of a page, comma-joined, and its next cursor (or "null"): the last key given
+ * when the store counted more rows than the page holds. */
 static void page(struct store *s, const struct change_filter *f, char *keys, size_t n,
                  char *cursor, size_t m) {
         struct error err = { 0 };
-        char *text = NULL;
-        json_t *o, *items;
+        struct rows l = { .items = json_array() };
+        size_t given;
+        int r;
 
         *keys = '\0';
-        snprintf(cursor, m, "error");
-        CHECK(store_changes_json(s, f, &text, &err) == 0);
-        o = text ? json_loads(text, 0, NULL) : NULL;
-        items = json_object_get(o, "items");
-        CHECK(json_is_array(items));
-        for (size_t i = 0; i < json_array_size(items); i++) {
+        r = store_changes(s, f, collect, &l, &err);
+        given = json_array_size(l.items);
+        CHECK(r >= 0 && r <= f->limit + 1 && given == (size_t) (r > f->limit ? f->limit : r));
+        CHECK(given == 0 || strcmp(l.kinds, "sssssjsssssbs") == 0);
+        for (size_t i = 0; i < given; i++) {
                 size_t len = strlen(keys);
 
                 snprintf(keys + len, n - len, "%s%s", i ? "," : "",
-                         json_string_value(json_object_get(json_array_get(items, i), "key")));
+                         json_string_value(json_object_get(json_array_get(l.items, i), "key")));
         }
-        if (o)
-                snprintf(cursor, m, "%s", json_is_null(json_object_get(o, "next_cursor"))
-                         ? "null" : json_string_value(json_object_get(o, "next_cursor")));
-        json_decref(o);
-        free(text);
+        snprintf(cursor, m, "%s", r > f->limit && given
+                 ? json_string_value(json_object_get(json_array_get(l.items, given - 1), "key"))
+                 : "null");
+        json_decref(l.items);
 }
 
 static void test_list(struct store *s) {
@@ -210,17 +239,18 @@ static void test_list(struct store *s) {
 static void test_refusal(struct store *s) {
         struct store_change_brief b;
         struct error err = { 0 };
-        char *text = NULL;
+        struct rows l = { .items = json_array() };
         struct change_filter f = { .service = "\xc3(", .since_us = INT64_MIN, .limit = 1 };
         size_t n;
 
-        CHECK(store_change_json(s, "\xff", &text, &err) == -EIO);
-        CHECK(text == NULL);
+        CHECK(store_change(s, "\xff", collect, &l, &err) == -EIO);
+        CHECK(json_array_size(l.items) == 0);
         n = strlen(err.msg);
         CHECK(strncmp(err.msg, "Reading a change request: ", 26) == 0);
         CHECK(!strchr(err.msg, '\n') && n > 0 && err.msg[n - 1] != ' ');
         err = (struct error) { 0 };
-        CHECK(store_changes_json(s, &f, &text, &err) == -EIO);
+        CHECK(store_changes(s, &f, collect, &l, &err) == -EIO);
+        json_decref(l.items);
         n = strlen(err.msg);
         CHECK(n > 0 && err.msg[n - 1] != ' ' && !strchr(err.msg, '\n'));
         CHECK(store_change_brief(s, "\xff", &b, &err) == -EIO);

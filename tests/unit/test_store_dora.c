@@ -240,7 +240,7 @@ struct rows {
         int cols[4];
 };
 
-static int collect_row(void *ctx, const struct store_dora_row *r) {
+static int collect_row(void *ctx, const struct store_row *r) {
         struct rows *l = ctx;
 
         if (++l->n == l->fail_at)
