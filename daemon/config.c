@@ -619,6 +619,15 @@ void config_write_reference(FILE *f, bool man) {
         }
 }
 
+void config_write_secrets(FILE *f) {
+        size_t n;
+        const struct key *keys = keys_all(&n);
+
+        for (size_t i = 0; i < n; i++)
+                if (keys[i].row->type == KEY_SECRET)
+                        fprintf(f, "%s\n", keys[i].row->name);
+}
+
 /* Whether key k holds the same value in a and b. */
 static bool same_value(const struct config *a, const struct config *b, const struct key *k) {
         const void *pa = value_of(a, k), *pb = value_of(b, k);

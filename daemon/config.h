@@ -104,3 +104,7 @@ void config_print_keys(void);
  * table: a Markdown table for docs/configuration.md, or man page paragraphs for
  * doraloop.conf(5). scripts/gen-config-docs writes both; a test holds them to it. */
 void config_write_reference(FILE *f, bool man);
+
+/* Writes the name of every secret key, one a line: scripts/gen-config-docs makes the
+ * service's LoadCredential= lines and the sample file's secret lines from them. */
+void config_write_secrets(FILE *f);

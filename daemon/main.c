@@ -676,6 +676,10 @@ int main(int argc, char **argv) {
                         config_write_reference(stdout, strcmp(argv[i], "--reference=man") == 0);
                         return EXIT_SUCCESS;
                 }
+                if (strcmp(argv[i], "--reference=secrets") == 0) {
+                        config_write_secrets(stdout);
+                        return EXIT_SUCCESS;
+                }
                 if (strcmp(argv[i], "--version") == 0) {
                         printf("doraloopd %s\n", DORALOOP_VERSION);
                         return EXIT_SUCCESS;

@@ -42,3 +42,24 @@ def test_the_man_page_holds_the_table():
                                                                  "doraloop.conf.5")],
                               capture_output=True, text=True)
         assert lint.returncode == 0 and not lint.stderr, lint.stderr
+
+
+SECRETS_BEGIN = "# secrets: generated from the config table by scripts/gen-config-docs; do not edit"
+SECRETS_END = "# end of secrets"
+
+
+def secrets_block(path):
+    text = (REPO / path).read_text()
+    assert SECRETS_BEGIN in text and SECRETS_END in text, f"{path} lacks the markers"
+    return text.split(SECRETS_BEGIN + "\n", 1)[1].split(SECRETS_END, 1)[0].splitlines()
+
+
+def test_the_service_and_the_sample_file_name_every_secret():
+    """A new source's secret reaches systemd's LoadCredential= and the sample file without a
+    hand edit: both are written from the table."""
+    secrets = run("--reference=secrets").split()
+    assert {"github_secret", "admin_token", "triage_token"} <= set(secrets)
+    assert secrets_block("systemd/doraloop.service") == [
+        f"LoadCredential={k}:doraloop.{k}" for k in secrets], f"doraloop.service differs: {FIX}"
+    assert secrets_block("packaging/doraloop.conf") == [f"#{k} =" for k in secrets], \
+        f"packaging/doraloop.conf differs: {FIX}"
