@@ -85,3 +85,27 @@ def test_push_of_more_commits_than_a_delivery_holds_is_stored_as_an_error(d, db)
     assert db.scalar("SELECT status || ': ' || error FROM events_raw "
                      "WHERE delivery_id = 'bb-huge-push'") == \
         "error: push.changes[0]: commits[10000]: push lists more than 10000 commits"
+
+
+def push_body(commit, target):
+    return json.dumps({"push": {"changes": [{"new": {"type": "branch", "name": "main",
+                                                     "target": target},
+                                             "commits": [commit]}]},
+                       "repository": {"full_name": "acme/undated"}}).encode()
+
+
+@pytest.mark.parametrize("head,status", [(True, "normalized"), (False, "error")])
+def test_undated_commit_takes_the_date_of_the_pushed_head_only(d, db, head, status):
+    """Atlassian's older sample lists commits without a date: the pushed head is dated by
+    new.target.date; any other undated commit makes the push an error, never a made-up time."""
+    sha = ("a" if head else "b") * 40
+    body = push_body({"hash": sha, "message": "undated\n"},
+                     {"hash": "a" * 40, "date": "2024-05-01T10:00:00+00:00"})
+    delivery = f"bb-undated-{head}"
+    headers = sign("bitbucket", {"Content-Type": "application/json", "X-Event-Key": "repo:push",
+                                 "X-Request-UUID": delivery}, body, always=True)
+    status_code, doc, _ = d.post("/hooks/bitbucket", body, headers)
+    assert status_code == 202, doc
+    assert db.scalar(f"SELECT status FROM events_raw WHERE delivery_id = '{delivery}'") == status
+    dated = db.query(f"SELECT committed_at FROM changes WHERE sha = '{sha}'")
+    assert dated == ([["2024-05-01 10:00:00+00"]] if head else [])
