@@ -109,3 +109,39 @@ def test_undated_commit_takes_the_date_of_the_pushed_head_only(d, db, head, stat
     assert db.scalar(f"SELECT status FROM events_raw WHERE delivery_id = '{delivery}'") == status
     dated = db.query(f"SELECT committed_at FROM changes WHERE sha = '{sha}'")
     assert dated == ([["2024-05-01 10:00:00+00"]] if head else [])
+
+
+@pytest.mark.parametrize("slug,service", [
+    ("gh/acme/shop-api", "shop-api"),
+    ("bitbucket/acme/billing", "billed"),                     # service_map acme/billing=billed
+    ("circleci/9f1e0c2a/5d3b7a41", "standalone"),             # no repository: project.name
+    ("circleci/9f1e0c2a/77aa0b12", "mapped-by-slug"),         # service_map by the whole slug
+])
+def test_circleci_service_comes_from_the_project_slug(daemon, db, slug, service):
+    d = daemon(service_map="acme/billing=billed,circleci/9f1e0c2a/77aa0b12=mapped-by-slug")
+    doc = fixture("circleci/workflow-completed.deploy.success").doc()
+    doc["id"] = f"cc-slug-{slug}"
+    doc["project"].update(slug=slug, name="standalone")
+    doc["workflow"]["id"] = f"wf-{slug}"
+    body = json.dumps(doc).encode()
+    headers = sign("circleci", {"Content-Type": "application/json"}, body, always=True)
+    status, answer, _ = d.post("/hooks/circleci", body, headers)
+    assert status == 202, answer
+    assert db.scalar(f"SELECT service FROM deployments WHERE key = 'workflow:wf-{slug}'") == service
+
+
+@pytest.mark.parametrize("circleci,ours", [("error", "failure"), ("canceled", "canceled"),
+                                           ("unauthorized", "canceled"), ("not_run", None)])
+def test_circleci_statuses(d, db, circleci, ours):
+    doc = fixture("circleci/job-completed.deploy.failed").doc()
+    doc["id"] = f"cc-status-{circleci}"
+    doc["job"].update(id=f"job-{circleci}", status=circleci)
+    body = json.dumps(doc).encode()
+    status, answer, _ = d.post("/hooks/circleci", body,
+                               sign("circleci", {"Content-Type": "application/json"}, body,
+                                    always=True))
+    assert status == 202, answer
+    assert db.scalar(f"SELECT status FROM events_raw WHERE delivery_id = 'cc-status-{circleci}'") \
+        == ("normalized" if ours else "ignored")
+    assert db.query(f"SELECT status FROM deployments WHERE key = 'job:job-{circleci}'") == \
+        ([[ours]] if ours else [])
