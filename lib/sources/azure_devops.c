@@ -148,17 +148,21 @@ static int event_time(json_t *doc, int64_t received_us, int64_t *ret, struct err
 }
 
 /* "project/repository" of resource.repository (its name alone without a project), and its
- * service: service_map over that, else the repository's name. Both malloc'd. */
+ * service: service_map over that, else the repository's name. Both malloc'd. Git events
+ * name the project in the repository, builds beside it. */
 static int repo_service(json_t *doc, const struct normalize_options *o, char **ret_repo,
                         char **ret_service, struct error *err) {
-        const char *name, *project;
+        const char *name, *project, *build_project;
         int r;
 
         *ret_repo = *ret_service = NULL;
         if ((r = normalize_string(doc, "resource.repository.name", true, &name, err)) < 0 ||
             (r = normalize_string(doc, "resource.repository.project.name", false, &project,
-                                  err)) < 0)
+                                  err)) < 0 ||
+            (r = normalize_string(doc, "resource.project.name", false, &build_project, err)) < 0)
                 return r;
+        if (!project)
+                project = build_project;
         if (!*name || strchr(name, '/'))
                 return error_set(err, EBADMSG, "invalid_payload", "resource.repository.name",
                                  "repository name '%.64s' is empty or holds a '/'", name);
@@ -365,7 +369,7 @@ static int build_sha(json_t *doc, const char **ret, struct error *err) {
 static int build(json_t *doc, const struct normalize_options *o, struct event_list *out,
                  struct error *err) {
         const char *definition, *result, *repo, *sha, *status;
-        char idbuf[32], key[48], *service;
+        char idbuf[32], key[48], *path = NULL, *service = NULL;
         const char *id;
         int64_t started, finished;
         int r;
@@ -392,7 +396,15 @@ static int build(json_t *doc, const struct normalize_options *o, struct event_li
                 return error_set(err, EBADMSG, "invalid_payload", "resource.finishTime",
                                  "a completed build has no resource.finishTime");
         snprintf(key, sizeof(key), "build:%s", id);
-        service = repo && *repo ? normalize_service(o, repo) : normalize_service(o, definition);
+        /* The repository it built, as pushes name it, else its definition. */
+        if (repo) {
+                r = repo_service(doc, o, &path, &service, err);
+                free(path);
+                if (r < 0)
+                        return r;
+        } else if (!(service = normalize_service(o, definition))) {
+                return -ENOMEM;
+        }
         return add_deployment(out, key, service, options(o)->build_environment, status, sha,
                               started, finished, finished);
 }
