@@ -39,7 +39,8 @@ def delivery(name, authorization, **changes):
 
 @pytest.fixture(scope="module")
 def d(module_daemon):
-    return module_daemon(production_environments="production,Prod")
+    return module_daemon(production_environments="production,Prod",
+                         service_map="Fabrikam-Fiber-Git/Fabrikam-Fiber-Git=fiber")
 
 
 def post(d, name, authorization=None, **changes):
@@ -133,3 +134,21 @@ def test_a_preview_merge_of_an_active_pull_request_is_no_change(d, db):
                                        **{"resource.status": "active"}))
     row, = db.rows(SOURCE, delivery_id)
     assert row["status"] == "ignored"
+
+
+def test_a_deploy_build_of_a_repository_is_its_deployment(d, db):
+    # resourceVersion 2.0 builds: status "completed", the outcome in result, the repository
+    # and the commit named; the service is the repository's, mapped by the same
+    # project/repository name as its pushes (service_map above).
+    build = 30000 + int(os.urandom(2).hex(), 16)
+    sha = os.urandom(20).hex()
+    assert_accepted(post(d, "build.complete.deploy.failed", **{
+        "resource.id": build, "resource.status": "completed", "resource.result": "succeeded",
+        "resource.sourceVersion": sha, "resource.repository": {"name": "Fabrikam-Fiber-Git"},
+        "resource.project": {"name": "Fabrikam-Fiber-Git"}}))
+    assert deployment(db, f"build:{build}") == [("fiber", "production", "success", "t", "t")]
+    delivery_id = assert_accepted(post(d, "git.push"))
+    assert db.rows(SOURCE, delivery_id)[0]["status"] == "normalized"
+    assert db.scalar("SELECT service FROM changes WHERE sha = "
+                     "'33b55f7cb7e7e245323987634f960cf4a6e6bc74'") == "fiber"
+    assert db.scalar(f"SELECT sha FROM deployments WHERE key = 'build:{build}'") == sha
