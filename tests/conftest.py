@@ -6,6 +6,7 @@ DORALOOP_BIN picks the binary (default build/doraloopd; CI also uses build/asan/
 DORALOOP_TEST_KEEP=1 keeps the temporary directory (cluster, daemon logs) for debugging.
 """
 import atexit
+import base64
 import hashlib
 import hmac
 import http.client
@@ -187,7 +188,7 @@ class Fixture:
             if unsigned == "query":
                 path += "?token=" + quote(fixture_secret(self.source))  # e.g. JSM automation
             else:
-                headers["Authorization"] = f"Bearer {fixture_secret(self.source)}"
+                headers["Authorization"] = authorization(self.source, fixture_secret(self.source))
         return path, headers
 
     def carries_credential(self):
@@ -220,6 +221,14 @@ class Fixture:
     def expected_event(self):
         """The event type API.md's table gives, or None where the rules name none."""
         return self.rule_value("event")
+
+
+def authorization(source, secret):
+    """The Authorization header value carrying secret the way the source's rules say
+    (`unsigned: basic`: HTTP Basic, any user name, the secret as password; else Bearer)."""
+    if source_rules(source).get("unsigned") == "basic":
+        return "Basic " + base64.b64encode(f"doraloop:{secret}".encode()).decode()
+    return f"Bearer {secret}"
 
 
 def signature_rule(source):
@@ -255,7 +264,8 @@ def fresh_delivery(source, tag, secret="", how="header"):
     """(path, body, headers) of a new delivery of source built from its base fixture, with
     delivery id tag where the rules say the id comes from (a header or a body field; for a
     body hash, tag is added to the body), authenticated with secret ("" its test secret;
-    None: no credential at all) by its signature, bearer token or ?token= (how="query")."""
+    None: no credential at all) by its signature, bearer token (Basic where the rules say
+    `unsigned: basic`) or ?token= (how="query")."""
     fx = base_fixture(source)
     body, headers = fx.body, {k: v for k, v in fx.headers.items()
                               if k.lower() != "content-length" and
@@ -281,7 +291,7 @@ def fresh_delivery(source, tag, secret="", how="header"):
         return path + "?token=" + quote(secret), body, headers
     if signature_rule(source):
         return path, body, sign(source, headers, body, secret, always=True)
-    headers["Authorization"] = f"Bearer {secret}"
+    headers["Authorization"] = authorization(source, secret)
     return path, body, headers
 
 

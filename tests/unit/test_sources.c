@@ -23,7 +23,7 @@
  * fixture without a credential of its own is sent, what identify() must find. */
 struct rules {
         char secret[128];
-        char unsigned_by[16];   /* "bearer", "query" or "" */
+        char unsigned_by[16];   /* "bearer", "basic", "query" or "" */
         char delivery_id[256];
         char event[256];
 };
@@ -117,6 +117,27 @@ static void expect_rule(const char *what, const char *rule, const struct hook_re
         }
 }
 
+/* "Basic " and base64 of "doraloop:<secret>" (RFC 7617: any user name), into buf. */
+static void basic_credentials(const char *secret, char *buf, size_t size) {
+        static const char digits[] =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char plain[160];
+        size_t n = (size_t) snprintf(plain, sizeof(plain), "doraloop:%s", secret), k;
+
+        k = (size_t) snprintf(buf, size, "Basic ");
+        for (size_t i = 0; i < n && k + 4 < size; i += 3) {
+                unsigned v = (unsigned char) plain[i] << 16;
+
+                v |= i + 1 < n ? (unsigned char) plain[i + 1] << 8 : 0;
+                v |= i + 2 < n ? (unsigned char) plain[i + 2] : 0;
+                buf[k++] = digits[v >> 18 & 63];
+                buf[k++] = digits[v >> 12 & 63];
+                buf[k++] = i + 1 < n ? digits[v >> 6 & 63] : '=';
+                buf[k++] = i + 2 < n ? digits[v & 63] : '=';
+        }
+        buf[k] = '\0';
+}
+
 /* Whether the fixture carries a credential of its own (a signature, a token header). */
 static bool carries_credential(const struct fixture *fx) {
         for (size_t i = 0; i < fx->n_headers; i++)
@@ -132,7 +153,7 @@ static void test_fixture(const struct source *s, const char *dir, const char *na
         struct hook_request hr;
         struct error err = { 0 };
         struct rules rules;
-        char bearer[160], *id = NULL, *event = NULL;
+        char bearer[256], *id = NULL, *event = NULL;
         bool own_credential;
         json_t *doc = NULL;
 
@@ -145,6 +166,10 @@ static void test_fixture(const struct source *s, const char *dir, const char *na
         own_credential = carries_credential(&fx);
         if (!own_credential && strcmp(rules.unsigned_by, "bearer") == 0) {
                 snprintf(bearer, sizeof(bearer), "Bearer %s", rules.secret);
+                fixture_add_header(&fx, "Authorization", bearer);
+        }
+        if (!own_credential && strcmp(rules.unsigned_by, "basic") == 0) {
+                basic_credentials(rules.secret, bearer, sizeof(bearer));
                 fixture_add_header(&fx, "Authorization", bearer);
         }
         hr = (struct hook_request) { fx.body, fx.len, fx.headers, fx.n_headers, NULL };
