@@ -51,6 +51,11 @@ int delivery_normalize(struct delivery *d, json_t *doc, const struct normalize_o
 
                 r = added < 0 ? added : r + added;
         }
+        /* A full list is the payload's doing, not memory's: a push of more commits than
+         * EVENT_LIST_MAX is an error row, where -ENOMEM's 503 would be retried forever. */
+        if (r == -ENOMEM && d->events.n >= EVENT_LIST_MAX)
+                r = error_set(&err, EBADMSG, "invalid_payload", NULL,
+                              "The delivery means more than %d rows", EVENT_LIST_MAX);
         if (r == -ENOMEM)
                 return r;
         /* A value past its bound: a time outside timefmt's range (the source said so), or an

@@ -380,3 +380,22 @@ def test_change_key_of_80000_digits_in_a_commit_message_is_no_key(intake, db):
                     f"WHERE delivery_id = {sql_literal(key)}") == [["normalized"]]
     assert db.scalar(f"SELECT coalesce(change_key, '-') FROM deployments "
                      f"WHERE service = {sql_literal(service)}").startswith("AUTO-")
+
+
+@pytest.mark.parametrize("name", ["github/push.branch.one-commit", "gitlab/push_hook"])
+def test_a_push_of_more_commits_than_the_row_bound_is_an_error_row_not_a_503(daemon, db, name):
+    """A push listing 10,001 distinct commits means more rows than a delivery may hold
+    (EVENT_LIST_MAX, 10,000; the JSON bounds, raised here, would refuse it first by default).
+    That is the payload's doing: stored as an error saying so,
+    answered 202, where a 503 (it used to be "Out of memory") would be retried forever."""
+    d = daemon(max_body_bytes="16M", max_json_elements=1000000)  # past both bounds
+    fx = fixture(name)
+    doc = fx.doc()
+    model = doc["commits"][0]
+    doc["commits"] = [dict(model, id=hashlib.sha1(f"{uid()}-{i}".encode()).hexdigest())
+                      for i in range(10001)]
+    path, body, headers = resigned(fx, doc)
+    assert_accepted(d.post(path, body, headers))
+    key = headers.get("X-GitHub-Delivery") or headers["X-Gitlab-Event-UUID"]
+    assert db.query(f"SELECT status, error FROM events_raw WHERE delivery_id = "
+                    f"{sql_literal(key)}") == [["error", "The delivery means more than 10000 rows"]]
