@@ -61,6 +61,7 @@ struct config {
         long read_threads;              /* threads answering the read API and /metrics */
         long read_queue_max;            /* reads waiting for one of them at most */
         long series_max_buckets;        /* buckets in one /api/v1/dora/series answer at most */
+        long raw_retention_days;        /* 0: keep every delivery */
 };
 
 /* Builds a config from argv (flags: --config PATH and --KEY VALUE or --KEY=VALUE, with '-'

@@ -29,6 +29,7 @@
 #include "http.h"
 #include "log.h"
 #include "replay.h"
+#include "retention.h"
 #include "writer.h"
 
 #ifdef DORALOOP_FAULT_INJECTION
@@ -656,6 +657,7 @@ int main(int argc, char **argv) {
         struct service s = { .argc = argc, .argv = argv, .healthy = true };
         struct dbpool *pool = NULL;
         struct replay *replay = NULL;
+        struct retention *retention = NULL;
         struct http *http = NULL;
         struct api api;
         char errbuf[512], *conninfo = NULL;
@@ -735,6 +737,11 @@ int main(int argc, char **argv) {
                 log_error("Out of memory");
                 goto out;
         }
+        retention = retention_start(conninfo, cfg->raw_retention_days);
+        if (!retention) {
+                log_error("Failed to start the upkeep of events_raw");
+                goto out;
+        }
         api = (struct api) { .pool = pool, .writer = s.writer, .replay = replay };
         listen_fd = inherited_listener();
         if (http_start(&(struct http_options) { .live = s.live, .writer = s.writer,
@@ -793,6 +800,7 @@ out:
                 (void) http_drain(http, 0);
         s.writer = writer_stop(s.writer);
         http = http_stop(http);
+        retention = retention_stop(retention);
         replay = replay_free(replay);   /* after HTTP: no handler uses it; waits one chunk */
         pool = dbpool_free(pool);
         free(conninfo);
