@@ -22,6 +22,12 @@ struct store {
         bool prepared;
 };
 
+/* The condition that lets PostgreSQL prune events_raw's monthly partitions (sql/014) to the
+ * one holding a row whose received_at is `us` (microseconds, as read back): the id alone
+ * would probe every month. A millisecond either side absorbs the float in dl_time(). */
+#define RAW_ROW_MONTH(us) "AND received_at BETWEEN dl_time(" us "::bigint) - interval '1 ms' " \
+                          "AND dl_time(" us "::bigint) + interval '1 ms'"
+
 /* Prepared once per connection; the writer pipelines them. */
 static const struct statement {
         const char *name, *sql;
@@ -37,7 +43,9 @@ static const struct statement {
           "$7, $8 FROM claimed RETURNING id", 8 },
         { "lock_service", "SELECT pg_advisory_xact_lock(7250, hashtext($1))", 1 },
         { "lock_change", "SELECT dl_lock_change($1)", 1 },
-        { "set_raw_status", "UPDATE events_raw SET status = $2, error = $3 WHERE id = $1", 3 },
+        /* received_at ($4, as read back) prunes the monthly partitions to the row's own. */
+        { "set_raw_status", "UPDATE events_raw SET status = $2, error = $3 WHERE id = $1 "
+          RAW_ROW_MONTH("$4"), 4 },
         { "apply_change", "SELECT dl_apply_change($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9 },
         { "apply_deployment", "SELECT dl_apply_deployment($1, $2, $3, $4, $5, $6, $7, $8, $9, "
           "$10, $11, $12, $13, $14, $15)", 15 },
@@ -705,6 +713,7 @@ static int send_rows(struct store *s, struct delivery *const *ds, size_t n,
 
                         param_time(&p, d->raw_id);
                         param(&p, d->status), param(&p, d->error);
+                        param_time(&p, d->received_us);
                         if (!send_prepared(s, "set_raw_status", &p))
                                 return -EIO;
                 }
@@ -981,13 +990,14 @@ static int apply_in_transaction(struct store *s, const struct store_model *m,
  * /api/v1/deliveries?status=error; the next replay tries it again. */
 static int mark_skipped(struct store *s, const struct delivery *d, const char *why,
                         struct error *err) {
-        char id[24], msg[sizeof(err->msg) + 32];
-        const char *params[2] = { id, msg };
+        char id[24], msg[sizeof(err->msg) + 32], received[24];
+        const char *params[3] = { id, msg, received };
 
         snprintf(id, sizeof(id), "%" PRId64, d->raw_id);
         snprintf(msg, sizeof(msg), "Replay could not apply it: %s", why);
-        return exec_params(s, "UPDATE events_raw SET status = 'error', error = $2 WHERE id = $1",
-                           2, params, err);
+        snprintf(received, sizeof(received), "%" PRId64, d->received_us);
+        return exec_params(s, "UPDATE events_raw SET status = 'error', error = $2 WHERE id = $1 "
+                              RAW_ROW_MONTH("$3"), 3, params, err);
 }
 
 static int skip(struct store *s, const struct store_replay_hooks *h, const struct delivery *d,
