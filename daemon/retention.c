@@ -70,7 +70,7 @@ static void upkeep(struct retention *r) {
         if (n == 0)
                 n = store_raw_partitions(r->store, now, MONTHS_AHEAD, &err);
         if (n > 0)
-                log_info("Created or filled %d monthly partitions of events_raw", n);
+                log_info("Created %d monthly partitions of events_raw", n);
         if (n >= 0 && r->keep_days > 0)
                 n = drop_past(r, now, &err);
         if (n < 0) {

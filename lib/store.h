@@ -120,8 +120,8 @@ int store_list_deliveries(struct store *s, const struct delivery_filter *f,
  * lock: it is doing the same work. */
 
 /* Creates the partitions of now_us's month and the `ahead` months after it, and of every
- * month whose rows wait in the default partition. Returns how many it created or filled,
- * 0 when there was nothing to do (or another daemon is at it), or -EIO. */
+ * month whose rows wait in the default partition. Returns how many it created, 0 when
+ * there was nothing to do (or another daemon is at it), or -EIO. */
 int store_raw_partitions(struct store *s, int64_t now_us, int ahead, struct error *err)
         __attribute__((warn_unused_result));
 

@@ -45,12 +45,11 @@ END $$;
 
 -- The upkeep's first half: partitions for the month of `now` and the `ahead` months after
 -- it, and for every month with rows in the default partition. Returns the partitions it
--- created or filled, or NULL when another daemon holds the lock.
+-- created, or NULL when another daemon holds the lock.
 CREATE OR REPLACE FUNCTION dl_raw_partitions(now timestamptz, ahead int) RETURNS int
     LANGUAGE plpgsql AS $$
 DECLARE
     before int := (SELECT count(*) FROM pg_inherits WHERE inhparent = 'events_raw'::regclass);
-    waiting int := (SELECT count(*) FROM events_raw_default);
     m timestamptz;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(7252, 0) THEN
@@ -63,8 +62,7 @@ BEGIN
     FOR m IN SELECT DISTINCT dl_raw_month(received_at) FROM events_raw_default LOOP
         PERFORM dl_raw_partition(m);
     END LOOP;
-    RETURN (SELECT count(*) FROM pg_inherits WHERE inhparent = 'events_raw'::regclass)
-           - before + CASE WHEN waiting > 0 THEN 1 ELSE 0 END;
+    RETURN (SELECT count(*) FROM pg_inherits WHERE inhparent = 'events_raw'::regclass) - before;
 END $$;
 
 -- The upkeep's second half: drops the oldest monthly partition that ends at or before
