@@ -12,11 +12,12 @@ import json
 import re
 from datetime import datetime, timedelta, timezone
 
-from conftest import GENERIC_TOKEN, assert_accepted, wait_until
+from conftest import GENERIC_TOKEN, assert_accepted, replay, wait_until
 
 RETENTION_DAYS = 30
 SPREAD_DAYS = 90
 UPKEEP_TIMEOUT = 30
+ADMIN_TOKEN = "admin-test-token-retention"
 
 NORMALIZED = {
     "changes": "SELECT service, sha, committed_at FROM changes ORDER BY 1, 2",
@@ -204,3 +205,33 @@ def test_two_daemons_drop_each_month_once(daemon, pg):
     assert stored(db) and all(
         month_end(datetime.fromtimestamp(t, timezone.utc)) > started - timedelta(days=RETENTION_DAYS)
         for t in stored(db).values())
+
+
+def test_a_replay_covers_what_is_kept(daemon, pg):
+    """After months are dropped, a replay re-derives the tables from the kept deliveries
+    only (API.md: "Replay covers what is retained"): it goes through exactly those, and the
+    figures count the deployments they hold, no more."""
+    db = pg.new_db("retention_replay")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    deliveries = history(now)
+    d = daemon(database=db)
+    for key, (doc, _) in deliveries.items():
+        post(d, doc, key)
+    d.stop()
+    moved_back(db, deliveries)
+    started = datetime.now(timezone.utc)
+    d = daemon(database=db, raw_retention_days=RETENTION_DAYS, admin_token=ADMIN_TOKEN)
+    due = {at.strftime("%Y-%m") for _, at in deliveries.values()
+           if month_end(at) <= started - timedelta(days=RETENTION_DAYS)}
+    wait_until(lambda: set(dropped_lines(d.log(tail=2000))) == due, UPKEEP_TIMEOUT,
+               what="the due months dropped")
+    kept = stored(db)
+    assert figures(d, now)["deployment_frequency"]["deployments"] == len(
+        [k for k in deliveries if k.startswith("dep-")])        # before the replay: all
+
+    job = replay(d, ADMIN_TOKEN)
+    assert job["status"] == "done" and job["deliveries"] == len(kept) and not job["skipped"], job
+    kept_deployments = [k for k in kept if k.startswith("dep-")]
+    assert 0 < len(kept_deployments) < len([k for k in deliveries if k.startswith("dep-")])
+    assert figures(d, now)["deployment_frequency"]["deployments"] == len(kept_deployments)
+    assert db.scalar("SELECT count(*) FROM events_raw WHERE status <> 'normalized'") == "0"
