@@ -96,6 +96,10 @@ static const struct confkey core_keys[] = {
           "reads waiting for a read thread at most; beyond it 503 with Retry-After", RESTART },
         { "series_max_buckets", KEY_LONG, "1000", OFF(series_max_buckets), 1, 3700, NULL,
           "buckets one /api/v1/dora/series answer holds at most; more is a 400", LIVE },
+        { "raw_retention_days", KEY_LONG, "0", OFF(raw_retention_days), 0, 36500, NULL,
+          "days of deliveries events_raw keeps (0: all). Whole months past it are dropped "
+          "hourly; the normalized tables, the figures and the insights stay, and a replay "
+          "covers what is kept", RESTART },
 };
 #undef OFF
 #undef RESTART

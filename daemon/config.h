@@ -49,6 +49,7 @@ struct config {
          * them: lib/normalize.h, lib/sources/. Read them with config_string() or
          * config_normalize_options(). */
         struct normalize_options *normalize;
+        long raw_retention_days;        /* 0: keep every delivery */
 };
 
 /* Builds a config from argv (flags: --config PATH and --KEY VALUE or --KEY=VALUE, with '-'

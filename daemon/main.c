@@ -30,6 +30,7 @@
 #include "log.h"
 #include "mirror.h"
 #include "replay.h"
+#include "retention.h"
 #include "writer.h"
 
 #ifdef DORALOOP_FAULT_INJECTION
@@ -659,6 +660,7 @@ int main(int argc, char **argv) {
         struct dbpool *pool = NULL;
         struct replay *replay = NULL;
         struct mirror *mirror = NULL;
+        struct retention *retention = NULL;
         struct http *http = NULL;
         struct api api;
         char errbuf[512], *conninfo = NULL;
@@ -743,6 +745,11 @@ int main(int argc, char **argv) {
                 log_error("Out of memory");
                 goto out;
         }
+        retention = retention_start(conninfo, cfg->raw_retention_days);
+        if (!retention) {
+                log_error("Failed to start the upkeep of events_raw");
+                goto out;
+        }
         api = (struct api) { .pool = pool, .writer = s.writer, .replay = replay,
                              .mirror = mirror };
         listen_fd = inherited_listener();
@@ -806,6 +813,7 @@ out:
                 (void) http_drain(http, 0);
         s.writer = writer_stop(s.writer);
         http = http_stop(http);
+        retention = retention_stop(retention);
         replay = replay_free(replay);   /* after HTTP: no handler uses it; waits one chunk */
         mirror = mirror_free(mirror);   /* after the writer, HTTP and replay that tell it */
         pool = dbpool_free(pool);

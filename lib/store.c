@@ -23,18 +23,30 @@ struct store {
         bool prepared;
 };
 
+/* The condition that lets PostgreSQL prune events_raw's monthly partitions (sql/014) to the
+ * one holding a row whose received_at is `us` (microseconds, as read back): the id alone
+ * would probe every month. A millisecond either side absorbs the float in dl_time(). */
+#define RAW_ROW_MONTH(us) "AND received_at BETWEEN dl_time(" us "::bigint) - interval '1 ms' " \
+                          "AND dl_time(" us "::bigint) + interval '1 ms'"
+
 /* Prepared once per connection; the writer pipelines them. */
 static const struct statement {
         const char *name, *sql;
         int n_params;
 } statements[] = {
+        /* events_raw is partitioned by month (sql/014_raw_partitions.sql), so the delivery
+         * id is claimed in events_raw_ids: a claimed one stores nothing and returns no row. */
         { "insert_raw",
+          "WITH claimed AS (INSERT INTO events_raw_ids (source, delivery_id) VALUES ($1, $2) "
+          "ON CONFLICT DO NOTHING RETURNING 1) "
           "INSERT INTO events_raw (source, delivery_id, event, headers, body, received_at, "
-          "status, error) VALUES ($1, $2, $3, $4, $5, to_timestamp($6::bigint / 1000000.0), "
-          "$7, $8) ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id", 8 },
+          "status, error) SELECT $1, $2, $3, $4, $5, to_timestamp($6::bigint / 1000000.0), "
+          "$7, $8 FROM claimed RETURNING id", 8 },
         { "lock_service", "SELECT pg_advisory_xact_lock(7250, hashtext($1))", 1 },
         { "lock_change", "SELECT dl_lock_change($1)", 1 },
-        { "set_raw_status", "UPDATE events_raw SET status = $2, error = $3 WHERE id = $1", 3 },
+        /* received_at ($4, as read back) prunes the monthly partitions to the row's own. */
+        { "set_raw_status", "UPDATE events_raw SET status = $2, error = $3 WHERE id = $1 "
+          RAW_ROW_MONTH("$4"), 4 },
         { "apply_change", "SELECT dl_apply_change($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9 },
         { "apply_deployment", "SELECT dl_apply_deployment($1, $2, $3, $4, $5, $6, $7, $8, $9, "
           "$10, $11, $12, $13, $14, $15)", 15 },
@@ -700,6 +712,7 @@ static int send_rows(struct store *s, struct delivery *const *ds, size_t n,
 
                         param_time(&p, d->raw_id);
                         param(&p, d->status), param(&p, d->error);
+                        param_time(&p, d->received_us);
                         if (!send_prepared(s, "set_raw_status", &p))
                                 return -EIO;
                 }
@@ -976,13 +989,14 @@ static int apply_in_transaction(struct store *s, const struct store_model *m,
  * /api/v1/deliveries?status=error; the next replay tries it again. */
 static int mark_skipped(struct store *s, const struct delivery *d, const char *why,
                         struct error *err) {
-        char id[24], msg[sizeof(err->msg) + 32];
-        const char *params[2] = { id, msg };
+        char id[24], msg[sizeof(err->msg) + 32], received[24];
+        const char *params[3] = { id, msg, received };
 
         snprintf(id, sizeof(id), "%" PRId64, d->raw_id);
         snprintf(msg, sizeof(msg), "Replay could not apply it: %s", why);
-        return exec_params(s, "UPDATE events_raw SET status = 'error', error = $2 WHERE id = $1",
-                           2, params, err);
+        snprintf(received, sizeof(received), "%" PRId64, d->received_us);
+        return exec_params(s, "UPDATE events_raw SET status = 'error', error = $2 WHERE id = $1 "
+                              RAW_ROW_MONTH("$3"), 3, params, err);
 }
 
 static int skip(struct store *s, const struct store_replay_hooks *h, const struct delivery *d,
@@ -1134,4 +1148,64 @@ int store_rows(struct store *s, const char *sql, int n, const char *const *param
         }
         PQclear(res);
         return r < 0 ? r : rows;
+}
+
+/* ------------------------------------------------------------------ raw retention */
+
+/* Runs one upkeep call (a function of 60_raw_partitions.sql) with n text parameters in a
+ * transaction of its own. Returns its result (the caller clears it) or NULL with err
+ * filled and no transaction left open. */
+static PGresult *upkeep_call(struct store *s, const char *sql, int n, const char *const *params,
+                             const char *what, struct error *err) {
+        PGresult *res;
+
+        if (exec_command(s, "BEGIN; SET LOCAL lock_timeout = '2s'", err) < 0)
+                return NULL;
+        res = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && exec_command(s, "COMMIT", err) == 0)
+                return res;
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+                (void) pg_error(err, s->conn, what);
+        PQclear(res);
+        if (store_connected(s))
+                (void) exec_command(s, "ROLLBACK", NULL);
+        return NULL;
+}
+
+int store_raw_partitions(struct store *s, int64_t now_us, int ahead, struct error *err) {
+        char now[24], months[24];
+        const char *params[2] = { now, months };
+        PGresult *res;
+        int n;
+
+        snprintf(now, sizeof(now), "%" PRId64, now_us);
+        snprintf(months, sizeof(months), "%d", ahead);
+        res = upkeep_call(s, "SELECT coalesce(dl_raw_partitions(dl_time($1::bigint), $2::int), 0)",
+                          2, params, "Creating events_raw's partitions", err);
+        if (!res)
+                return -EIO;
+        n = (int) strtol(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+        return n;
+}
+
+int store_raw_drop_oldest(struct store *s, int64_t cutoff_us, char *ret_month,
+                          size_t month_len, int64_t *ret_rows, struct error *err) {
+        char cutoff[24];
+        const char *params[1] = { cutoff };
+        PGresult *res;
+        int r;
+
+        snprintf(cutoff, sizeof(cutoff), "%" PRId64, cutoff_us);
+        res = upkeep_call(s, "SELECT month, deliveries FROM dl_raw_drop_oldest(dl_time($1::bigint))",
+                          1, params, "Dropping a month of events_raw", err);
+        if (!res)
+                return -EIO;
+        r = PQntuples(res) > 0;
+        if (r) {
+                snprintf(ret_month, month_len, "%s", PQgetvalue(res, 0, 0));
+                *ret_rows = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        }
+        PQclear(res);
+        return r;
 }

@@ -138,3 +138,24 @@ int store_rows(struct store *s, const char *sql, int n, const char *const *param
  * row()'s negative return. */
 int store_list_deliveries(struct store *s, const struct delivery_filter *f, store_row_fn *row,
                           void *ctx, struct error *err) __attribute__((warn_unused_result));
+
+/* ------------------------------------------------------------------ raw retention */
+
+/* The monthly partitions of events_raw (sql/functions/60_raw_partitions.sql), each call one
+ * short transaction of its own that waits at most 2 s for a lock (a drop needs events_raw
+ * alone for an instant). Both do nothing when another daemon holds the upkeep's advisory
+ * lock: it is doing the same work. */
+
+/* Creates the partitions of now_us's month and the `ahead` months after it, and of every
+ * month whose rows wait in the default partition. Returns how many it created, 0 when
+ * there was nothing to do (or another daemon is at it), or -EIO. */
+int store_raw_partitions(struct store *s, int64_t now_us, int ahead, struct error *err)
+        __attribute__((warn_unused_result));
+
+/* Drops the oldest month of events_raw that ends at or before cutoff_us, with its delivery
+ * ids (a redelivery of one of them is then new). Returns 1 with ret_month ("YYYY-MM") and
+ * ret_rows (the deliveries it held), 0 when no month is due (or another daemon is at it),
+ * or -EIO. */
+int store_raw_drop_oldest(struct store *s, int64_t cutoff_us, char *ret_month,
+                          size_t month_len, int64_t *ret_rows, struct error *err)
+        __attribute__((warn_unused_result));

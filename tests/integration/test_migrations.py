@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import REPO, assert_accepted, github_request
+from conftest import GENERIC_TOKEN, REPO, assert_accepted, github_request
 
 # The released tree (0.1.0): its migrations, functions and all, are read from git history
 # rather than kept twice in the tree.
@@ -266,3 +266,55 @@ def test_upgrade_from_the_released_tree_keeps_every_figure(daemon, pg):
     rollups = db.query(nonzero)
     db.scalar("SELECT dl_rebuild_rollups()")
     assert db.query(nonzero) == rollups
+
+
+def test_events_raw_becomes_monthly_partitions_keeping_every_row(daemon, pg):
+    """A database with today's unpartitioned events_raw (001 has not changed it since the
+    released tree) holding deliveries over three years, of every status, with gaps in the
+    ids: migration 014 moves every row into its month's partition with its id and bytes,
+    the delivery ids stay unique (a redelivery is a duplicate), and new ids go on from the
+    highest."""
+    db = released_database(pg, "upgrade_partitions", up_to=11)
+    db.query("""
+        INSERT INTO events_raw (source, delivery_id, event, received_at, headers, body,
+                                status, error)
+        SELECT CASE WHEN n % 3 = 0 THEN 'github' ELSE 'generic' END, 'old-' || n,
+               'push', timestamptz '2023-12-31 23:59:59.999999+00' + n * interval '9 days 1 hour',
+               '{"X-N":"' || n || '"}', repeat(md5(n::text), 1 + n % 90),
+               (ARRAY['received', 'normalized', 'ignored', 'error'])[1 + n % 4],
+               CASE WHEN n % 4 = 3 THEN 'broken ' || n END
+        FROM generate_series(1, 130) n;
+        DELETE FROM events_raw WHERE id % 10 = 0;""")
+    every_row = ("SELECT id, source, delivery_id, event, received_at, headers, md5(body), "
+                 "status, error FROM events_raw ORDER BY id")
+    before = db.query(every_row)
+    months = {r[0] for r in db.query("SELECT DISTINCT to_char(received_at AT TIME ZONE 'UTC', "
+                                     "'YYYY_MM') FROM events_raw")}
+    assert len(before) == 117 and len(months) > 30
+    assert db.scalar("SELECT relkind FROM pg_class WHERE relname = 'events_raw'") == "r"
+
+    d = daemon(database=db)
+    assert db.scalar("SELECT relkind FROM pg_class WHERE relname = 'events_raw'") == "p"
+    assert db.query(every_row) == before
+    parts = {r[0] for r in db.query("SELECT c.relname FROM pg_inherits i JOIN pg_class c "
+                                    "ON c.oid = i.inhrelid WHERE i.inhparent = 'events_raw'::regclass")}
+    assert {f"events_raw_{m}" for m in months} | {"events_raw_default"} <= parts
+    assert db.scalar("SELECT count(*) FROM events_raw_default") == "0"
+    # Each row sits in its own month's partition.
+    assert db.scalar("SELECT count(*) FROM events_raw WHERE tableoid::regclass::text <> "
+                     "'events_raw_' || to_char(received_at AT TIME ZONE 'UTC', 'YYYY_MM')") == "0"
+    assert db.scalar("SELECT count(*) FROM events_raw_ids") == "117"
+    assert db.scalar("SELECT to_regclass('events_raw_unpartitioned') IS NULL") == "t"
+
+    # A redelivery of a migrated delivery is a duplicate; a new one gets the next id.
+    old_max = int(before[-1][0])
+    for key, duplicate in (("old-1", True), ("old-2", True), ("new-1", False)):
+        status, doc, _ = d.post("/hooks/generic", json.dumps(
+            {"type": "change", "id": key, "service": "svc", "sha": "ab" * 20,
+             "timestamp": "2024-05-06T09:12:00Z"}).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {GENERIC_TOKEN}",
+             "Idempotency-Key": key})
+        assert status == 202 and doc["duplicate"] is duplicate, (key, doc)
+    assert db.scalar("SELECT count(*) FROM events_raw WHERE delivery_id LIKE 'old-%'") == "117"
+    assert int(db.scalar("SELECT id FROM events_raw WHERE delivery_id = 'new-1'")) > old_max
+    assert db.query(every_row)[:len(before)] == before
