@@ -38,6 +38,7 @@ DAEMON_SRC := $(wildcard daemon/*.c)
 SQL := $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
 SQL_CODE := $(sort $(wildcard sql/functions/*.sql))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
+CLI_SRC := $(wildcard cli/*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/migrations.o
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/dashboard_page.o
@@ -45,11 +46,19 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_SUPPORT := $(BUILD)/tests/unit/fixture.o
 
 .PHONY: all check check-asan unit run bench deps clean install deb lint fault fuzz fuzz-build valgrind
-all: $(BUILD)/doraloopd
+all: $(BUILD)/doraloopd $(BUILD)/doraloopctl
 
 $(BUILD)/doraloopd: $(DAEMON_OBJ) $(BUILD)/libdoraloop.a
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
+
+# doraloopctl, the command line (cli/): libcurl and jansson, and lib/ where it shares code.
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+$(CLI_OBJ): CFLAGS += $(shell pkg-config --cflags libcurl 2>/dev/null)
+
+$(BUILD)/doraloopctl: $(CLI_OBJ) $(BUILD)/libdoraloop.a
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(shell pkg-config --libs libcurl) $(LDLIBS)
 
 $(BUILD)/libdoraloop.a: $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -159,13 +168,14 @@ fuzz: deps-check
 	done
 
 # The test suite: C unit tests and integration tests against a throwaway PostgreSQL
-# cluster and the real daemon, all driven by pytest (its summary line ends the output).
+# cluster and the real daemon, all driven by pytest (its summary line ends the output; -rs
+# prints why each skipped test skipped).
 # `make check TEST=tests/integration/test_dora.py` runs one file (any pytest arguments).
 TEST ?= tests
 check: deps-check
 	$(MAKE) --no-print-directory all unit fault
 	DORALOOP_BIN=$(abspath $(BUILD)/doraloopd) DORALOOP_UNIT_DIR=$(abspath $(BUILD)/tests) \
-		$(PYTHON) -m pytest -q -p no:cacheprovider $(TEST)
+		$(PYTHON) -m pytest -q -rs -p no:cacheprovider $(TEST)
 
 # The house rules a compiler does not check (scripts/lint), then the whole tree built with
 # clang as well, under the same -Wall -Wextra -Werror.
@@ -198,6 +208,8 @@ bench:
 
 install: all
 	install -D -m 0755 $(BUILD)/doraloopd $(DESTDIR)$(PREFIX)/sbin/doraloopd
+	install -D -m 0755 $(BUILD)/doraloopctl $(DESTDIR)$(PREFIX)/bin/doraloopctl
+	install -D -m 0644 packaging/doraloopctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/doraloopctl.1
 	install -d $(DESTDIR)$(PREFIX)/share/doraloop/sql
 	install -m 0644 $(SQL) $(DESTDIR)$(PREFIX)/share/doraloop/sql/
 	install -d $(DESTDIR)$(PREFIX)/share/doraloop/sql/functions
@@ -212,7 +224,7 @@ install: all
 # A Debian package from the working tree: build/deb/doraloop_$(VERSION)-*_*.deb. The
 # sources and packaging/debian are copied to build/deb/doraloop-$(VERSION)/, where
 # `dpkg-buildpackage -us -uc -b` runs (it can be run there again by hand).
-DEB_SRC := Makefile README.md daemon lib sql scripts systemd packaging web
+DEB_SRC := Makefile README.md daemon lib cli sql scripts systemd packaging web
 deb:
 	@scripts/install-deps deb
 	rm -rf build/deb && mkdir -p build/deb/doraloop-$(VERSION)

@@ -35,6 +35,7 @@ struct key {
 static const char *check_listen(const char *v);
 static const char *check_change_policy(const char *v);
 static const char *check_service_map(const char *v);
+static const char *check_service_paths(const char *v);
 static const char *check_environment_list(const char *v);
 
 #define OFF(f) offsetof(struct config, f)
@@ -86,6 +87,16 @@ static const struct key keys[] = {
         { "service_map", KEY_STRING, "", OFF(service_map), 0, 0, check_service_map,
           "NAME=SERVICE,... mapping repositories and Jira projects/components to services",
           LIVE },
+        { "service_paths", KEY_STRING, "", OFF(service_paths), 0, 0, check_service_paths,
+          "owner/repo:path/prefix=SERVICE,... for monorepos: a pushed commit belongs to every "
+          "service one of its files is under (whole path components), and only to those; one "
+          "under none keeps the repository's service. Applies to deliveries from then on "
+          "(replay to re-derive older ones)", LIVE },
+        { "incident_severities", KEY_STRING, "", OFF(incident_severities), 0, 0, NULL,
+          "severities (comma-separated, any case) whose incidents count for change failure "
+          "rate, time to restore and failed deployment recovery time; others are stored and "
+          "listed, not counted (empty: all count; with a list, an incident without a severity "
+          "does not). A change rebuilds the figures at start", RESTART },
         { "github_deploy_workflow", KEY_STRING, "deploy", OFF(github_deploy_workflow), 0, 0,
           NULL, "GitHub workflow runs whose name contains this (any case) are deployments", LIVE },
         { "github_workflow_environment", KEY_STRING, "production",
@@ -183,6 +194,23 @@ static const char *check_service_map(const char *v) {
                 if (n && (!eq || eq == p || eq == p + n - 1))
                         return "must be NAME=SERVICE,...";
                 p += n + (end ? 1 : 0);
+        }
+        return NULL;
+}
+
+/* Every item must be REPO:PREFIX=SERVICE with all three non-empty. */
+static const char *check_service_paths(const char *v) {
+        for (const char *p = v; *p;) {
+                size_t n = strcspn(p, ",");
+                const char *colon = memchr(p, ':', n), *eq = NULL;
+
+                for (size_t i = n; i > 0 && !eq; i--)
+                        if (p[i - 1] == '=')
+                                eq = p + i - 1;
+                if (strspn(p, " \t") < n &&
+                    (!colon || !eq || colon == p || eq < colon + 2 || eq == p + n - 1))
+                        return "must be owner/repo:path/prefix=SERVICE,...";
+                p += n + (p[n] == ',');
         }
         return NULL;
 }
@@ -509,6 +537,7 @@ struct config *config_free(struct config *cfg) {
 struct normalize_options config_normalize_options(const struct config *cfg) {
         return (struct normalize_options) {
                 .service_map = cfg->service_map,
+                .service_paths = cfg->service_paths,
                 .github_deploy_workflow = cfg->github_deploy_workflow,
                 .github_workflow_environment = cfg->github_workflow_environment,
                 .incident_label = cfg->incident_label,

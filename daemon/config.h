@@ -36,6 +36,8 @@ struct config {
         long incident_link_window_hours;
         char *change_policy;
         char *service_map;
+        char *service_paths;            /* monorepos: owner/repo:path/prefix=SERVICE,... */
+        char *incident_severities;      /* the severities that count; empty: all */
         char *github_deploy_workflow;   /* the normalization settings: lib/normalize.h */
         char *github_workflow_environment;
         char *incident_label;

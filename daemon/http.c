@@ -27,10 +27,12 @@
 #include "../lib/normalize.h"
 #include "../lib/source.h"
 #include "../lib/utf8.h"
+#include "../lib/verify.h"
 #include "api.h"
 #include "config.h"
 #include "dashboard.h"
 #include "guard.h"
+#include "import.h"
 #include "log.h"
 #include "mirror.h"
 #include "prometheus.h"
@@ -83,6 +85,7 @@ struct request {
         bool verified;                  /* the credential was checked from the headers alone */
         bool linger;                    /* answered before its body was read */
         struct read_job *read;          /* a read handed to the read threads */
+        struct import *import;          /* POST /api/v1/import (the import block below) */
 };
 
 static struct read_job *read_job_free(struct read_job *job);
@@ -639,6 +642,118 @@ static int check_single_credentials(struct MHD_Connection *conn, const struct so
         return 0;
 }
 
+/* ---- POST /api/v1/import: a streamed body (daemon/import.h). Everything the route needs
+ * from the HTTP side is in this block, for the route table to take over: start_import()
+ * checks the headers, import_step() feeds the body as it comes and suspends the connection
+ * while the import's window of deliveries in flight is full or not yet durable. ---- */
+#define IMPORT_PATH "/api/v1/import"
+
+static bool is_ndjson_media_type(const char *ct) {
+        size_t n = strlen("application/x-ndjson");
+
+        while (ct && *ct == ' ')
+                ct++;
+        return ct && strncasecmp(ct, "application/x-ndjson", n) == 0 &&
+               (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* From a writer thread: the import may go on. Under the lock it was suspended under. */
+static void import_wake(void *arg) {
+        struct request *req = arg;
+
+        pthread_mutex_lock(&req->http->lock);
+        MHD_resume_connection(req->conn);
+        pthread_mutex_unlock(&req->http->lock);
+}
+
+/* 405 with "Allow: POST" (reply_text's Allow is for the other routes). */
+static enum MHD_Result import_method_not_allowed(struct request *req,
+                                                 struct MHD_Connection *conn) {
+        json_t *doc = doc_error("method_not_allowed", "Use POST on this path");
+        char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        struct MHD_Response *resp;
+
+        json_decref(doc);
+        if (!text)
+                return reply_text(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL);
+        resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(text);
+                return MHD_NO;
+        }
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST");
+        return queue(req, conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+}
+
+static enum MHD_Result start_import(struct request *req, struct MHD_Connection *conn,
+                                    const char *method) {
+        const char *tokens = req->cfg->admin_token;
+        struct error err = { 0 };
+        int r;
+
+        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+                return import_method_not_allowed(req, conn);
+        if (!tokens || !*tokens)
+                r = error_set(&err, EACCES, "bad_token", NULL, "admin_token is not configured, "
+                              "so admin endpoints are disabled");
+        else
+                r = verify_token(verify_bearer(MHD_lookup_connection_value(
+                                         conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)),
+                                 tokens, &err);
+        if (r < 0)
+                return reject(req, conn, -EACCES, &err, NULL);
+        if (!is_ndjson_media_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                              MHD_HTTP_HEADER_CONTENT_TYPE))) {
+                error_set(&err, EMEDIUMTYPE, "unsupported_media_type", NULL,
+                          "Content-Type must be application/x-ndjson");
+                return reject(req, conn, -EMEDIUMTYPE, &err, NULL);
+        }
+        req->import = import_new(&(struct import_options) {
+                .cfg = req->cfg, .writer = req->http->writer,
+                .mirror = req->http->api->mirror, .wake = import_wake, .wake_arg = req });
+        if (!req->import) {
+                error_set(&err, ENOMEM, "unavailable", NULL, "Out of memory");
+                return reject(req, conn, -ENOMEM, &err, NULL);
+        }
+        return MHD_YES;
+}
+
+/* Suspends the connection when wait() says so, under the lock import_wake() resumes under. */
+static bool import_suspend(struct request *req, struct MHD_Connection *conn,
+                           bool (*wait)(struct import *)) {
+        bool suspend;
+
+        pthread_mutex_lock(&req->http->lock);
+        suspend = wait(req->import);
+        if (suspend)
+                MHD_suspend_connection(conn);
+        pthread_mutex_unlock(&req->http->lock);
+        return suspend;
+}
+
+/* Every later call of an import: a piece of the body, or (size 0) its end. Data left in
+ * *upload_data_size while suspended is given again once resumed. */
+static enum MHD_Result import_step(struct request *req, struct MHD_Connection *conn,
+                                   const char *data, size_t *size) {
+        if (*size) {
+                while (*size) {
+                        size_t n = import_feed(req->import, data, *size);
+
+                        data += n;
+                        *size -= n;
+                        if (*size && import_suspend(req, conn, import_pause))
+                                break;
+                }
+                return MHD_YES;
+        }
+        import_finish(req->import);
+        if (import_suspend(req, conn, import_busy))
+                return MHD_YES;
+        return reply(req, conn, MHD_HTTP_OK, import_answer(req->import));
+}
+/* ---- end of the import block ---- */
+
 /* Whether the request announces a body, which an early answer leaves unread. */
 static bool announces_body(struct MHD_Connection *conn) {
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -659,12 +774,13 @@ static enum MHD_Result start_request(struct request *req, struct MHD_Connection 
         struct error err = { 0 }, route_err = { 0 };
         int routed = routes_decide(method, url, req->cfg, authorization, &req->route, &route_err);
         bool hook = req->route.route && req->route.route->runs == RUNS_INTAKE;
+        bool import = strcmp(url, IMPORT_PATH) == 0;    /* not in the route table yet */
         int r;
 
         r = check_utf8(conn, url, &err);
         if (r == 0)
                 r = check_framing(conn, &err);
-        if (r == 0 && routed < 0) {
+        if (r == 0 && routed < 0 && !import) {
                 r = routed;
                 err = route_err;
         }
@@ -683,6 +799,8 @@ static enum MHD_Result start_request(struct request *req, struct MHD_Connection 
                 err.code = "invalid_payload";
         if (r < 0)
                 return reject(req, conn, r, &err, NULL);
+        if (import)                     /* the import block's route */
+                return start_import(req, conn, method);
         return hook ? start_hook(req, conn) : MHD_YES;
 }
 
@@ -950,6 +1068,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         case REQ_DISCARDING:
                 break;
         }
+        if (req->import)        /* the import block's body */
+                return import_step(req, conn, upload_data, upload_data_size);
 
         if (*upload_data_size) {
                 size_t n = *upload_data_size;
@@ -1003,6 +1123,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         buf_free(&req->body);
         delivery_free(req->delivery);
         read_job_free(req->read);
+        req->import = import_free(req->import);
         free(req);
         *con_cls = NULL;
         pthread_mutex_lock(&h->lock);

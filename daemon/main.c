@@ -108,11 +108,11 @@ static int migrate(const struct config *cfg) {
         if (r >= 0) {
                 /* What derived state depends on, for every writer (and every daemon). */
                 const char *names[] = { "production_environments", "change_policy",
-                                        "change_key_projects" };
+                                        "change_key_projects", "incident_severities" };
                 const char *values[] = { cfg->production_environments, cfg->change_policy,
-                                         cfg->change_key_projects };
+                                         cfg->change_key_projects, cfg->incident_severities };
 
-                r = store_configure(s, names, values, 3, &err);
+                r = store_configure(s, names, values, 4, &err);
         }
         store_close(s);
         if (r < 0) {

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,7 +56,7 @@ struct detail {
 
 struct sum_entry {
         bool used;
-        char *key;              /* service \x1f envs \x1f unlinked */
+        char *key;              /* sum_key(): the selection, names length-prefixed */
         int32_t first, last;    /* whole days [first, last) */
         uint64_t gen, last_use;
         struct metrics_acc *acc;
@@ -493,22 +494,33 @@ static void add_event(struct metrics_acc *a, const struct event *e) {
         }
 }
 
-/* The cache key of a query's series selection, or NULL on OOM. */
+/* Appends one name to a key as <length>:<bytes>, so no name can pass for two or for a
+ * part of its neighbour whatever bytes it holds. Returns the end of what it wrote. */
+static char *key_name(char *p, const char *tag, const char *name) {
+        size_t n = strlen(name);
+
+        p += snprintf(p, 24, "%s%zu:", tag, n);
+        memcpy(p, name, n);
+        return p + n;
+}
+
+/* The cache key of a query's series selection (service or "*", each environment, whether
+ * unlinked incidents count), or NULL on OOM. */
 static char *sum_key(const struct cube_query *q) {
-        size_t len = (q->service ? strlen(q->service) : 0) + 8;
+        size_t len = (q->service ? strlen(q->service) : 0) + 24 + 2;
         char *k, *p;
 
         for (size_t i = 0; i < q->n_envs; i++)
-                len += strlen(q->envs[i]) + 1;
+                len += strlen(q->envs[i]) + 24;
         k = p = malloc(len);
         if (!k)
                 return NULL;
-        p += q->service ? (size_t) (stpcpy(p, q->service) - p) : 0;
-        *p++ = q->service ? '\x1f' : '\x1e';
-        for (size_t i = 0; i < q->n_envs; i++) {
-                p = stpcpy(p, q->envs[i]);
-                *p++ = '\x1f';
-        }
+        if (q->service)
+                p = key_name(p, "s", q->service);
+        else
+                *p++ = '*';
+        for (size_t i = 0; i < q->n_envs; i++)
+                p = key_name(p, "e", q->envs[i]);
         *p++ = q->unlinked ? 'u' : '-';
         *p = '\0';
         return k;

@@ -45,6 +45,12 @@ int delivery_normalize(struct delivery *d, json_t *doc, const struct normalize_o
                 arena_end(&arena);
         } else
                 r = d->source->normalize(doc, d->event, d->received_us, o, &d->events, &err);
+        /* Monorepos: files to services, once here for every source. */
+        if (r > 0) {
+                int added = normalize_map_paths(o, &d->events, &err);
+
+                r = added < 0 ? added : r + added;
+        }
         if (r == -ENOMEM)
                 return r;
         /* A value past its bound: a time outside timefmt's range (the source said so), or an

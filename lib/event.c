@@ -59,6 +59,7 @@ static void event_free_fields(struct event *e) {
                 struct event_change *c = &e->change;
                 free(c->service), free(c->repo), free(c->sha), free(c->branch);
                 free(c->author), free(c->message);
+                free_strv(c->files, c->n_files);
                 break;
         }
         case EVENT_DEPLOYMENT: {

@@ -19,10 +19,15 @@ enum event_kind {
         _EVENT_MAX,
 };
 
-/* A commit. Identity: (service, sha). */
+/* A commit. Identity: (service, sha): a monorepo commit is one change per service it
+ * touches (normalize_map_paths). */
 struct event_change {
         char *service, *repo, *sha, *branch, *author, *message;
         int64_t committed_at;
+        char **files;           /* the paths it touched, when the source lists them and
+                                 * service_paths names its repository; only the core's
+                                 * mapping reads them, the store never does */
+        size_t n_files;
 };
 
 /* One attempt to deploy a service to an environment. Identity: (source, key). */

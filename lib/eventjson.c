@@ -13,11 +13,15 @@ static json_t *tm(int64_t us) {
         return us == TIME_UNSET ? json_null() : json_string(timefmt_format(us, buf));
 }
 
+/* NULL when any element cannot be written (OOM, not UTF-8): never a list that lacks one. */
 static json_t *strv(char **v, size_t n) {
         json_t *a = json_array();
 
         for (size_t i = 0; a && i < n; i++)
-                json_array_append_new(a, str(v[i]));
+                if (json_array_append_new(a, str(v[i])) < 0) {
+                        json_decref(a);
+                        return NULL;
+                }
         return a;
 }
 

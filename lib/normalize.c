@@ -32,6 +32,7 @@ int normalize_ignored(struct error *err, const char *fmt, ...) {
 struct normalize_options normalize_defaults(void) {
         return (struct normalize_options) {
                 .service_map = "",
+                .service_paths = "",
                 .github_deploy_workflow = "deploy",
                 .github_workflow_environment = "production",
                 .incident_label = "incident",
@@ -344,8 +345,10 @@ int normalize_element_error(int r, struct error *err, const char *array, size_t 
         return r;
 }
 
-int normalize_push_commit(struct event_list *out, json_t *commit, const char *repo,
+int normalize_push_commit(struct event_list *out, json_t *commit,
+                          const struct normalize_options *o, const char *repo,
                           const char *service, const char *branch, struct error *err) {
+        static const char *const file_keys[] = { "added", "modified", "removed", NULL };
         const char *sha, *message, *author;
         int64_t at;
         struct event *e;
@@ -373,5 +376,223 @@ int normalize_push_commit(struct event_list *out, json_t *commit, const char *re
                 .author = event_strdup(author, &ok), .message = event_strdup(message, &ok),
                 .committed_at = at,
         };
-        return ok ? 0 : -ENOMEM;
+        if (!ok)
+                return -ENOMEM;
+        return normalize_change_files(commit, file_keys, o, &e->change, err);
+}
+
+/* One entry of service_paths, "owner/repo:path/prefix=SERVICE", cut into its parts (not
+ * NUL-terminated: lengths). The prefix loses its slashes at both ends. */
+struct path_entry {
+        const char *repo, *prefix, *service;
+        size_t repo_len, prefix_len, service_len;
+};
+
+static size_t trimmed(const char **s, size_t n) {
+        while (n && isspace((unsigned char) **s))
+                (*s)++, n--;
+        while (n && isspace((unsigned char) (*s)[n - 1]))
+                n--;
+        return n;
+}
+
+static bool parse_path_entry(const char *item, size_t len, struct path_entry *ret) {
+        const char *eq = NULL, *colon;
+
+        for (size_t i = len; i > 0 && !eq; i--)
+                if (item[i - 1] == '=')
+                        eq = item + i - 1;
+        colon = eq ? memchr(item, ':', (size_t) (eq - item)) : NULL;
+        if (!colon)
+                return false;
+        ret->repo = item;
+        ret->repo_len = trimmed(&ret->repo, (size_t) (colon - item));
+        ret->prefix = colon + 1;
+        ret->prefix_len = trimmed(&ret->prefix, (size_t) (eq - colon - 1));
+        while (ret->prefix_len && *ret->prefix == '/')
+                ret->prefix++, ret->prefix_len--;
+        while (ret->prefix_len && ret->prefix[ret->prefix_len - 1] == '/')
+                ret->prefix_len--;
+        ret->service = eq + 1;
+        ret->service_len = trimmed(&ret->service, len - (size_t) (eq + 1 - item));
+        return ret->repo_len && ret->prefix_len && ret->service_len;
+}
+
+static bool same_repo(const struct path_entry *p, const char *repo) {
+        return repo && strlen(repo) == p->repo_len && strncasecmp(p->repo, repo, p->repo_len) == 0;
+}
+
+static bool names_repo(const char *item, size_t len, const void *ctx) {
+        struct path_entry p;
+
+        return parse_path_entry(item, len, &p) && same_repo(&p, ctx);
+}
+
+/* Whole path components: "services/checkout" holds services/checkout/main.go, not
+ * services/checkout-v2/main.go. */
+static bool under_prefix(const char *file, const struct path_entry *p) {
+        while (*file == '/')
+                file++;
+        return strncmp(file, p->prefix, p->prefix_len) == 0 &&
+               (file[p->prefix_len] == '\0' || file[p->prefix_len] == '/');
+}
+
+int normalize_change_files(json_t *obj, const char *const *keys,
+                           const struct normalize_options *o, struct event_change *c,
+                           struct error *err) {
+        size_t total = 0;
+        int r = 0;
+
+        if (!list_visit(o->service_paths, names_repo, c->repo))
+                return 0;
+        for (size_t k = 0; keys[k]; k++) {
+                json_t *files;
+
+                if ((r = normalize_container(obj, keys[k], JSON_ARRAY, &files, err)) < 0)
+                        return r;
+                total += json_array_size(files);
+        }
+        c->files = calloc(total ? total : 1, sizeof(*c->files));
+        if (!c->files)
+                return -ENOMEM;
+        for (size_t k = 0; keys[k]; k++) {
+                json_t *files = json_object_get(obj, keys[k]), *f;
+                size_t i;
+
+                json_array_foreach(files, i, f) {
+                        if (!json_is_string(f))
+                                return error_set(err, EBADMSG, "invalid_payload", keys[k],
+                                                 "%s must hold strings (file paths)", keys[k]);
+                        c->files[c->n_files] = strdup(json_string_value(f));
+                        if (!c->files[c->n_files])
+                                return -ENOMEM;
+                        c->n_files++;
+                }
+        }
+        return 0;
+}
+
+/* The services of service_paths one change's files belong to, each once, in the order of
+ * the setting. */
+struct path_match {
+        const struct event_change *change;
+        struct path_entry found[64];
+        size_t n_found;
+        bool overflow;
+};
+
+static bool has_service(const struct path_match *m, const struct path_entry *p) {
+        for (size_t i = 0; i < m->n_found; i++)
+                if (m->found[i].service_len == p->service_len &&
+                    memcmp(m->found[i].service, p->service, p->service_len) == 0)
+                        return true;
+        return false;
+}
+
+static bool match_entry(const char *item, size_t len, const void *ctx) {
+        struct path_match *m = (struct path_match *) ctx;
+        struct path_entry p;
+
+        if (!parse_path_entry(item, len, &p) || !same_repo(&p, m->change->repo) ||
+            has_service(m, &p))
+                return false;
+        for (size_t i = 0; i < m->change->n_files; i++) {
+                if (!under_prefix(m->change->files[i], &p))
+                        continue;
+                if (m->n_found == sizeof(m->found) / sizeof(m->found[0])) {
+                        m->overflow = true;
+                        return false;
+                }
+                m->found[m->n_found++] = p;
+                return true;
+        }
+        return false;
+}
+
+/* A copy of change c (indexed, as l may move) for another service, without its files. */
+static int copy_for_service(struct event_list *l, size_t c, const struct path_entry *p,
+                            struct error *err) {
+        struct event *e = event_list_add(l, EVENT_CHANGE);
+        const struct event_change *from;
+        bool ok = true;
+
+        if (!e)
+                return l->n >= EVENT_LIST_MAX
+                        ? error_set(err, EBADMSG, "invalid_payload", "service_paths",
+                                    "a push whose commits belong to several services makes "
+                                    "more than %d rows", EVENT_LIST_MAX)
+                        : -ENOMEM;
+        from = &l->items[c].change;
+        e->change = (struct event_change) {
+                .service = strndup(p->service, p->service_len),
+                .repo = event_strdup(from->repo, &ok), .sha = event_strdup(from->sha, &ok),
+                .branch = event_strdup(from->branch, &ok),
+                .author = event_strdup(from->author, &ok),
+                .message = event_strdup(from->message, &ok),
+                .committed_at = from->committed_at,
+        };
+        return ok && e->change.service ? 0 : -ENOMEM;
+}
+
+int normalize_map_paths(const struct normalize_options *o, struct event_list *l,
+                        struct error *err) {
+        size_t n0 = l->n;
+        int r = 0;
+
+        if (!o->service_paths || !*o->service_paths)
+                return 0;
+        for (size_t c = 0; c < n0 && r >= 0; c++) {
+                struct path_match m = { .change = &l->items[c].change };
+                char *service;
+
+                if (l->items[c].kind != EVENT_CHANGE || !l->items[c].change.files)
+                        continue;
+                list_visit(o->service_paths, match_entry, &m);
+                if (m.overflow)
+                        return error_set(err, EBADMSG, "invalid_payload", "service_paths",
+                                         "a commit belongs to more than %zu services",
+                                         sizeof(m.found) / sizeof(m.found[0]));
+                if (!m.n_found)
+                        continue;       /* it keeps its repository's service */
+                service = strndup(m.found[0].service, m.found[0].service_len);
+                if (!service)
+                        return -ENOMEM;
+                free(l->items[c].change.service);
+                l->items[c].change.service = service;
+                for (size_t i = 1; i < m.n_found && r >= 0; i++)
+                        r = copy_for_service(l, c, &m.found[i], err);
+        }
+        return r < 0 ? r : (int) (l->n - n0);
+}
+
+/* The digits of a severity number at s, standing alone: their count, or 0. */
+static size_t severity_digits(const char *s) {
+        size_t n = strspn(s, "0123456789");
+
+        return n && n <= 3 && !isalnum((unsigned char) s[n]) ? n : 0;
+}
+
+const char *normalize_severity_label(const char *label, char *buf, size_t size) {
+        const char *rest = NULL;
+        size_t n;
+
+        if (!label)
+                return NULL;
+        if (strncasecmp(label, "severity", 8) == 0 && (label[8] == ':' || label[8] == '-')) {
+                rest = label + 9 + (label[9] == ':');
+                if (!severity_digits(rest))
+                        return *rest ? rest : NULL;     /* "severity:high" is "high" */
+        } else if (strncasecmp(label, "sev", 3) == 0) {
+                rest = label + 3;
+                rest += *rest == ':' || *rest == '-';
+                rest += *rest == ':';
+        } else if ((label[0] == 'S' || label[0] == 's') && severity_digits(label + 1) &&
+                   !label[1 + severity_digits(label + 1)]) {
+                rest = label + 1;                      /* "S1", the label alone */
+        }
+        n = rest ? severity_digits(rest) : 0;
+        if (!n || size < n + 4)
+                return NULL;
+        snprintf(buf, size, "sev%.*s", (int) n, rest);
+        return buf;
 }

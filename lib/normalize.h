@@ -8,11 +8,13 @@
 #include <stdint.h>
 
 struct error;
+struct event_change;
 struct event_list;
 
 /* What decides how payloads map to rows; all borrowed strings, never NULL (may be ""). */
 struct normalize_options {
         const char *service_map;                /* NAME=SERVICE,... */
+        const char *service_paths;              /* owner/repo:path/prefix=SERVICE,... */
         const char *github_deploy_workflow;     /* workflow names containing it deploy */
         const char *github_workflow_environment;/* environment of such a workflow run */
         const char *incident_label;             /* GitHub/GitLab issue label for incidents */
@@ -82,11 +84,36 @@ int normalize_id(json_t *obj, const char *path, bool required, char *buf, size_t
 int normalize_element_error(int r, struct error *err, const char *array, size_t i);
 
 /* A change from one commit of a push as GitHub and GitLab list it ({id, timestamp, message,
- * author.name}) on branch; a commit listed twice is one change. Returns 0 or a negative
- * errno (-EBADMSG naming the field). */
-int normalize_push_commit(struct event_list *out, json_t *commit, const char *repo,
+ * author.name, added, modified, removed}) on branch; a commit listed twice is one change.
+ * Its files are kept (normalize_change_files) for normalize_map_paths. Returns 0 or a
+ * negative errno (-EBADMSG naming the field). */
+int normalize_push_commit(struct event_list *out, json_t *commit,
+                          const struct normalize_options *o, const char *repo,
                           const char *service, const char *branch, struct error *err)
         __attribute__((warn_unused_result));
+
+/* What a source calls to report the files a change touched: the strings of the arrays
+ * named in keys (NULL-terminated, e.g. "added", "modified", "removed") below obj, copied
+ * into c->files, but only when service_paths names c->repo (nothing else reads them).
+ * Returns 0, -EBADMSG (an array of something else than strings) or -ENOMEM. */
+int normalize_change_files(json_t *obj, const char *const *keys,
+                           const struct normalize_options *o, struct event_change *c,
+                           struct error *err) __attribute__((warn_unused_result));
+
+/* The monorepo mapping, once for every source (delivery_normalize runs it after the
+ * source's normalize()): a change listing its files belongs to every service whose
+ * service_paths prefix (whole path components) one of them has, and only to those: it
+ * becomes one change per such service (the first keeps the row, the others are copies
+ * appended to l); one matching none keeps its repository's service. Returns the number of
+ * rows added, -EBADMSG past EVENT_LIST_MAX or -ENOMEM. Thread-safe. */
+int normalize_map_paths(const struct normalize_options *o, struct event_list *l,
+                        struct error *err) __attribute__((warn_unused_result));
+
+/* The severity an issue label names, for GitHub and GitLab: "sev1", "sev-1", "sev:1",
+ * "severity:1", "severity::1" and "S1" (any case) are all "sev1"; "severity:<word>" (or
+ * "severity::<word>") is that word as written. NULL when the label names none; else buf
+ * or a pointer into label. */
+const char *normalize_severity_label(const char *label, char *buf, size_t size);
 
 /* The first change-request key ("CHG-123") of one of the comma-separated projects in
  * text, copied into buf; NULL when there is none. */

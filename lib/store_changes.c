@@ -18,6 +18,8 @@ static int fail(struct error *err, PGconn *conn, const char *what) {
 
         for (const char *m = PQerrorMessage(conn); *m && n + 1 < sizeof(flat); m++)
                 flat[n++] = *m == '\n' || *m == '\t' ? ' ' : *m;
+        while (n && flat[n - 1] == ' ') /* libpq ends its message with a newline */
+                n--;
         flat[n] = '\0';
         return error_set(err, EIO, "unavailable", NULL, "%s: %s", what, flat);
 }

@@ -247,7 +247,8 @@ static const struct list_query {
                 "  AND c.sha = dc.sha WHERE dc.deployment_id = d.id) AS commits, "
                 "(SELECT coalesce(json_agg(json_build_object('id', i.id, 'key', i.key, "
                 "  'source', i.source, 'status', i.status, 'opened_at', " RFC3339("i.opened_at")
-                ", 'resolved_at', " RFC3339("i.resolved_at") ", 'link_reason', i.link_reason)"
+                ", 'resolved_at', " RFC3339("i.resolved_at") ", 'link_reason', i.link_reason, "
+                "  'severity', i.severity, 'counted', dl_incident_counts(i.severity))"
                 "  ORDER BY i.opened_at, i.id), '[]')::text FROM incidents i"
                 " WHERE i.deployment_id = d.id AND i.status <> 'deleted') AS incidents, "
                 "(SELECT json_build_object('key', d.change_request, 'status', r.status, "
@@ -256,7 +257,8 @@ static const struct list_query {
                 " WHERE d.change_request IS NOT NULL) AS change_request, "
                 "(SELECT (SELECT n.rollback OR n.hotfix FROM next n) IS TRUE OR EXISTS ("
                 "  SELECT 1 FROM incidents i WHERE i.deployment_id = d.id"
-                "  AND i.status <> 'deleted')) AND d.status = 'success' AS failed "
+                "  AND i.status <> 'deleted' AND dl_incident_counts(i.severity)))"
+                " AND d.status = 'success' AS failed "
                 "FROM d",
                 1, "nssssssssbbjjjb" },
         [STORE_DORA_INCIDENTS] = {
@@ -264,12 +266,13 @@ static const struct list_query {
                 "i.root_cause, " RFC3339("i.opened_at") " AS opened_at, "
                 RFC3339("i.resolved_at") " AS resolved_at, i.deployment_id, i.link_reason, "
                 "CASE WHEN i.status = 'resolved' THEN greatest(0, extract(epoch FROM "
-                "  i.resolved_at - i.opened_at)) END AS restore_seconds "
+                "  i.resolved_at - i.opened_at)) END AS restore_seconds, "
+                "dl_incident_counts(i.severity) AS counted "
                 "FROM incidents i WHERE ($1::text IS NULL OR i.service = $1) "
                 "AND ($2::bigint IS NULL OR i.opened_at >= dl_time($2::bigint)) "
                 "AND ($3::bigint IS NULL OR i.id < $3) AND i.status <> 'deleted' "
                 "ORDER BY i.id DESC LIMIT $4",
-                4, "nsssssssssnsn" },
+                4, "nsssssssssnsnb" },
 };
 
 int store_dora_list(struct store *s, enum store_dora_list which, const char *const *params,

@@ -72,14 +72,15 @@ static int push(json_t *doc, const struct normalize_options *o, struct event_lis
         for (size_t i = 0; r >= 0 && i < json_array_size(commits); i++) {
                 json_t *c = json_array_get(commits, i);
 
-                r = json_is_object(c) ? normalize_push_commit(out, c, repo, service, ref + 11, err)
-                                      : error_set(err, EBADMSG, "invalid_payload", "commits",
-                                                  "commits must hold objects");
+                r = json_is_object(c)
+                        ? normalize_push_commit(out, c, o, repo, service, ref + 11, err)
+                        : error_set(err, EBADMSG, "invalid_payload", "commits",
+                                    "commits must hold objects");
         }
         /* GitHub leaves commits empty for pushes of more than 2048 commits or of a branch
          * that already existed elsewhere; head_commit is still the pushed head. */
         if (r >= 0 && !json_array_size(commits) && head)
-                r = normalize_push_commit(out, head, repo, service, ref + 11, err);
+                r = normalize_push_commit(out, head, o, repo, service, ref + 11, err);
         free(repo);
         free(service);
         if (r < 0)
@@ -305,11 +306,12 @@ out:
         return r;
 }
 
-/* Labels say what the issue is: the incident label, "sev1"/"severity:high" and
+/* Labels say what the issue is: the incident label, a severity ("sev1", "S1",
+ * "severity:1", "severity:high": normalize_severity_label, into sevbuf) and
  * "root-cause:<category>". */
 static int issue_labels(json_t *doc, const struct normalize_options *o, bool *ret_incident,
-                        const char **ret_severity, const char **ret_root_cause,
-                        struct error *err) {
+                        const char **ret_severity, char *sevbuf, size_t sevlen,
+                        const char **ret_root_cause, struct error *err) {
         static const char *const causes[] = { "organizational", "technological", "partner",
                                               "process" };
         json_t *labels;
@@ -318,17 +320,15 @@ static int issue_labels(json_t *doc, const struct normalize_options *o, bool *re
         *ret_incident = false;
         *ret_severity = *ret_root_cause = NULL;
         for (size_t i = 0; r >= 0 && i < json_array_size(labels); i++) {
-                const char *name;
+                const char *name, *severity;
 
                 r = normalize_string(json_array_get(labels, i), "name", true, &name, err);
                 if (r < 0)
                         break;
                 if (strcasecmp(name, o->incident_label) == 0)
                         *ret_incident = true;
-                else if (strncasecmp(name, "severity:", 9) == 0)
-                        *ret_severity = name + 9;
-                else if (strncasecmp(name, "sev", 3) == 0 && name[3] >= '0' && name[3] <= '9')
-                        *ret_severity = name;
+                else if ((severity = normalize_severity_label(name, sevbuf, sevlen)))
+                        *ret_severity = severity;
                 else if (strncasecmp(name, "root-cause:", 11) == 0)
                         for (size_t j = 0; j < 4; j++)
                                 if (strcasecmp(name + 11, causes[j]) == 0)
@@ -340,7 +340,7 @@ static int issue_labels(json_t *doc, const struct normalize_options *o, bool *re
 static int issue(json_t *doc, const struct normalize_options *o, struct event_list *out,
                  struct error *err) {
         const char *action, *state, *title, *severity, *cause;
-        char numbuf[32], key[512], *repo = NULL, *service = NULL;
+        char numbuf[32], key[512], sevbuf[16], *repo = NULL, *service = NULL;
         const char *number;
         int64_t created, closed, updated;
         bool incident, ok = true;
@@ -348,7 +348,8 @@ static int issue(json_t *doc, const struct normalize_options *o, struct event_li
         int r;
 
         if ((r = normalize_string(doc, "action", true, &action, err)) < 0 ||
-            (r = issue_labels(doc, o, &incident, &severity, &cause, err)) < 0)
+            (r = issue_labels(doc, o, &incident, &severity, sevbuf, sizeof(sevbuf), &cause,
+                              err)) < 0)
                 return r;
         if (!incident)
                 return normalize_ignored(err, "issue is not labelled '%s'", o->incident_label);

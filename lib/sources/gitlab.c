@@ -96,7 +96,7 @@ static int push(json_t *doc, const struct normalize_options *o, struct event_lis
 
                 if (json_is_object(c))
                         r = normalize_element_error(
-                                normalize_push_commit(out, c, repo, service, ref + 11, err), err,
+                                normalize_push_commit(out, c, o, repo, service, ref + 11, err), err,
                                 "commits", i);
                 else
                         r = error_set(err, EBADMSG, "invalid_payload", "commits",
@@ -357,10 +357,12 @@ static int pipeline(json_t *doc, const struct normalize_options *o, struct event
         return (int) (out->n - n0);
 }
 
-/* Issue labels: whether one is the incident label, and a "root-cause:<category>" one
+/* Issue labels: whether one is the incident label, a severity one ("sev1", "S1",
+ * "severity::1": normalize_severity_label, into sevbuf) and a "root-cause:<category>" one
  * (also GitLab's scoped form "root-cause::<category>"). */
 static int issue_labels(json_t *doc, const char *path, const struct normalize_options *o,
-                        bool *incident, const char **root_cause, struct error *err) {
+                        bool *incident, const char **severity, char *sevbuf, size_t sevlen,
+                        const char **root_cause, struct error *err) {
         static const char *const causes[] = { "organizational", "technological", "partner",
                                               "process" };
         json_t *labels;
@@ -368,7 +370,7 @@ static int issue_labels(json_t *doc, const char *path, const struct normalize_op
 
         for (size_t i = 0; r >= 0 && i < json_array_size(labels); i++) {
                 json_t *l = json_array_get(labels, i);
-                const char *title;
+                const char *title, *named;
 
                 if (json_is_object(l))
                         r = normalize_element_error(
@@ -380,6 +382,8 @@ static int issue_labels(json_t *doc, const char *path, const struct normalize_op
                         break;
                 if (*o->incident_label && strcasecmp(title, o->incident_label) == 0)
                         *incident = true;
+                if ((named = normalize_severity_label(title, sevbuf, sevlen)))
+                        *severity = named;
                 if (strncasecmp(title, "root-cause:", 11) == 0) {
                         const char *c = title + 11 + (title[11] == ':');
 
@@ -395,7 +399,8 @@ static int issue_labels(json_t *doc, const char *path, const struct normalize_op
 static int issue(json_t *doc, const struct normalize_options *o, struct event_list *out,
                  struct error *err) {
         const char *issue_type, *type, *iid, *state, *title, *severity, *cause = NULL;
-        char iidbuf[32], *repo = NULL, *service = NULL, *key = NULL;
+        const char *label_severity = NULL;
+        char iidbuf[32], sevbuf[16], *repo = NULL, *service = NULL, *key = NULL;
         int64_t created, updated, closed;
         bool incident = false, ok = true;
         struct event *e;
@@ -407,8 +412,10 @@ static int issue(json_t *doc, const struct normalize_options *o, struct event_li
         if ((r = normalize_string(doc, "object_attributes.issue_type", false, &issue_type,
                                   err)) < 0 ||
             (r = normalize_string(doc, "object_attributes.type", false, &type, err)) < 0 ||
-            (r = issue_labels(doc, "labels", o, &incident, &cause, err)) < 0 ||
-            (r = issue_labels(doc, "object_attributes.labels", o, &incident, &cause, err)) < 0)
+            (r = issue_labels(doc, "labels", o, &incident, &label_severity, sevbuf,
+                              sizeof(sevbuf), &cause, err)) < 0 ||
+            (r = issue_labels(doc, "object_attributes.labels", o, &incident, &label_severity,
+                              sevbuf, sizeof(sevbuf), &cause, err)) < 0)
                 return r;
         if ((issue_type && strcasecmp(issue_type, "incident") == 0) ||
             (type && strcasecmp(type, "incident") == 0))
@@ -430,6 +437,9 @@ static int issue(json_t *doc, const struct normalize_options *o, struct event_li
         /* "unknown" is GitLab's default severity: none was set. */
         if (severity && strcmp(severity, "unknown") == 0)
                 severity = NULL;
+        /* Without one, a severity label says it (plain issues have no severity field). */
+        if (!severity)
+                severity = label_severity;
         if (updated == TIME_UNSET)
                 updated = created;
         r = project(doc, o, &repo, &service, err);

@@ -59,6 +59,18 @@ CREATE OR REPLACE FUNCTION dl_is_production(p_environment text) RETURNS boolean
     SELECT p_environment = ANY (SELECT btrim(e) FROM regexp_split_to_table(
                                     dl_setting('production_environments'), ',') e) $$;
 
+-- Whether an incident of this severity counts for change failure rate, time to restore and
+-- failed deployment recovery time: every one when incident_severities lists none, else those
+-- whose severity it lists (any case; one without a severity then does not count).
+CREATE OR REPLACE FUNCTION dl_incident_counts(p_severity text) RETURNS boolean
+    LANGUAGE sql STABLE AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM regexp_split_to_table(
+                           coalesce(dl_setting('incident_severities'), ''), ',') s
+                       WHERE btrim(s) <> '')
+           OR coalesce(lower(btrim(p_severity)) IN (
+                  SELECT lower(btrim(s)) FROM regexp_split_to_table(
+                      dl_setting('incident_severities'), ',') s WHERE btrim(s) <> ''), false) $$;
+
 -- The first change-request key ("CHG-123") in a text, for the configured project keys. Its
 -- number has 20 digits at most: a commit message's "CHG-" and 80,000 digits is no key, and
 -- would not fit the deployments_by_change_key index.

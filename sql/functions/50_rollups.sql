@@ -53,10 +53,12 @@ CREATE OR REPLACE FUNCTION dl_service_events(p_from timestamptz, p_to timestampt
         ORDER BY n.finished_at, n.id LIMIT 1) n ON true
     CROSS JOIN LATERAL (
         SELECT EXISTS (SELECT 1 FROM incidents i
-                       WHERE i.deployment_id = d.id AND i.status <> 'deleted')
+                       WHERE i.deployment_id = d.id AND i.status <> 'deleted'
+                         AND dl_incident_counts(i.severity))
                OR coalesce(n.rollback OR n.hotfix, false) AS failed,
                least((SELECT min(i.resolved_at) FROM incidents i
-                      WHERE i.deployment_id = d.id AND i.status = 'resolved'),
+                      WHERE i.deployment_id = d.id AND i.status = 'resolved'
+                        AND dl_incident_counts(i.severity)),
                      CASE WHEN n.rollback OR n.hotfix THEN n.finished_at END) AS recovered) x
     WHERE d.status = 'success' AND d.finished_at >= p_from AND d.finished_at < p_to
       AND d.service = p_service
@@ -80,7 +82,7 @@ CREATE OR REPLACE FUNCTION dl_service_events(p_from timestamptz, p_to timestampt
            greatest(0, extract(epoch FROM i.resolved_at - i.opened_at)), NULL, NULL
     FROM incidents i LEFT JOIN deployments d ON d.id = i.deployment_id
     WHERE i.status = 'resolved' AND i.resolved_at >= p_from AND i.resolved_at < p_to
-      AND i.service = p_service $$;
+      AND i.service = p_service AND dl_incident_counts(i.severity) $$;
 
 -- The same for one service, or for all (p_service NULL: what the daemon reads of one day).
 CREATE OR REPLACE FUNCTION dl_events(p_from timestamptz, p_to timestamptz, p_service text)
@@ -170,10 +172,10 @@ CREATE OR REPLACE FUNCTION dl_incidents_dirty() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND (OLD.service, OLD.status, OLD.opened_at, OLD.resolved_at,
-                             OLD.deployment_id)
+                             OLD.deployment_id, OLD.severity)
                             IS NOT DISTINCT FROM
                             (NEW.service, NEW.status, NEW.opened_at, NEW.resolved_at,
-                             NEW.deployment_id) THEN
+                             NEW.deployment_id, NEW.severity) THEN
         RETURN NULL;
     END IF;
     IF TG_OP <> 'INSERT' THEN
@@ -308,6 +310,22 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
+
+-- Which incidents count (incident_severities) shapes every day's figures: the daemon writes
+-- the setting at start, and a new value rebuilds the rollups there and then, in the same
+-- statement, so no figure mixes the old list with the new.
+CREATE OR REPLACE FUNCTION dl_settings_changed() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.name = 'incident_severities'
+       AND (TG_OP = 'INSERT' OR OLD.value IS DISTINCT FROM NEW.value) THEN
+        PERFORM dl_rebuild_rollups();
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER dl_settings_changed AFTER INSERT OR UPDATE ON dl_settings
+    FOR EACH ROW EXECUTE FUNCTION dl_settings_changed();
 
 -- A TRUNCATE of the normalized tables (store_replay) empties the rollups with them; the
 -- replay's own batches then refresh every key they touch.

@@ -11,7 +11,15 @@ CREATE OR REPLACE FUNCTION dora_reference(p_service text, p_envs text[], p_from 
                    unauthorized bigint, auto_created bigint, unrecorded bigint,
                    emergency bigint, approval_median float8)
     LANGUAGE sql STABLE AS $$
-    WITH successful AS (
+    WITH counted AS (
+        -- the incidents that count: all, or those of a severity incident_severities lists
+        SELECT i.* FROM incidents i
+        WHERE coalesce(btrim(replace(dl_setting('incident_severities'), ',', '')), '') = ''
+           OR lower(btrim(i.severity)) = ANY (
+                  SELECT lower(btrim(x))
+                  FROM unnest(string_to_array(dl_setting('incident_severities'), ',')) x
+                  WHERE btrim(x) <> '')),
+    successful AS (
         -- every successful deployment with the one that followed it in its environment
         SELECT d.*,
                lead(d.rollback OR d.hotfix) OVER w AS next_is_rework,
@@ -32,13 +40,13 @@ CREATE OR REPLACE FUNCTION dora_reference(p_service text, p_envs text[], p_from 
         WHERE s.finished_at >= p_from AND s.finished_at < p_to),
     judged AS (
         SELECT dep.*,
-               EXISTS (SELECT 1 FROM incidents i
+               EXISTS (SELECT 1 FROM counted i
                        WHERE i.deployment_id = dep.id AND i.status <> 'deleted')
                OR coalesce(dep.next_is_rework, false) AS is_failed
         FROM dep),
     recov AS (
         SELECT extract(epoch FROM least(
-                   (SELECT min(i.resolved_at) FROM incidents i
+                   (SELECT min(i.resolved_at) FROM counted i
                     WHERE i.deployment_id = j.id AND i.status = 'resolved'),
                    CASE WHEN j.next_is_rework THEN j.next_finished_at END)
                    - j.finished_at) AS s
@@ -50,7 +58,7 @@ CREATE OR REPLACE FUNCTION dora_reference(p_service text, p_envs text[], p_from 
         JOIN changes c ON c.service = dc.service AND c.sha = dc.sha),
     restore AS (
         SELECT extract(epoch FROM i.resolved_at - i.opened_at) AS s
-        FROM incidents i LEFT JOIN deployments d ON d.id = i.deployment_id
+        FROM counted i LEFT JOIN deployments d ON d.id = i.deployment_id
         WHERE i.status = 'resolved' AND i.resolved_at >= p_from AND i.resolved_at < p_to
           AND (p_service IS NULL OR i.service = p_service)
           AND (d.environment = ANY (p_envs)

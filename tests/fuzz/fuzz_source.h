@@ -181,6 +181,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         hr.n_headers = n_headers;
 
         o.service_map = "octocat/Hello-World=hello,jsmith/example=example,OPS=operations";
+        /* The fixtures' repositories as monorepos, so pushes go through normalize_map_paths. */
+        o.service_paths = "Codertocat/Hello-World:README.md=docs,Codertocat/Hello-World:src=app,"
+                          "mike/diaspora:app=web,mike/diaspora:CHANGELOG=docs";
         o.max_json_elements = size % 2 ? FUZZ_ELEMENT_LIMIT : 0;
         check_element_count(body, size);
         (void) src->verify(&hr, secret_of(src->name), &err);

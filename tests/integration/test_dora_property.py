@@ -27,6 +27,7 @@ ADMIN_TOKEN = "admin-test-token-dora"
 SERVICES = ("cart", "search", "payments", "ledger", "auth")
 PRODUCTION = ("production", "prod")
 SEED = 20240517
+SEVERITIES = ("sev2", "sev1", "SEV3", None, "sev2")   # the filter variant counts sev1, sev2
 
 
 def ts(t):
@@ -118,8 +119,11 @@ def build_history(seed, now):
                                "sha": c, "timestamp": ts(t)}))
         for n in range(25):
             opened = start + timedelta(seconds=rng.uniform(0, span))
+            # severities without a draw of rng, so the rest of the history stays as it was
             doc = {"type": "incident", "id": f"{service}-i{n}", "service": service,
-                   "status": "open", "opened_at": ts(opened), "severity": "sev2"}
+                   "status": "open", "opened_at": ts(opened)}
+            if SEVERITIES[n % len(SEVERITIES)]:
+                doc["severity"] = SEVERITIES[n % len(SEVERITIES)]
             if rng.random() < 0.3:
                 doc["caused_by"] = {"deployment": rng.choice(deployments)["id"]}
             events.append((opened, doc))
@@ -356,3 +360,28 @@ def test_new_events_count_at_once(loaded, db):
         before["rework_rate"]["rework_deployments"] + 1
     ref = reference(db, "cart", PRODUCTION, after["window"]["from"], after["window"]["to"])
     compare(after, ref, "after a live deployment")
+
+
+def test_api_equals_reference_with_a_severity_filter(loaded, db, module_daemon):
+    """incident_severities=sev1,sev2 (issue 13 acceptance 5): a daemon started with it
+    rebuilds the figures, which then equal the reference, which filters on its own; its
+    incremental rollups equal a rebuild; and the filter took incidents out. The setting is
+    the database's, so a daemon without it puts everything back at the end."""
+    d, now = loaded
+    unfiltered = get(d, "/api/v1/dora", window="90d")
+    filtered = module_daemon(admin_token=ADMIN_TOKEN, incident_severities="sev1, SEV2")
+    try:
+        check_all(filtered, db, now)
+        doc = get(filtered, "/api/v1/dora", window="90d")
+        assert 0 < doc["time_to_restore"]["incidents"] < \
+            unfiltered["time_to_restore"]["incidents"]
+        assert doc["change_failure_rate"]["failed_deployments"] < \
+            unfiltered["change_failure_rate"]["failed_deployments"]
+        before = rollup_rows(db)
+        db.scalar("SELECT dl_rebuild_rollups()")
+        assert rollup_rows(db) == before
+    finally:
+        filtered.stop()
+        module_daemon(admin_token=ADMIN_TOKEN).stop()
+    assert get(d, "/api/v1/dora", window="90d")["time_to_restore"] == \
+        unfiltered["time_to_restore"]

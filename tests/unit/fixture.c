@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "delivery.h"
+#include "doc.h"
+#include "error.h"
+#include "normalize.h"
 #include "source.h"
+#include "store.h"
 
 char *fixture_slurp(const char *path, size_t *ret_len) {
         FILE *f = fopen(path, "rb");
@@ -104,4 +109,77 @@ int fixture_walk(const char *fixtures, void (*fn)(const char *source, const char
                         free(names);
         }
         return seen;
+}
+
+const char *fixture_db(int argc, char **argv) {
+        return argc > 2 ? argv[2] : getenv("DORALOOP_TEST_DB");
+}
+
+struct store *fixture_store(const char *conninfo) {
+        static const char *const names[] = { "production_environments" };
+        static const char *const values[] = { "production" };
+        struct error err = { 0 };
+        struct store *s = NULL;
+
+        if (store_open(conninfo, &s, &err) < 0 || store_migrate(s, &err) < 0 ||
+            store_configure(s, names, values, 1, &err) < 0) {
+                fprintf(stderr, "fixture_store: %s\n", err.msg);
+                return store_close(s);
+        }
+        return s;
+}
+
+struct delivery *fixture_generic(const char *delivery_id, const char *body, int64_t received_us) {
+        struct normalize_options o = normalize_defaults();
+        struct delivery *d = calloc(1, sizeof(*d));
+        struct error err = { 0 };
+        json_t *doc = NULL;
+        const char *type;
+
+        if (!d)
+                return NULL;
+        d->source = source_find("generic");
+        d->delivery_id = strdup(delivery_id);
+        d->body = strdup(body);
+        d->body_len = strlen(body);
+        d->headers = strdup("{}");
+        d->received_us = received_us;
+        type = doc_parse(body, d->body_len, &doc, &err) == 0 ? doc_string(doc, "type") : NULL;
+        d->event = strdup(type ? type : "unknown");
+        json_decref(doc);
+        if (!d->delivery_id || !d->body || !d->headers || !d->event ||
+            delivery_normalize(d, NULL, &o) < 0)
+                return delivery_free(d);
+        return d;
+}
+
+/* conninfo and SQL travel to psql in the environment, so no shell quoting is needed. */
+FILE *fixture_psql_open(const char *conninfo) {
+        if (setenv("FIXTURE_CONNINFO", conninfo, 1) < 0)
+                return NULL;
+        return popen("exec psql -X -q -At -d \"$FIXTURE_CONNINFO\" >/dev/null 2>&1", "w");
+}
+
+int fixture_psql_send(FILE *session, const char *sql) {
+        return fprintf(session, "%s\n", sql) < 0 || fflush(session) != 0 ? -1 : 0;
+}
+
+int fixture_psql_close(FILE *session) {
+        return pclose(session) == 0 ? 0 : -1;
+}
+
+int fixture_psql_value(const char *conninfo, const char *sql, char *out, size_t n) {
+        FILE *p;
+        int ok;
+
+        if (setenv("FIXTURE_CONNINFO", conninfo, 1) < 0 || setenv("FIXTURE_SQL", sql, 1) < 0)
+                return -1;
+        p = popen("exec psql -X -q -At -d \"$FIXTURE_CONNINFO\" -c \"$FIXTURE_SQL\" 2>/dev/null",
+                  "r");
+        if (!p)
+                return -1;
+        ok = fgets(out, (int) n, p) != NULL;
+        if (ok)
+                out[strcspn(out, "\n")] = '\0';
+        return pclose(p) == 0 && ok ? 0 : -1;
 }

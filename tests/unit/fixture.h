@@ -2,6 +2,8 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "hook.h"
 
@@ -29,3 +31,29 @@ void fixture_unload(struct fixture *fx);
  * returns how many. */
 int fixture_walk(const char *fixtures, void (*fn)(const char *source, const char *dir,
                                                   const char *name, void *ctx), void *ctx);
+
+struct delivery;
+struct store;
+
+/* The libpq conninfo of the empty database a store test owns: argv[2], else the
+ * DORALOOP_TEST_DB variable (tests/test_unit.py passes one per binary); NULL when neither. */
+const char *fixture_db(int argc, char **argv);
+
+/* A store on conninfo, brought to the compiled-in schema with the production environment
+ * "production" configured; NULL (and a line on stderr) when it cannot. */
+struct store *fixture_store(const char *conninfo);
+
+/* A generic delivery of body (API.md's own JSON: its "type" is the event), received at
+ * received_us and normalized as the HTTP handler would; NULL on OOM. */
+struct delivery *fixture_generic(const char *delivery_id, const char *body, int64_t received_us);
+
+/* A psql session on conninfo, fed SQL as it is sent (its output discarded): what a store
+ * test holds locks with, as tests/conftest.py's TableLock does. NULL when psql cannot run.
+ * Closing ends the session (and so its transaction, its locks) and waits for it. */
+FILE *fixture_psql_open(const char *conninfo);
+int fixture_psql_send(FILE *session, const char *sql);
+int fixture_psql_close(FILE *session);
+
+/* The first line psql prints for sql (one value, e.g. a count) on conninfo, into out.
+ * Returns 0, or -1 when psql fails. */
+int fixture_psql_value(const char *conninfo, const char *sql, char *out, size_t n);
