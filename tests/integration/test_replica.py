@@ -44,7 +44,7 @@ class Standby:
         if os.getuid() == 0:
             subprocess.run(["chown", "-R", "postgres", str(home)], check=True)
         as_owner([str(pg_bindir() / "pg_basebackup"), "-D", str(home / "data"), "-R",
-                  "-X", "stream", "-d", primary.conninfo("postgres")])
+                  "-X", "stream", "-c", "fast", "-d", primary.conninfo("postgres")])
         with open(home / "data" / "postgresql.conf", "a") as conf:   # the later line wins
             conf.write(f"unix_socket_directories = '{home}/run'\nhot_standby = on\n")
         self.base = subprocess.run([str(PGTMP), "start", str(self.dir)], capture_output=True,
