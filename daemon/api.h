@@ -10,12 +10,15 @@ struct config;
 struct dbpool;
 struct error;
 struct mirror;
+struct notify;
 struct replay;
 struct store;
 struct writer;
 
 struct api {
-        struct dbpool *pool;
+        struct dbpool *pool;            /* query_db: the reads and the mirror */
+        struct dbpool *primary;         /* db: the gate; pool itself when query_db is empty */
+        struct notify *notify;          /* other daemons' NOTIFYs (daemon/notify.h), or NULL */
         struct writer *writer;
         struct replay *replay;          /* the /api/v1/replay job (daemon/replay.h) */
         struct mirror *mirror;          /* the rollups' mirror (daemon/mirror.h), owned */
@@ -43,3 +46,7 @@ typedef int api_handler(const struct api *api, const struct api_request *req,
  * database restart gets one fresh retry. Returns fn's result, or -EIO. Thread-safe. */
 int api_with_store(const struct api *api, int (*fn)(struct store *, void *, struct error *),
                    void *ctx, struct error *err) __attribute__((warn_unused_result));
+
+/* The same on the primary (db), for what must not answer from a standby's stale rows. */
+int api_with_primary(const struct api *api, int (*fn)(struct store *, void *, struct error *),
+                     void *ctx, struct error *err) __attribute__((warn_unused_result));

@@ -35,6 +35,13 @@ static const struct confkey core_keys[] = {
         { "db", KEY_STRING, "", OFF(db), 0, 0, NULL,
           "libpq connection string or URI (empty: libpq defaults and PG* variables)",
           RESTART },
+        { "query_db", KEY_STRING, "", OFF(query_db), 0, 0, NULL,
+          "libpq connection string the read API and the DORA figures read from, e.g. a "
+          "streaming standby (empty: db); writes and the deployment gate always use db",
+          RESTART },
+        { "mirror_poll_ms", KEY_LONG, "100", OFF(mirror_poll_ms), 10, 3600000, NULL,
+          "how often, at most, a read looks for rows other daemons wrote; LISTEN/NOTIFY on db "
+          "shows them at once, this is the fallback (e.g. behind PgBouncer)", RESTART },
         { "spool_dir", KEY_STRING, "/var/lib/doraloop/spool", OFF(spool_dir), 0, 0, NULL,
           "directory for the on-disk spool", RESTART },
         { "max_body_bytes", KEY_SIZE, "1048576", OFF(max_body_bytes), 1, 256L << 20, NULL,

@@ -22,6 +22,8 @@ struct normalize_options;
 struct config {
         char *listen;                   /* HOST:PORT */
         char *db;                       /* libpq conninfo or URI */
+        char *query_db;                 /* the reads' conninfo; empty: db */
+        long mirror_poll_ms;            /* the mirror's polling for others' rows */
         char *spool_dir;
         size_t max_body_bytes;
         long max_json_elements;         /* values per body at most (lib/doc.h) */

@@ -43,7 +43,7 @@ int gate_answer(const struct api *api, const struct api_request *req, json_t **r
         if (environment && !*environment)
                 return error_set(err, EBADMSG, "invalid_parameter", "environment",
                                  "environment: must not be empty");
-        if (api_with_store(api, read_brief, &o, err) < 0)
+        if (api_with_primary(api, read_brief, &o, err) < 0)     /* never a standby's */
                 return reply_unavailable(err, err, "a gate");
         rec = (struct changectl_record) {
                 .found = o.brief.found, .key = key, .status = o.brief.status,

@@ -12,9 +12,8 @@
 
 struct config;
 struct import;
-struct writer;
-
 struct mirror;
+struct writer;
 
 struct import_options {
         const struct config *cfg;       /* borrowed for the import's lifetime */

@@ -29,6 +29,7 @@
 #include "http.h"
 #include "log.h"
 #include "mirror.h"
+#include "notify.h"
 #include "replay.h"
 #include "retention.h"
 #include "writer.h"
@@ -657,13 +658,14 @@ static int serve(struct service *s, int sfd) {
 int main(int argc, char **argv) {
         struct config *cfg = NULL;
         struct service s = { .argc = argc, .argv = argv, .healthy = true };
-        struct dbpool *pool = NULL;
+        struct dbpool *pool = NULL, *primary = NULL;
+        struct notify *notify = NULL;
         struct replay *replay = NULL;
         struct mirror *mirror = NULL;
         struct retention *retention = NULL;
         struct http *http = NULL;
         struct api api;
-        char errbuf[512], *conninfo = NULL;
+        char errbuf[512], *conninfo = NULL, *query_conninfo = NULL;
         int sfd = -1, ret = EXIT_FAILURE, listen_fd, r;
 
         arena_install(); /* before any jansson allocation or thread: see lib/arena.h */
@@ -734,12 +736,16 @@ int main(int argc, char **argv) {
                         goto out;
                 }
         }
-        pool = dbpool_new(conninfo, 8);
-        if (!pool) {
+        /* query_db, when set, is the reads' own pool; the gate keeps one on db. */
+        primary = dbpool_new(conninfo, 8);
+        if (*cfg->query_db)
+                query_conninfo = timed_conninfo(cfg->query_db, s.limits.statement_timeout_ms);
+        pool = !*cfg->query_db ? primary : query_conninfo ? dbpool_new(query_conninfo, 8) : NULL;
+        if (!primary || !pool) {
                 log_error("Out of memory");
                 goto out;
         }
-        mirror = mirror_new(pool);
+        mirror = mirror_new(pool, cfg->mirror_poll_ms);
         replay = mirror ? replay_new(conninfo, mirror) : NULL;
         if (!replay) {
                 log_error("Out of memory");
@@ -750,8 +756,12 @@ int main(int argc, char **argv) {
                 log_error("Failed to start the upkeep of events_raw");
                 goto out;
         }
-        api = (struct api) { .pool = pool, .writer = s.writer, .replay = replay,
-                             .mirror = mirror };
+        notify = notify_start(conninfo, mirror);
+        if (!notify)
+                log_warning("Cannot start the listener for other daemons' writes; polling "
+                            "every %ld ms instead", cfg->mirror_poll_ms);
+        api = (struct api) { .pool = pool, .primary = primary, .notify = notify,
+                             .writer = s.writer, .replay = replay, .mirror = mirror };
         listen_fd = inherited_listener();
         if (http_start(&(struct http_options) { .live = s.live, .writer = s.writer,
                                                 .api = &api, .listen_fd = listen_fd },
@@ -815,9 +825,13 @@ out:
         http = http_stop(http);
         retention = retention_stop(retention);
         replay = replay_free(replay);   /* after HTTP: no handler uses it; waits one chunk */
-        mirror = mirror_free(mirror);   /* after the writer, HTTP and replay that tell it */
-        pool = dbpool_free(pool);
+        notify = notify_stop(notify);
+        mirror = mirror_free(mirror);   /* after the writer, HTTP, replay and notify */
+        if (pool != primary)
+                pool = dbpool_free(pool);
+        primary = dbpool_free(primary);
         free(conninfo);
+        free(query_conninfo);
         s.live = config_live_free(s.live);
         if (sfd >= 0)
                 close(sfd);

@@ -21,14 +21,16 @@
  * mirror's last snapshot (one small query) without holding `lock`, then applies them under
  * it, so readers never wait on the database for it. Before answering, a request waits for a
  * sync whenever this process stored a delivery since the last one began, so an answer always
- * includes every delivery this instance acknowledged before the request; otherwise a sync
- * starts at most every SYNC_INTERVAL_NS, in the background of the readers, which bounds how
- * late rows written by other instances (or by hand) show. Under a steady read load that is a
- * query per 100 ms, not one per request. */
-#define SYNC_INTERVAL_NS 100000000u
+ * includes every delivery this instance acknowledged before the request, and likewise once
+ * daemon/notify.c heard another daemon's NOTIFY; otherwise a sync starts at most every
+ * poll_ns (mirror_poll_ms), in the background of the readers, which bounds how late rows
+ * written by other instances show when no notification comes (a lost listener, a pooler,
+ * rows written by hand). Under a steady read load that is a query per poll, not one per
+ * request. */
 
 struct mirror {
         struct dbpool *pool;                    /* borrowed */
+        uint64_t poll_ns;
         pthread_mutex_t lock;
         pthread_mutex_t sync_lock;              /* one sync at a time */
         struct cube *cube;                      /* under lock; made by the first sync */
@@ -38,12 +40,13 @@ struct mirror {
         atomic_uint_fast64_t syncs;
 };
 
-struct mirror *mirror_new(struct dbpool *pool) {
+struct mirror *mirror_new(struct dbpool *pool, long poll_ms) {
         struct mirror *m = calloc(1, sizeof(*m));
 
         if (!m)
                 return NULL;
         m->pool = pool;
+        m->poll_ns = (uint64_t) poll_ms * 1000000u;
         pthread_mutex_init(&m->lock, NULL);
         pthread_mutex_init(&m->sync_lock, NULL);
         return m;
@@ -220,7 +223,7 @@ int mirror_begin(struct mirror_session *s, struct mirror *m) {
                 if (atomic_load(&m->synced_changes) < want || atomic_load(&m->synced_at_ns) == 0)
                         r = sync_mirror(s);
                 pthread_mutex_unlock(&m->sync_lock);
-        } else if (now - atomic_load(&m->synced_at_ns) >= SYNC_INTERVAL_NS &&
+        } else if (now - atomic_load(&m->synced_at_ns) >= m->poll_ns &&
                    pthread_mutex_trylock(&m->sync_lock) == 0) {
                 r = sync_mirror(s); /* the others read the mirror as it is meanwhile */
                 pthread_mutex_unlock(&m->sync_lock);

@@ -21,14 +21,16 @@ struct mirror_session {
         struct error err;       /* why a call failed */
 };
 
-/* An empty mirror reading through pool (borrowed; it must outlive the mirror). NULL on OOM. */
-struct mirror *mirror_new(struct dbpool *pool);
+/* An empty mirror reading through pool (borrowed; it must outlive the mirror), looking for
+ * rows others wrote every poll_ms at most. NULL on OOM. */
+struct mirror *mirror_new(struct dbpool *pool, long poll_ms);
 
 /* NULL-safe; returns NULL. No session may be open. */
 struct mirror *mirror_free(struct mirror *m);
 
-/* Tells the mirror that this process committed a delivery, so the next session reads the
- * rollups again. Call it after COMMIT, before acknowledging. Lock-free, thread-safe. */
+/* Tells the mirror that this process committed a delivery (call it after COMMIT, before
+ * acknowledging), or that another daemon did (a NOTIFY), so the next session reads the
+ * rollups again. Lock-free, thread-safe. */
 void mirror_data_changed(struct mirror *m);
 
 /* How many syncs have read the rollups (for /metrics). Lock-free. */

@@ -14,6 +14,7 @@
 #include "../lib/cube.h"
 #include "../lib/error.h"
 #include "../lib/metrics.h"
+#include "cluster_metrics.h"
 #include "config.h"
 #include "mirror.h"
 #include "params.h"
@@ -369,6 +370,8 @@ int prometheus_metrics(const struct api *api, const struct api_request *req,
                 r = stats_write(&m->tail);
         if (r == 0)
                 r = write_writer(api, &m->tail);
+        if (r == 0)
+                r = cluster_metrics_write(api, &m->tail);
         if (r < 0) {
                 prometheus_free(m);
                 return reply_unavailable(err, err, "GET /metrics");

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,10 @@ struct store {
  * would probe every month. A millisecond either side absorbs the float in dl_time(). */
 #define RAW_ROW_MONTH(us) "AND received_at BETWEEN dl_time(" us "::bigint) - interval '1 ms' " \
                           "AND dl_time(" us "::bigint) + interval '1 ms'"
+
+/* Transient failures met by every connection of the process, each one retried by its
+ * caller (store_retries()). */
+static atomic_uint_fast64_t retries_serialization, retries_deadlock, retries_unique;
 
 /* Prepared once per connection; the writer pipelines them. */
 static const struct statement {
@@ -345,6 +350,21 @@ static int prepare(struct store *s, struct error *err) {
  * statement_timeout behind someone's lock, a lost connection, too many connections, a
  * shutdown, a full disk, SQL out of step with the schema, no SQLSTATE at all): nothing is
  * wrong with the rows, and they must wait, never be dropped. */
+static void count_retry(const char *state) {
+        if (strcmp(state, "40P01") == 0)
+                atomic_fetch_add(&retries_deadlock, 1);
+        else if (strncmp(state, "40", 2) == 0)  /* 40001, and a rollback's other kinds */
+                atomic_fetch_add(&retries_serialization, 1);
+        else
+                atomic_fetch_add(&retries_unique, 1);
+}
+
+void store_retries(struct store_retries *ret) {
+        ret->serialization = atomic_load(&retries_serialization);
+        ret->deadlock = atomic_load(&retries_deadlock);
+        ret->unique = atomic_load(&retries_unique);
+}
+
 static int sqlstate_errno(const char *state) {
         static const char *const content[] = { "21", "22", "23", "54", "P0" };
 
@@ -353,8 +373,10 @@ static int sqlstate_errno(const char *state) {
         /* A unique or exclusion violation is two writers (or daemons) racing on a key that
          * is not the statement's ON CONFLICT target: the same rows pass once it is settled. */
         if (strncmp(state, "40", 2) == 0 || strcmp(state, "23505") == 0 ||
-            strcmp(state, "23P01") == 0)
+            strcmp(state, "23P01") == 0) {
+                count_retry(state);
                 return -EAGAIN;
+        }
         for (size_t i = 0; i < sizeof(content) / sizeof(content[0]); i++)
                 if (strncmp(state, content[i], 2) == 0)
                         return -EBADMSG;
@@ -721,8 +743,10 @@ static int send_rows(struct store *s, struct delivery *const *ds, size_t n,
                                 return -EIO;
         }
         /* The DORA rollups of every (service, environment, day) the batch touched. */
-        if (!PQsendQueryParams(s->conn, "SELECT dl_refresh_rollups()", 0, NULL, NULL, NULL, NULL,
-                               0))
+        /* ...and the word to every daemon's listener (daemon/notify.c) that rows changed,
+         * sent at COMMIT, once per transaction whatever the batch holds. */
+        if (!PQsendQueryParams(s->conn, "SELECT dl_refresh_rollups(), pg_notify('"
+                               STORE_NOTIFY_CHANNEL "', '')", 0, NULL, NULL, NULL, NULL, 0))
                 return -EIO;
         if (!replay && !PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))
                 return -EIO;
@@ -743,7 +767,7 @@ static int read_rows(struct store *s, struct delivery *const *ds, size_t n, bool
                 for (size_t j = 0; applies(ds[i], replay) && j < ds[i]->events.n; j++)
                         read_one(s, PGRES_TUPLES_OK, &r, err);
         }
-        read_one(s, PGRES_TUPLES_OK, &r, err); /* dl_refresh_rollups() */
+        read_one(s, PGRES_TUPLES_OK, &r, err); /* dl_refresh_rollups(), pg_notify() */
         if (!replay)
                 read_one(s, PGRES_COMMAND_OK, &r, err); /* COMMIT */
         read_sync(s, &r, err);

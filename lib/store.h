@@ -28,6 +28,18 @@ struct pg_conn *store_pgconn(struct store *s);
 /* Whether the connection is still up (it does not probe the server). */
 bool store_connected(const struct store *s);
 
+/* The channel every batch and replay chunk NOTIFYs at COMMIT: rows changed. */
+#define STORE_NOTIFY_CHANNEL "doraloop_rows"
+
+/* SQLSTATEs that made a statement fail as -EAGAIN (tried again by the caller), counted by
+ * kind since the process started: 40001 and its class, 40P01, a race on a unique key. */
+struct store_retries {
+        uint64_t serialization, deadlock, unique;
+};
+
+/* A snapshot of the counts. Thread-safe. */
+void store_retries(struct store_retries *ret);
+
 /* Runs SELECT 1. Returns 0 or -EIO. */
 int store_ping(struct store *s, struct error *err) __attribute__((warn_unused_result));
 
