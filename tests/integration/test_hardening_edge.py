@@ -15,6 +15,7 @@ import os
 import re
 import select
 import socket
+import subprocess
 import time
 
 import pytest
@@ -588,6 +589,23 @@ def test_a_client_that_sends_its_whole_body_first_reads_the_early_413(d, over):
         finally:
             conn.close()
         assert resp.status == 413 and doc["error"]["code"] == "payload_too_large", doc
+
+
+def test_curl_without_expect_reads_the_early_413(d, tmp_path):
+    """curl sends a body of over 1 KiB after `Expect: 100-continue` unless told not to; with
+    `-H 'Expect:'` it writes it all before reading, like http.client above."""
+    body = tmp_path / "body.json"
+    body.write_bytes(b"{" + b" " * (MAX_BODY - 1) + b"}")      # one byte over
+    headers = generic_headers(key=os.urandom(6).hex())
+    argv = ["curl", "-sS", "-H", "Expect:", "--data-binary", f"@{body}",
+            "-w", "\n%{http_code}", f"http://127.0.0.1:{d.port}/hooks/generic"]
+    for name, value in headers.items():
+        argv[1:1] = ["-H", f"{name}: {value}"]
+    for _ in range(5):                              # a reset was a matter of timing
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert run.returncode == 0, run.stderr
+        text, _, code = run.stdout.rpartition("\n")
+        assert code == "413" and json.loads(text)["error"]["code"] == "payload_too_large", run
 
 
 def test_a_client_that_sends_its_whole_body_first_reads_the_early_401(d):
