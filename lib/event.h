@@ -77,6 +77,7 @@ struct event_observation {
         int64_t occurred_at, resolved_at, updated_at;
         char **incidents;       /* keys of the incidents it links */
         size_t n_incidents;
+        bool deleted;           /* the source deleted it (a Jira issue): it counts no more */
 };
 
 /* An observation links at most this many incidents. */

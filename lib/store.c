@@ -43,7 +43,7 @@ static const struct statement {
         { "apply_change_request", "SELECT dl_apply_change_request($1, $2, $3, $4, $5, $6, $7, "
           "$8, $9, $10, $11, $12)", 12 },
         { "apply_observation", "SELECT dl_apply_observation($1, $2, $3, $4, $5, $6, $7, $8, "
-          "$9, $10, $11, $12, $13)", 13 },
+          "$9, $10, $11, $12, $13, $14)", 14 },
 };
 
 /* Library code never logs: PostgreSQL's notices (e.g. "already exists, skipping") go nowhere. */
@@ -463,6 +463,7 @@ static int send_observation(struct store *s, const char *source,
         param_time(&p, o->updated_at);
         if (param_array(&p, o->incidents, o->n_incidents) < 0)
                 return -ENOMEM;
+        param_bool(&p, o->deleted);
         return send_prepared(s, "apply_observation", &p) ? 1 : -EIO;
 }
 

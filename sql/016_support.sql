@@ -17,6 +17,8 @@ CREATE TABLE observations (
     resolved_at timestamptz CHECK (resolved_at >= occurred_at),
     updated_at  timestamptz NOT NULL,            -- orders states: the newest wins
     incidents   text[]      NOT NULL DEFAULT '{}', -- keys of the incidents it links
+    deleted     boolean     NOT NULL DEFAULT false, -- a deleted Jira request: kept, so
+                                                 -- that an older state arriving later loses
     UNIQUE (source, key)
 );
 CREATE INDEX observations_opened ON observations (service, occurred_at);
@@ -26,7 +28,7 @@ CREATE INDEX observations_by_time ON observations (occurred_at, id);
 
 -- Sums per (service, feature, UTC day, kind): what was opened on that day, what was
 -- resolved on it and what was opened on it linked to an incident, each weighed by count.
--- feature '' is none. A row whose sums are all 0 is deleted, so that the table depends
+-- feature '' is none; deleted observations are in none. A row whose sums are all 0 is deleted, so that the table depends
 -- only on the observations, never on the order they came in.
 CREATE TABLE support_daily (
     service  text   NOT NULL,

@@ -19,14 +19,14 @@ CREATE OR REPLACE FUNCTION dl_apply_observation(p_source text, p_key text, p_kin
                                                 p_customer text, p_summary text, p_url text,
                                                 p_count bigint, p_occurred_us bigint,
                                                 p_resolved_us bigint, p_updated_us bigint,
-                                                p_incidents text[])
+                                                p_incidents text[], p_deleted boolean)
     RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     new_id bigint;
 BEGIN
     INSERT INTO observations AS o (source, key, kind, service, feature, customer, summary,
                                    url, count, occurred_at, resolved_at, updated_at,
-                                   incidents)
+                                   incidents, deleted)
     VALUES (p_source, p_key, p_kind, p_service, p_feature, p_customer, p_summary, p_url,
             p_count, dl_time(p_occurred_us),
             -- a resolution before the occurrence is taken as at it (never negative);
@@ -35,23 +35,23 @@ BEGIN
                  THEN greatest(dl_time(p_resolved_us), dl_time(p_occurred_us)) END,
             dl_time(coalesce(p_updated_us, p_occurred_us)),
             (SELECT coalesce(array_agg(DISTINCT k ORDER BY k), '{}')
-             FROM unnest(p_incidents) k WHERE k <> ''))
+             FROM unnest(p_incidents) k WHERE k <> ''), p_deleted)
     ON CONFLICT (source, key) DO UPDATE SET
         kind = excluded.kind, service = excluded.service, feature = excluded.feature,
         customer = excluded.customer, summary = excluded.summary, url = excluded.url,
         count = excluded.count, occurred_at = excluded.occurred_at,
         resolved_at = excluded.resolved_at, updated_at = excluded.updated_at,
-        incidents = excluded.incidents
+        incidents = excluded.incidents, deleted = excluded.deleted
     WHERE dl_observation_order(excluded) > dl_observation_order(o)
     RETURNING id INTO new_id;
     RETURN new_id;
 END $$;
 
--- What orders two states of one observation: updated_at, then the content.
+-- What orders two states of one observation: updated_at, then a deletion, then the content.
 CREATE OR REPLACE FUNCTION dl_observation_order(o observations) RETURNS text[]
     LANGUAGE sql IMMUTABLE AS $$
     SELECT ARRAY[to_char(o.updated_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS'),
-                 o.kind, o.service, coalesce(o.feature, ''), coalesce(o.customer, ''),
+                 o.deleted::text, o.kind, o.service, coalesce(o.feature, ''), coalesce(o.customer, ''),
                  coalesce(o.summary, ''), coalesce(o.url, ''), lpad(o.count::text, 12, '0'),
                  to_char(o.occurred_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS'),
                  coalesce(to_char(o.resolved_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS'), ''),
@@ -61,6 +61,9 @@ CREATE OR REPLACE FUNCTION dl_observation_order(o observations) RETURNS text[]
 CREATE OR REPLACE FUNCTION dl_support_add(r observations, sign int) RETURNS void
     LANGUAGE plpgsql AS $$
 BEGIN
+    IF r.deleted THEN
+        RETURN;
+    END IF;
     INSERT INTO support_daily AS s (service, feature, day, kind, opened, resolved, linked)
     SELECT r.service, coalesce(r.feature, ''), x.day, r.kind, sum(x.opened), sum(x.resolved),
            sum(x.linked)
@@ -114,13 +117,13 @@ CREATE OR REPLACE FUNCTION dl_support_row_sums(p_from timestamptz, p_to timestam
     FROM (SELECT o.kind, o.count AS opened, 0 AS resolved,
                  CASE WHEN cardinality(o.incidents) > 0 THEN o.count ELSE 0 END AS linked
           FROM observations o
-          WHERE o.occurred_at >= p_from AND o.occurred_at < p_to
+          WHERE NOT o.deleted AND o.occurred_at >= p_from AND o.occurred_at < p_to
             AND (p_service IS NULL OR o.service = p_service)
             AND (p_feature IS NULL OR o.feature = p_feature)
           UNION ALL
           SELECT o.kind, 0, o.count, 0
           FROM observations o
-          WHERE o.resolved_at >= p_from AND o.resolved_at < p_to
+          WHERE NOT o.deleted AND o.resolved_at >= p_from AND o.resolved_at < p_to
             AND (p_service IS NULL OR o.service = p_service)
             AND (p_feature IS NULL OR o.feature = p_feature)) x
     GROUP BY x.kind $$;
@@ -176,7 +179,7 @@ CREATE OR REPLACE FUNCTION dl_support_reference_open_at(p_at timestamptz, p_serv
                                                         p_feature text)
     RETURNS bigint LANGUAGE sql STABLE AS $$
     SELECT coalesce(sum(o.count), 0)::bigint FROM observations o
-    WHERE o.kind = 'support' AND o.occurred_at < p_at
+    WHERE NOT o.deleted AND o.kind = 'support' AND o.occurred_at < p_at
       AND (o.resolved_at IS NULL OR o.resolved_at >= p_at)
       AND (p_service IS NULL OR o.service = p_service)
       AND (p_feature IS NULL OR o.feature = p_feature) $$;
@@ -190,7 +193,7 @@ CREATE OR REPLACE FUNCTION dl_support_median_resolution(p_from timestamptz, p_to
     WITH r AS (
         SELECT extract(epoch FROM o.resolved_at - o.occurred_at)::float8 AS s, o.count AS w
         FROM observations o
-        WHERE o.kind = 'support' AND o.count > 0
+        WHERE NOT o.deleted AND o.kind = 'support' AND o.count > 0
           AND o.resolved_at >= p_from AND o.resolved_at < p_to
           AND (p_service IS NULL OR o.service = p_service)
           AND (p_feature IS NULL OR o.feature = p_feature)),
@@ -207,7 +210,7 @@ CREATE OR REPLACE FUNCTION dl_support_customers(p_from timestamptz, p_to timesta
                                                 p_service text, p_feature text)
     RETURNS bigint LANGUAGE sql STABLE AS $$
     SELECT count(DISTINCT o.customer) FROM observations o
-    WHERE o.kind = 'support' AND o.count > 0 AND o.customer <> ''
+    WHERE NOT o.deleted AND o.kind = 'support' AND o.count > 0 AND o.customer <> ''
       AND o.occurred_at >= p_from AND o.occurred_at < p_to
       AND (p_service IS NULL OR o.service = p_service)
       AND (p_feature IS NULL OR o.feature = p_feature) $$;
@@ -221,7 +224,7 @@ CREATE OR REPLACE FUNCTION dl_support_features(p_from timestamptz, p_to timestam
     SELECT o.feature, sum(o.count)::bigint,
            count(DISTINCT o.customer) FILTER (WHERE o.count > 0 AND o.customer <> '')
     FROM observations o
-    WHERE o.kind = 'support' AND o.feature IS NOT NULL
+    WHERE NOT o.deleted AND o.kind = 'support' AND o.feature IS NOT NULL
       AND o.occurred_at >= p_from AND o.occurred_at < p_to
       AND (p_service IS NULL OR o.service = p_service)
       AND (p_feature IS NULL OR o.feature = p_feature)
