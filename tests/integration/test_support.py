@@ -201,3 +201,68 @@ def test_a_mistyped_observation_is_stored_as_an_error_naming_the_field(scenario,
     assert stored[0][0] == "error" and field in stored[0][1], stored
     assert db.scalar(f"SELECT count(*) FROM observations WHERE key = 'BAD-{field}'") == "0"
     assert scenario.get("/healthz")[0] == 200
+
+
+def observations(d, **params):
+    status, page, _ = d.get("/api/v1/observations?" + urllib.parse.urlencode(params))
+    assert status == 200, page
+    return page
+
+
+def keys(page):
+    return sorted(item["key"] for item in page["items"])
+
+
+def test_the_observation_list_filters(scenario):
+    assert keys(observations(scenario, service="checkout", kind="support")) == \
+        ["S1", "S2", "S3", "S4", "S5", "S6", "S7"]
+    assert keys(observations(scenario, feature="saved-cards")) == ["F1", "S1", "S2", "S5"]
+    assert keys(observations(scenario, service="checkout", since="2024-03-05T00:00:00Z")) == \
+        ["S6", "S7", "U1", "X1"]
+    assert keys(observations(scenario, service="search-api")) == ["S8"]
+    assert observations(scenario, kind="ux", service="nowhere") == {"items": [],
+                                                                    "next_cursor": None}
+
+
+def test_an_observation_as_listed(scenario):
+    s1 = [i for i in observations(scenario, service="checkout")["items"] if i["key"] == "S1"][0]
+    assert isinstance(s1["id"], int)
+    assert {k: v for k, v in s1.items() if k != "id"} == {
+        "source": "generic", "key": "S1", "kind": "support", "service": "checkout",
+        "feature": "saved-cards", "customer": "acme", "summary": None, "url": None,
+        "count": 1, "occurred_at": "2024-03-01T09:00:00Z",
+        "resolved_at": "2024-03-01T10:00:00Z", "updated_at": "2024-03-01T09:00:00Z",
+        "incidents": ["INC-7"]}
+    # S7 is listed once, in its newest state
+    s7 = [i for i in observations(scenario, service="checkout")["items"] if i["key"] == "S7"]
+    assert len(s7) == 1 and s7[0]["resolved_at"] == "2024-03-06T10:00:00Z"
+
+
+def test_the_observation_list_pages_newest_first(scenario):
+    seen, cursor = [], None
+    while True:
+        page = observations(scenario, limit=3, **({"cursor": cursor} if cursor else {}))
+        ids = [i["id"] for i in page["items"]]
+        assert ids == sorted(ids, reverse=True) and len(ids) <= 3
+        seen += ids
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 11     # S1..S8, F1, U1, X1
+
+
+@pytest.mark.parametrize("query, name", [
+    ("kind=complaint", "kind"), ("limit=0", "limit"), ("limit=501", "limit"),
+    ("cursor=x", "cursor"), ("since=yesterday", "since"),
+])
+def test_a_bad_list_parameter_is_400(scenario, query, name):
+    status, answer, _ = scenario.get("/api/v1/observations?" + query)
+    assert status == 400 and answer["error"]["code"] == "invalid_parameter", answer
+    assert name in answer["error"]["message"]
+
+
+def test_a_bad_figure_parameter_is_400(scenario):
+    status, answer, _ = scenario.get("/api/v1/support?feature=" + "f" * 201)
+    assert status == 400 and answer["error"]["code"] == "invalid_parameter", answer
+    status, answer, _ = scenario.get("/api/v1/support?window=soon")
+    assert status == 400 and answer["error"]["code"] == "invalid_parameter", answer
