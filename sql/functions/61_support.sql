@@ -174,16 +174,6 @@ CREATE OR REPLACE FUNCTION dl_support_open_at(p_at timestamptz, p_service text,
                                                  p_at, p_service, p_feature) x
                         WHERE x.kind = 'support'), 0))::bigint $$;
 
--- The reference for open_now, from the rows alone.
-CREATE OR REPLACE FUNCTION dl_support_reference_open_at(p_at timestamptz, p_service text,
-                                                        p_feature text)
-    RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT coalesce(sum(o.count), 0)::bigint FROM observations o
-    WHERE NOT o.deleted AND o.kind = 'support' AND o.occurred_at < p_at
-      AND (o.resolved_at IS NULL OR o.resolved_at >= p_at)
-      AND (p_service IS NULL OR o.service = p_service)
-      AND (p_feature IS NULL OR o.feature = p_feature) $$;
-
 -- percentile_cont(0.5) of resolution seconds over support requests resolved in the
 -- window, each counted `count` times: the two middle values of the expanded list, found
 -- by running sums of the counts (never by expanding it). Exact, over the window's rows.
@@ -259,3 +249,51 @@ CREATE OR REPLACE FUNCTION dl_support_figures(p_from timestamptz, p_to timestamp
            coalesce((SELECT s.opened FROM s WHERE s.kind = 'feedback'), 0),
            coalesce((SELECT s.opened FROM s WHERE s.kind = 'usage'), 0),
            coalesce((SELECT s.opened FROM s WHERE s.kind = 'ux'), 0) $$;
+
+-- The reference: every figure of GET /api/v1/support from the observation and deployment
+-- rows alone, as plainly as SQL says it (no rollup, no running sums: the median by
+-- expanding each request count times). tests/integration/test_support_property.py holds
+-- the API to it.
+CREATE OR REPLACE FUNCTION dl_support_reference(p_from timestamptz, p_to timestamptz,
+                                                p_service text, p_feature text,
+                                                p_production text[])
+    RETURNS TABLE (opened bigint, resolved bigint, open_now bigint, median_seconds float8,
+                   customers bigint, linked bigint, deployments bigint, feedback bigint,
+                   usage bigint, ux bigint)
+    LANGUAGE sql STABLE AS $$
+    WITH o AS (SELECT * FROM observations o
+               WHERE NOT o.deleted AND (p_service IS NULL OR o.service = p_service)
+                 AND (p_feature IS NULL OR o.feature = p_feature)),
+    opened AS (SELECT * FROM o WHERE o.occurred_at >= p_from AND o.occurred_at < p_to),
+    support AS (SELECT * FROM opened WHERE opened.kind = 'support')
+    SELECT (SELECT coalesce(sum(count), 0) FROM support)::bigint,
+           (SELECT coalesce(sum(count), 0) FROM o WHERE o.kind = 'support'
+              AND o.resolved_at >= p_from AND o.resolved_at < p_to)::bigint,
+           (SELECT coalesce(sum(count), 0) FROM o WHERE o.kind = 'support'
+              AND o.occurred_at < p_to AND (o.resolved_at IS NULL OR o.resolved_at >= p_to))::bigint,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (
+                       ORDER BY extract(epoch FROM o.resolved_at - o.occurred_at)::float8)
+            FROM o CROSS JOIN LATERAL generate_series(1, o.count)
+            WHERE o.kind = 'support' AND o.resolved_at >= p_from AND o.resolved_at < p_to),
+           (SELECT count(DISTINCT customer) FROM support
+            WHERE count > 0 AND customer <> ''),
+           (SELECT coalesce(sum(count), 0) FROM support WHERE cardinality(incidents) > 0)::bigint,
+           dl_support_deployments(p_from, p_to, p_service, p_production),
+           (SELECT coalesce(sum(count), 0) FROM opened WHERE kind = 'feedback')::bigint,
+           (SELECT coalesce(sum(count), 0) FROM opened WHERE kind = 'usage')::bigint,
+           (SELECT coalesce(sum(count), 0) FROM opened WHERE kind = 'ux')::bigint $$;
+
+-- The reference for the features: grouped from the rows.
+CREATE OR REPLACE FUNCTION dl_support_reference_features(p_from timestamptz,
+                                                         p_to timestamptz, p_service text,
+                                                         p_feature text)
+    RETURNS TABLE (feature text, opened bigint, customers bigint)
+    LANGUAGE sql STABLE AS $$
+    SELECT o.feature, sum(o.count)::bigint,
+           count(DISTINCT CASE WHEN o.count > 0 AND o.customer <> '' THEN o.customer END)
+    FROM observations o
+    WHERE NOT o.deleted AND o.kind = 'support' AND o.feature IS NOT NULL
+      AND o.occurred_at >= p_from AND o.occurred_at < p_to
+      AND (p_service IS NULL OR o.service = p_service)
+      AND (p_feature IS NULL OR o.feature = p_feature)
+    GROUP BY o.feature ORDER BY 2 DESC, 1 $$;
