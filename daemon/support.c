@@ -2,10 +2,13 @@
 #include "support.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/buf.h"
 #include "../lib/cube.h"
 #include "../lib/error.h"
 #include "../lib/event.h"
@@ -124,4 +127,47 @@ int support_figures(const struct api *api, const struct api_request *req, json_t
         *ret_body = figures_json(&p, &sr, n_deployments);
         json_decref(sr.features);
         return *ret_body ? 0 : reply_oom(err);
+}
+
+/* ---------------------------------------------------------------- /metrics */
+
+struct gauge_read {
+        int64_t from_us, to_us;
+        struct buf *out;
+        size_t start;           /* out's length before the gauge: a retry starts there */
+};
+
+static int add_gauge_line(void *ctx, const struct store_row *r) {
+        struct gauge_read *g = ctx;
+        char label[METRICS_LABEL_MAX], line[METRICS_LABEL_MAX + 96];
+
+        if (metrics_label(r->values[0], label) < 0)
+                return -ENOMEM;
+        snprintf(line, sizeof(line), "doraloop_support_requests_opened{service=\"%s\"} %s\n",
+                 label, r->values[1]);
+        return buf_puts(g->out, line);
+}
+
+static int read_gauge(struct store *s, void *ctx, struct error *err) {
+        struct gauge_read *g = ctx;
+
+        g->out->len = g->start;
+        if (g->out->data)
+                g->out->data[g->start] = '\0';
+        return store_support_opened(s, g->from_us, g->to_us, add_gauge_line, g, err);
+}
+
+int support_metrics(const struct api *api, int64_t now_us, struct buf *out, struct error *err) {
+        struct gauge_read g = { now_us - 30 * CUBE_DAY_US, now_us, out, 0 };
+        int r = buf_puts(out, "# HELP doraloop_support_requests_opened Support requests (JSM "
+                         "requests and support observations, weighed by count) opened in the "
+                         "last 30 days.\n# TYPE doraloop_support_requests_opened gauge\n");
+
+        if (r == 0) {
+                g.start = out->len;
+                r = api_with_store(api, read_gauge, &g, err);
+        }
+        if (r < 0 && r != -EIO)
+                return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
+        return r;
 }

@@ -76,3 +76,15 @@ int store_support_observations(struct store *s, const char *const *params, store
         return store_rows(s, observations_sql, 6, params, "nssssssssnsssj", NULL, row, ctx,
                           "Listing observations", err);
 }
+
+int store_support_opened(struct store *s, int64_t from_us, int64_t to_us, store_row_fn *row,
+                         void *ctx, struct error *err) {
+        char from[24], to[24];
+        const char *params[2] = { from, to };
+
+        snprintf(from, sizeof(from), "%" PRId64, from_us);
+        snprintf(to, sizeof(to), "%" PRId64, to_us);
+        return store_rows(s, "SELECT service, opened FROM dl_support_opened_by_service("
+                          "dl_time($1::bigint), dl_time($2::bigint))", 2, params, "sn", NULL,
+                          row, ctx, "Reading the support gauge", err);
+}

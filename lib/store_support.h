@@ -38,3 +38,8 @@ int store_support_figures(struct store *s, const struct store_support_scope *sco
  * limit; newest id first. Returns the number of rows, -EIO or row()'s error. */
 int store_support_observations(struct store *s, const char *const *params, store_row_fn *row,
                                void *ctx, struct error *err) __attribute__((warn_unused_result));
+
+/* Calls row() with (service, opened) for every service with support requests: those opened
+ * in [from_us, to_us). Returns the number of rows, -EIO or row()'s error. */
+int store_support_opened(struct store *s, int64_t from_us, int64_t to_us, store_row_fn *row,
+                         void *ctx, struct error *err) __attribute__((warn_unused_result));

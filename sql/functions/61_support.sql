@@ -297,3 +297,14 @@ CREATE OR REPLACE FUNCTION dl_support_reference_features(p_from timestamptz,
       AND (p_service IS NULL OR o.service = p_service)
       AND (p_feature IS NULL OR o.feature = p_feature)
     GROUP BY o.feature ORDER BY 2 DESC, 1 $$;
+
+-- Support requests opened in the window per service (the /metrics gauge): every service
+-- that has any, from the rollup's whole days and the edge days' rows.
+CREATE OR REPLACE FUNCTION dl_support_opened_by_service(p_from timestamptz, p_to timestamptz)
+    RETURNS TABLE (service text, opened bigint)
+    LANGUAGE sql STABLE AS $$
+    SELECT k.service, coalesce((SELECT s.opened FROM dl_support_sums(p_from, p_to, k.service,
+                                                                     NULL) s
+                                WHERE s.kind = 'support'), 0)
+    FROM (SELECT DISTINCT d.service FROM support_daily d WHERE d.kind = 'support') k
+    ORDER BY k.service $$;

@@ -9,8 +9,9 @@ identical tables, and a replay rebuilds them.
 As in test_dora_property, the history is laid out relative to the moment the test starts
 (window=Nd ends at the daemon's now) and the reference is asked for the window the answer
 reports."""
-import json
+import http.client
 import random
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -213,6 +214,29 @@ def test_the_rollup_equals_one_built_from_the_rows(loaded, db):
     kept = db.query("SELECT service, feature, day, kind, opened, resolved, linked "
                     "FROM support_daily ORDER BY service, day, feature, kind")
     assert kept == built
+
+
+def metrics_text(d):
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+    conn.request("GET", "/metrics")
+    resp = conn.getresponse()
+    text = resp.read().decode()
+    conn.close()
+    assert resp.status == 200, text
+    return text
+
+
+def test_the_metrics_gauge_is_the_last_30_days_per_service(loaded):
+    """doraloop_support_requests_opened{service}: what /api/v1/support?window=30d says."""
+    d, _, _ = loaded
+    text = metrics_text(d)
+    assert "# TYPE doraloop_support_requests_opened gauge" in text
+    gauge = {m.group(1): int(m.group(2)) for m in re.finditer(
+        r'^doraloop_support_requests_opened\{service="([^"]*)"\} (\d+)$', text, re.M)}
+    assert set(gauge) == set(SERVICES)
+    for service in SERVICES:
+        opened = get(d, "/api/v1/support", window="30d", service=service)["requests"]["opened"]
+        assert gauge[service] == opened > 0, service
 
 
 def test_a_new_observation_counts_at_once(loaded, db):

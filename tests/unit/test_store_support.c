@@ -1,8 +1,8 @@
 /* Unit tests for store_support, against a real PostgreSQL database (DORALOOP_TEST_DB, made
  * by tests/test_unit.py): observations saved through the store as generic deliveries, the
  * figures of a window (counts weighed by count, the weighted median, distinct customers,
- * the kinds), the features, the observation list with its filters and column kinds, and a
- * callback's error stopping a walk. */
+ * the kinds), the features, the observation list with its filters and column kinds, the
+ * per-service gauge, and a callback's error stopping each walk. */
 #include "store_support.h"
 
 #include <errno.h>
@@ -116,6 +116,18 @@ static void test_list(struct store *s) {
         CHECK(store_support_observations(s, all, keep_row, &l, &err) == -EPIPE);
 }
 
+/* The gauge: every service with support requests, in name order, those of the window. */
+static void test_opened(struct store *s) {
+        struct rows l = { 0 };
+        struct error err = { 0 };
+
+        CHECK(store_support_opened(s, MAR1, MAR1 + 2 * DAY_US, keep_row, &l, &err) == 2);
+        CHECK_STR(l.first, "api");
+        CHECK_STR(l.kinds, "sn");
+        l = (struct rows) { .fail_at = 1 };
+        CHECK(store_support_opened(s, MAR1, MAR1 + 2 * DAY_US, keep_row, &l, &err) == -EPIPE);
+}
+
 int main(int argc, char **argv) {
         const char *conninfo = fixture_db(argc, argv);
         struct store *s;
@@ -136,6 +148,7 @@ int main(int argc, char **argv) {
         }
         test_figures(s);
         test_list(s);
+        test_opened(s);
         store_close(s);
         return check_summary();
 }
