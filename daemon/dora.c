@@ -72,7 +72,7 @@ static int set_figures(json_t *o, const struct metrics_figures *f, enum metrics_
         return r ? -ENOMEM : 0;
 }
 
-static json_t *window_json(int64_t from_us, int64_t to_us) {
+json_t *dora_window_json(int64_t from_us, int64_t to_us) {
         double days = (double) (to_us - from_us) / (double) DAY_US;
         json_t *d = (to_us - from_us) % DAY_US == 0
                     ? json_integer((json_int_t) ((to_us - from_us) / DAY_US)) : json_real(days);
@@ -118,7 +118,7 @@ int dora_figures(const struct api *api, const struct api_request *req, json_t **
         free(acc);
         o = json_pack("{s:o,s:s,s:s,s:o}", "service", string_or_null(p.service),
                       "environment", p.env_label, "bands", metrics_bands_name(p.bands),
-                      "window", window_json(p.from_us, p.to_us));
+                      "window", dora_window_json(p.from_us, p.to_us));
         if (!o || set_figures(o, &f, p.bands) < 0) {
                 json_decref(o);
                 return reply_oom(err);

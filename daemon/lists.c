@@ -1,5 +1,5 @@
 /* lists: every list of the read API and its one-item views (deployments, incidents,
- * services, deliveries and change requests), each JSON object made by row_json from the
+ * services, deliveries, change requests and observations), each JSON object made by row_json from the
  * store's typed rows. */
 #include "lists.h"
 
@@ -14,6 +14,7 @@
 #include "../lib/store.h"
 #include "../lib/store_changes.h"
 #include "../lib/store_dora.h"
+#include "../lib/store_support.h"
 #include "../lib/timefmt.h"
 #include "params.h"
 #include "reply.h"
@@ -396,4 +397,56 @@ int lists_change(const struct api *api, const struct api_request *req, json_t **
                 return error_set(err, ENOENT, "not_found", NULL, "No such change request");
         *ret_body = l.one;
         return 0;
+}
+
+/* ---------------------------------------------------------- observations */
+
+static int read_observations(struct store *s, const void *args, store_row_fn *row, void *ctx,
+                             struct error *err) {
+        return store_support_observations(s, args, row, ctx, err);
+}
+
+static int check_kind(const char *kind, struct error *err) {
+        if (!kind)
+                return 0;
+        for (size_t i = 0; i < sizeof(store_support_kinds) / sizeof(store_support_kinds[0]); i++)
+                if (strcmp(kind, store_support_kinds[i]) == 0)
+                        return 0;
+        return params_bad(err, "kind", "must be support, feedback, usage or ux");
+}
+
+/* GET /api/v1/observations: newest first, paged by id like deployments. */
+int lists_observations(const struct api *api, const struct api_request *req, json_t **ret_body,
+                       struct error *err) {
+        const char *since = req->arg(req->ctx, "since"), *cursor = req->arg(req->ctx, "cursor");
+        const char *service = req->arg(req->ctx, "service");
+        const char *feature = req->arg(req->ctx, "feature"), *kind = req->arg(req->ctx, "kind");
+        char since_buf[24], cursor_buf[24], limit_buf[24];
+        struct list l = { .items = NULL };
+        const char *params[6];
+        struct list_call c = { .read = read_observations, .args = params, .list = &l };
+        int64_t before = 0, since_us = 0;
+        int n = PARAMS_LIMIT_DEFAULT, r;
+
+        if ((r = check_kind(kind, err)) < 0 || (r = params_limit(req, &n, err)) < 0 ||
+            (r = params_cursor(req, &before, err)) < 0)
+                return r;
+        if (since && (r = timefmt_parse(since, &since_us)) < 0)
+                return params_bad_time(err, "since", r);
+        snprintf(since_buf, sizeof(since_buf), "%" PRId64, since_us);
+        snprintf(cursor_buf, sizeof(cursor_buf), "%" PRId64, before);
+        snprintf(limit_buf, sizeof(limit_buf), "%d", n);
+        params[0] = service && *service ? service : NULL;
+        params[1] = feature && *feature ? feature : NULL;
+        params[2] = kind, params[3] = since ? since_buf : NULL;
+        params[4] = cursor ? cursor_buf : NULL, params[5] = limit_buf;
+        l.items = json_array();
+        if (!l.items)
+                return reply_oom(err);
+        if (list_query(api, &c, err) < 0) {
+                json_decref(l.items);
+                return reply_unavailable(err, err, "an observation list");
+        }
+        *ret_body = page_json(&l, "id", c.rows == n);
+        return *ret_body ? 0 : reply_oom(err);
 }

@@ -1,7 +1,8 @@
 /* lists: every list of the read API, paged by limit and cursor (API.md), and its one-item
  * views: deployments and incidents (filtered by service, environment and since), a
  * deployment with its commits, incidents and change request, the services, the raw
- * deliveries, and change requests (one with its history). */
+ * deliveries, change requests (one with its history), and observations (support load,
+ * filtered by service, feature, kind and since). */
 #pragma once
 
 #include "api.h"
@@ -14,3 +15,4 @@ api_handler lists_services;     /* GET /api/v1/services */
 api_handler lists_deliveries;   /* GET /api/v1/deliveries?source=&status= */
 api_handler lists_changes;      /* GET /api/v1/changes?service=&status=&since= */
 api_handler lists_change;       /* GET /api/v1/changes/{key}: req->param is the key */
+api_handler lists_observations; /* GET /api/v1/observations?service=&feature=&kind=&since= */

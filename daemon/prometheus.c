@@ -1,5 +1,6 @@
 /* prometheus: GET /metrics, the Prometheus text: the DORA gauges of every (service,
- * environment) over the last 30 days, summed from the mirror, then the daemon's counters. */
+ * environment) over the last 30 days, summed from the mirror, then the support gauge
+ * (daemon/support.h) and the daemon's counters. */
 #include "prometheus.h"
 
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "params.h"
 #include "reply.h"
 #include "stats.h"
+#include "support.h"
 #include "writer.h"
 
 #define DAY_US CUBE_DAY_US
@@ -366,6 +368,8 @@ int prometheus_metrics(const struct api *api, const struct api_request *req,
         m->next = SIZE_MAX;
         buf_init(&m->tail, METRICS_TAIL_MAX_BYTES);
         r = load_dora(api, req->cfg, m, err);
+        if (r == 0)
+                r = support_metrics(api, now_us(), &m->tail, err);
         if (r == 0)
                 r = stats_write(&m->tail);
         if (r == 0)

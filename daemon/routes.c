@@ -14,6 +14,7 @@
 #include "prometheus.h"
 #include "replay.h"
 #include "reply.h"
+#include "support.h"
 
 /* One line per method and path. Patterns are exact but for {name}, one non-empty segment
  * handed to the handler as req->param. Routes of one path are adjacent. */
@@ -33,6 +34,8 @@ static const struct route routes[] = {
         { "GET",  "/api/v1/changes/{key}",     AUTH_API,   RUNS_READ,    lists_change, NULL },
         { "GET",  "/api/v1/changes/{key}/gate", AUTH_API,  RUNS_READ,    gate_answer, NULL },
         { "GET",  "/api/v1/deliveries",        AUTH_API,   RUNS_READ,    lists_deliveries, NULL },
+        { "GET",  "/api/v1/support",           AUTH_API,   RUNS_READ,    support_figures, NULL },
+        { "GET",  "/api/v1/observations",      AUTH_API,   RUNS_READ,    lists_observations, NULL },
         { "GET",  "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_get, NULL },
         { "POST", "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_post, NULL },
         { "POST", "/api/v1/import",            AUTH_ADMIN, RUNS_IMPORT,  NULL, NULL },

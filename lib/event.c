@@ -41,6 +41,11 @@ struct event *event_list_add(struct event_list *l, enum event_kind kind) {
                 e->change_request.planned_start = e->change_request.planned_end = TIME_UNSET;
                 e->change_request.updated_at = TIME_UNSET;
                 break;
+        case EVENT_OBSERVATION:
+                e->observation.occurred_at = e->observation.resolved_at = TIME_UNSET;
+                e->observation.updated_at = TIME_UNSET;
+                e->observation.count = 1;
+                break;
         case _EVENT_MAX:
                 break;
         }
@@ -81,6 +86,13 @@ static void event_free_fields(struct event *e) {
                 free(c->key), free(c->title), free(c->status), free(c->change_type);
                 free(c->risk), free(c->actor);
                 free_strv(c->services, c->n_services);
+                break;
+        }
+        case EVENT_OBSERVATION: {
+                struct event_observation *o = &e->observation;
+                free(o->key), free(o->kind), free(o->service), free(o->feature);
+                free(o->customer), free(o->summary), free(o->url);
+                free_strv(o->incidents, o->n_incidents);
                 break;
         }
         case _EVENT_MAX:
@@ -128,6 +140,11 @@ static const struct bound bounds[] = {
         BOUND(EVENT_CHANGE_REQUEST, change_request.change_type, "change_type",
               EVENT_CATEGORY_MAX),
         BOUND(EVENT_CHANGE_REQUEST, change_request.risk, "risk", EVENT_CATEGORY_MAX),
+        BOUND(EVENT_OBSERVATION, observation.key, "key", EVENT_KEY_MAX),
+        BOUND(EVENT_OBSERVATION, observation.kind, "kind", EVENT_CATEGORY_MAX),
+        BOUND(EVENT_OBSERVATION, observation.service, "service", EVENT_NAME_MAX),
+        BOUND(EVENT_OBSERVATION, observation.feature, "feature", EVENT_NAME_MAX),
+        BOUND(EVENT_OBSERVATION, observation.customer, "customer", EVENT_NAME_MAX),
 };
 
 static const char *const kind_names[_EVENT_MAX] = {
@@ -135,6 +152,7 @@ static const char *const kind_names[_EVENT_MAX] = {
         [EVENT_DEPLOYMENT] = "deployment",
         [EVENT_INCIDENT] = "incident",
         [EVENT_CHANGE_REQUEST] = "change request",
+        [EVENT_OBSERVATION] = "observation",
 };
 
 /* The message gives the length, never the value: it is logged and answered. */
@@ -172,6 +190,9 @@ static int check_event(const struct event *e, struct error *err) {
         if (r == 0 && e->kind == EVENT_CHANGE_REQUEST)
                 r = check_values(e, "services", e->change_request.services,
                                  e->change_request.n_services, EVENT_NAME_MAX, err);
+        if (r == 0 && e->kind == EVENT_OBSERVATION)
+                r = check_values(e, "incidents", e->observation.incidents,
+                                 e->observation.n_incidents, EVENT_KEY_MAX, err);
         return r;
 }
 

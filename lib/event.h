@@ -16,6 +16,7 @@ enum event_kind {
         EVENT_DEPLOYMENT,
         EVENT_INCIDENT,
         EVENT_CHANGE_REQUEST,
+        EVENT_OBSERVATION,
         _EVENT_MAX,
 };
 
@@ -66,6 +67,22 @@ struct event_change_request {
         char *actor;            /* who made this change of it (a name), or NULL */
 };
 
+/* Support load: a JSM service request (kind support) or a generic observation. Identity:
+ * (source, key). Later states win by updated_at (else occurred_at). */
+struct event_observation {
+        char *key;
+        char *kind;             /* support | feedback | usage | ux */
+        char *service, *feature, *customer, *summary, *url;
+        int64_t count;          /* occurrences this record stands for, >= 0 (default 1) */
+        int64_t occurred_at, resolved_at, updated_at;
+        char **incidents;       /* keys of the incidents it links */
+        size_t n_incidents;
+        bool deleted;           /* the source deleted it (a Jira issue): it counts no more */
+};
+
+/* An observation links at most this many incidents. */
+#define EVENT_OBSERVATION_LINKS_MAX 100
+
 struct event {
         enum event_kind kind;
         union {
@@ -73,6 +90,7 @@ struct event {
                 struct event_deployment deployment;
                 struct event_incident incident;
                 struct event_change_request change_request;
+                struct event_observation observation;
         };
 };
 

@@ -69,6 +69,18 @@ static json_t *dump_one(const struct event *e) {
                                  tm(c->planned_start), "planned_end", tm(c->planned_end),
                                  "updated_at", tm(c->updated_at), "actor", str(c->actor));
         }
+        case EVENT_OBSERVATION: {
+                const struct event_observation *o = &e->observation;
+                return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:b}",
+                                 "kind", "observation", "key", str(o->key), "observation_kind",
+                                 str(o->kind), "service", str(o->service), "feature",
+                                 str(o->feature), "customer", str(o->customer), "summary",
+                                 str(o->summary), "url", str(o->url), "count",
+                                 (json_int_t) o->count, "occurred_at", tm(o->occurred_at),
+                                 "resolved_at", tm(o->resolved_at), "updated_at",
+                                 tm(o->updated_at), "incidents",
+                                 strv(o->incidents, o->n_incidents), "deleted", o->deleted);
+        }
         case _EVENT_MAX:
                 break;
         }

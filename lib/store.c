@@ -59,6 +59,8 @@ static const struct statement {
           "$11, $12, $13, $14, $15)", 15 },
         { "apply_change_request", "SELECT dl_apply_change_request($1, $2, $3, $4, $5, $6, $7, "
           "$8, $9, $10, $11, $12)", 12 },
+        { "apply_observation", "SELECT dl_apply_observation($1, $2, $3, $4, $5, $6, $7, $8, "
+          "$9, $10, $11, $12, $13, $14)", 14 },
 };
 
 /* Library code never logs: PostgreSQL's notices (e.g. "already exists, skipping") go nowhere. */
@@ -481,6 +483,24 @@ struct model_params {
         char window[24];
 };
 
+/* Support load: a JSM request or a generic observation (sql/functions/61_support.sql). */
+static int send_observation(struct store *s, const char *source,
+                            const struct event_observation *o) {
+        struct params p = { .n = 0 };
+
+        param(&p, source), param(&p, o->key), param(&p, o->kind), param(&p, o->service);
+        param(&p, o->feature), param(&p, o->customer), param(&p, o->summary);
+        param(&p, o->url);
+        snprintf(p.num[p.n], sizeof(p.num[0]), "%" PRId64, o->count);
+        param(&p, p.num[p.n]);
+        param_time(&p, o->occurred_at), param_time(&p, o->resolved_at);
+        param_time(&p, o->updated_at);
+        if (param_array(&p, o->incidents, o->n_incidents) < 0)
+                return -ENOMEM;
+        param_bool(&p, o->deleted);
+        return send_prepared(s, "apply_observation", &p) ? 1 : -EIO;
+}
+
 static int send_event(struct store *s, const struct delivery *d, const struct event *e,
                       const struct model_params *mp) {
         const char *source = d->source->name;
@@ -530,6 +550,8 @@ static int send_event(struct store *s, const struct delivery *d, const struct ev
                 param(&p, c->actor);
                 return send_prepared(s, "apply_change_request", &p) ? 1 : -EIO;
         }
+        case EVENT_OBSERVATION:
+                return send_observation(s, source, &e->observation);
         case _EVENT_MAX:
                 break;
         }
@@ -543,6 +565,7 @@ static size_t event_services(const struct event *e, const char **out) {
         case EVENT_CHANGE: out[0] = e->change.service; return 1;
         case EVENT_DEPLOYMENT: out[0] = e->deployment.service; return 1;
         case EVENT_INCIDENT: out[0] = e->incident.service; return 1;
+        case EVENT_OBSERVATION: out[0] = e->observation.service; return 1;
         case EVENT_CHANGE_REQUEST:
                 for (size_t i = 0; i < e->change_request.n_services; i++)
                         out[i] = e->change_request.services[i];
@@ -914,7 +937,7 @@ static int replay_reset(struct store *s, int64_t *ret_last, int64_t *ret_total,
                 "BEGIN; SET LOCAL lock_timeout = '1s'; "
                 "TRUNCATE deployment_changes, deployment_commits, incidents, deployments, "
                 "service_environments, changes, change_requests, change_request_history, "
-                "dl_rollups; "
+                "dl_rollups, observations, support_daily; "
                 "SELECT coalesce(max(id), 0) FROM events_raw";
 
         for (int attempt = 1;; attempt++) {

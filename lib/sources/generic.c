@@ -284,6 +284,70 @@ static int change_request(json_t *doc, struct event_list *out, struct error *err
         return ok ? 1 : -ENOMEM;
 }
 
+/* Support load (API.md, "What comes in"): one observation, of a kind, weighed by count. */
+#define OBSERVATION_COUNT_MAX 1000000000
+
+static int observation_count(json_t *doc, int64_t *ret, struct error *err) {
+        json_t *v = json_object_get(doc, "count");
+
+        *ret = 1;
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > OBSERVATION_COUNT_MAX)
+                return error_set(err, EBADMSG, "invalid_payload", "count",
+                                 "count must be an integer from 0 to %d", OBSERVATION_COUNT_MAX);
+        *ret = json_integer_value(v);
+        return 0;
+}
+
+static int observation(json_t *doc, struct event_list *out, struct error *err) {
+        static const char *const kinds[] = { "support", "feedback", "usage", "ux", NULL };
+        const char *id, *kind, *service, *feature, *customer, *summary, *url, *incident;
+        int64_t occurred, resolved, updated, count;
+        struct event_observation *o;
+        struct event *e;
+        bool ok = true;
+        int r;
+
+        if ((r = normalize_string(doc, "id", true, &id, err)) < 0 ||
+            (r = normalize_string(doc, "kind", true, &kind, err)) < 0 ||
+            (r = one_of(kind, "kind", kinds, err)) < 0 ||
+            (r = normalize_string(doc, "service", true, &service, err)) < 0 ||
+            (r = normalize_string(doc, "feature", false, &feature, err)) < 0 ||
+            (r = normalize_string(doc, "customer", false, &customer, err)) < 0 ||
+            (r = normalize_string(doc, "summary", false, &summary, err)) < 0 ||
+            (r = normalize_string(doc, "url", false, &url, err)) < 0 ||
+            (r = observation_count(doc, &count, err)) < 0 ||
+            (r = normalize_time(doc, "occurred_at", true, &occurred, err)) < 0 ||
+            (r = normalize_time(doc, "resolved_at", false, &resolved, err)) < 0 ||
+            (r = normalize_time(doc, "updated_at", false, &updated, err)) < 0 ||
+            (r = normalize_string(doc, "incident", false, &incident, err)) < 0)
+                return r;
+        e = event_list_add(out, EVENT_OBSERVATION);
+        if (!e)
+                return -ENOMEM;
+        o = &e->observation;
+        o->key = event_strdup(id, &ok);
+        o->kind = event_strdup(kind, &ok);
+        o->service = event_strdup(service, &ok);
+        o->feature = event_strdup(feature && *feature ? feature : NULL, &ok);
+        o->customer = event_strdup(customer && *customer ? customer : NULL, &ok);
+        o->summary = event_strdup(summary, &ok);
+        o->url = event_strdup(url, &ok);
+        o->count = count;
+        o->occurred_at = occurred;
+        o->resolved_at = resolved;
+        /* Newest updated_at, else occurred_at, wins (the store compares them). */
+        o->updated_at = updated != TIME_UNSET ? updated : occurred;
+        o->incidents = calloc(1, sizeof(char *));
+        if (!o->incidents)
+                return -ENOMEM;
+        if (incident && *incident)
+                o->incidents[o->n_incidents++] = event_strdup(incident, &ok);
+        return ok ? 1 : -ENOMEM;
+}
+
 static int normalize(json_t *doc, const char *event, int64_t received_us,
                      const struct normalize_options *o, struct event_list *out,
                      struct error *err) {
@@ -297,8 +361,10 @@ static int normalize(json_t *doc, const char *event, int64_t received_us,
                 return incident(doc, out, err);
         if (strcmp(event, "change_request") == 0)
                 return change_request(doc, out, err);
+        if (strcmp(event, "observation") == 0)
+                return observation(doc, out, err);
         return normalize_ignored(err, "generic type '%.64s' is not one of deployment, change, "
-                                 "incident, change_request", event);
+                                 "incident, change_request, observation", event);
 }
 
 #define OFF(f) offsetof(struct generic_options, f)

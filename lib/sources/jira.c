@@ -26,6 +26,9 @@ struct jira_options {
         const char *planned_start_field;
         const char *planned_end_field;
         const char *approvals_field;
+        const char *request_types;
+        const char *organization_field;
+        const char *feature_field;
 };
 
 extern const struct source source_jira;
@@ -427,6 +430,141 @@ static int change_request(json_t *doc, const struct issue *is,
         return ok ? 1 : -ENOMEM;
 }
 
+/* ---------------------------------------------------------------- support requests */
+
+/* An issue links at most this many issues that count (fields.issuelinks). */
+#define LINKS_MAX EVENT_OBSERVATION_LINKS_MAX
+
+/* A text field's value: a string, an option's "value" or "name", or the first of an array
+ * of either (JSM's Organizations field is [{"id":..,"name":"Acme"}]). NULL when absent or
+ * empty; -EBADMSG naming the field for any other type. */
+static int field_text(const struct issue *is, const char *field, const char **ret,
+                      struct error *err) {
+        json_t *v = *field ? json_object_get(is->fields, field) : NULL;
+
+        *ret = NULL;
+        if (json_is_array(v))
+                v = json_array_get(v, 0);
+        if (json_is_object(v)) {
+                json_t *name = json_object_get(v, "value");
+
+                v = name ? name : json_object_get(v, "name");
+        }
+        if (json_is_string(v))
+                *ret = *json_string_value(v) ? json_string_value(v) : NULL;
+        else if (v && !json_is_null(v))
+                return error_set(err, EBADMSG, "invalid_payload", "issue.fields",
+                                 "issue.fields.%.64s must be a string, an option or a list "
+                                 "of them", field);
+        return 0;
+}
+
+/* The customer: the organization field, else the reporter's account id (Cloud), else
+ * its name (Server). */
+static int request_customer(json_t *doc, const struct issue *is,
+                            const struct normalize_options *o, const char **ret,
+                            struct error *err) {
+        int r = field_text(is, options(o)->organization_field, ret, err);
+
+        if (r == 0 && !*ret)
+                r = normalize_string(doc, "issue.fields.reporter.accountId", false, ret, err);
+        if (r == 0 && !*ret)
+                r = normalize_string(doc, "issue.fields.reporter.name", false, ret, err);
+        return r;
+}
+
+/* The keys of the incidents an issue links, inward or outward; a linked issue whose type
+ * the link names counts only when that is an incident type. Into *ret (owned). */
+static int request_links(const struct issue *is, const struct normalize_options *o,
+                         char ***ret, size_t *ret_n, struct error *err) {
+        json_t *links = json_object_get(is->fields, "issuelinks");
+        bool ok = true;
+
+        *ret_n = 0;
+        *ret = calloc(LINKS_MAX + 1, sizeof(char *));
+        if (!*ret)
+                return -ENOMEM;
+        if (links && !json_is_array(links) && !json_is_null(links))
+                return error_set(err, EBADMSG, "invalid_payload", "issue.fields.issuelinks",
+                                 "issue.fields.issuelinks must be an array");
+        for (size_t i = 0; i < json_array_size(links) && ok; i++) {
+                static const char *const ends[] = { "inwardIssue", "outwardIssue" };
+                json_t *link = json_array_get(links, i);
+
+                if (!json_is_object(link))
+                        return error_set(err, EBADMSG, "invalid_payload",
+                                         "issue.fields.issuelinks",
+                                         "issue.fields.issuelinks[%zu] must be an object", i);
+                for (size_t e = 0; e < 2; e++) {
+                        json_t *other = json_object_get(link, ends[e]);
+                        const char *key, *type;
+                        int r;
+
+                        if (!other)
+                                continue;
+                        if ((r = normalize_string(other, "key", true, &key, err)) < 0 ||
+                            (r = normalize_string(other, "fields.issuetype.name", false, &type,
+                                                  err)) < 0)
+                                return normalize_element_error(r, err,
+                                                               "issue.fields.issuelinks", i);
+                        if (type && !normalize_in_list(options(o)->incident_types, type))
+                                continue;
+                        if (*ret_n == LINKS_MAX)
+                                return error_set(err, EBADMSG, "invalid_payload",
+                                                 "issue.fields.issuelinks", "an issue links "
+                                                 "more than %d incidents", LINKS_MAX);
+                        (*ret)[(*ret_n)++] = event_strdup(key, &ok);
+                }
+        }
+        return ok ? 0 : -ENOMEM;
+}
+
+/* A JSM service request (jira_request_types): an observation of kind support. */
+static int request(json_t *doc, const struct issue *is, const struct normalize_options *o,
+                   struct event_list *out, struct error *err) {
+        const char *category, *customer, *feature, *name;
+        struct event_observation *ob;
+        char projbuf[128];
+        int64_t created, resolved;
+        struct event *e;
+        bool ok = true;
+        int r;
+
+        if ((r = normalize_time(doc, "issue.fields.created", true, &created, err)) < 0 ||
+            (r = normalize_time(doc, "issue.fields.resolutiondate", false, &resolved, err)) < 0 ||
+            (r = normalize_string(doc, "issue.fields.status.statusCategory.key", false,
+                                  &category, err)) < 0 ||
+            (r = request_customer(doc, is, o, &customer, err)) < 0 ||
+            (r = field_text(is, options(o)->feature_field, &feature, err)) < 0)
+                return r;
+        if (label_value(is, "feature:") && *label_value(is, "feature:"))
+                feature = label_value(is, "feature:");
+        /* resolved as incidents are: a resolution date, else a done status's last change */
+        if (resolved == TIME_UNSET && category && strcmp(category, "done") == 0)
+                resolved = is->changed;
+        name = json_array_size(is->components) ? component(is, 0)
+                                               : project_key(is, projbuf, sizeof(projbuf));
+        e = event_list_add(out, EVENT_OBSERVATION);
+        if (!e)
+                return -ENOMEM;
+        ob = &e->observation;
+        r = request_links(is, o, &ob->incidents, &ob->n_incidents, err);
+        if (r < 0)
+                return r;
+        ob->key = event_strdup(is->key, &ok);
+        ob->kind = event_strdup("support", &ok);
+        ob->service = normalize_service(o, name);
+        ok = ok && ob->service;
+        ob->feature = event_strdup(feature, &ok);
+        ob->customer = event_strdup(customer, &ok);
+        ob->summary = event_strdup(is->summary, &ok);
+        ob->occurred_at = created;
+        ob->resolved_at = resolved;
+        ob->updated_at = is->updated;
+        ob->deleted = is->deleted;
+        return ok ? 1 : -ENOMEM;
+}
+
 /* jira:issue_created, jira:issue_updated, JSM automation bodies and jira:issue_deleted. */
 static int issue_event(json_t *doc, bool deleted, const struct normalize_options *o,
                        struct event_list *out, struct error *err) {
@@ -439,7 +577,9 @@ static int issue_event(json_t *doc, bool deleted, const struct normalize_options
         if (!is.type)
                 return normalize_ignored(err, "issue %s names no issue type", is.key);
         if (!normalize_in_list(options(o)->incident_types, is.type) &&
-            !normalize_in_list(options(o)->change_types, is.type))
+            !normalize_in_list(options(o)->change_types, is.type) &&
+            !normalize_in_list(options(o)->request_types, is.type))
+                /* The reason stays as it was before request types (fixtures hold it). */
                 return normalize_ignored(err, "issue type '%s' is neither an incident type "
                                          "(jira_incident_types) nor a change type "
                                          "(jira_change_types)", is.type);
@@ -448,6 +588,8 @@ static int issue_event(json_t *doc, bool deleted, const struct normalize_options
                 return r;
         if (normalize_in_list(options(o)->incident_types, is.type))
                 return incident(doc, &is, o, out, err);
+        if (normalize_in_list(options(o)->request_types, is.type))
+                return request(doc, &is, o, out, err);
         return change_request(doc, &is, o, out, err);
 }
 
@@ -483,6 +625,16 @@ static const struct confkey keys[] = {
         { "jira_approvals_field", KEY_STRING, "", OFF(approvals_field), 0, 0, NULL,
           "Jira custom field id of JSM's Approvals field: its latest decision approves or "
           "declines a change still pending by status", CONFKEY_LIVE },
+        { "jira_request_types", KEY_STRING,
+          "Service Request,Service Request with Approvals,Support,Question",
+          OFF(request_types), 0, 0, NULL,
+          "Jira issue types (comma-separated) that are support requests", CONFKEY_LIVE },
+        { "jira_organization_field", KEY_STRING, "", OFF(organization_field), 0, 0, NULL,
+          "Jira custom field id of JSM's Organizations field: a request's customer (else its "
+          "reporter's account id)", CONFKEY_LIVE },
+        { "jira_feature_field", KEY_STRING, "", OFF(feature_field), 0, 0, NULL,
+          "Jira custom field id holding a request's feature (a feature:<name> label wins)",
+          CONFKEY_LIVE },
 };
 #undef OFF
 
