@@ -41,6 +41,9 @@ struct event *event_list_add(struct event_list *l, enum event_kind kind) {
                 e->change_request.planned_start = e->change_request.planned_end = TIME_UNSET;
                 e->change_request.updated_at = TIME_UNSET;
                 break;
+        case EVENT_FACTORS:
+                e->factors.updated_at = TIME_UNSET;
+                break;
         case _EVENT_MAX:
                 break;
         }
@@ -81,6 +84,16 @@ static void event_free_fields(struct event *e) {
                 free(c->key), free(c->title), free(c->status), free(c->change_type);
                 free(c->risk), free(c->actor);
                 free_strv(c->services, c->n_services);
+                break;
+        }
+        case EVENT_FACTORS: {
+                struct event_factors *f = &e->factors;
+                free(f->subject), free(f->key), free(f->service);
+                for (size_t i = 0; i < f->n; i++)
+                        free(f->items[i].dimension), free(f->items[i].category),
+                                free(f->items[i].role);
+                free(f->items);
+                free_strv(f->links, f->n_links);
                 break;
         }
         case _EVENT_MAX:
@@ -128,6 +141,8 @@ static const struct bound bounds[] = {
         BOUND(EVENT_CHANGE_REQUEST, change_request.change_type, "change_type",
               EVENT_CATEGORY_MAX),
         BOUND(EVENT_CHANGE_REQUEST, change_request.risk, "risk", EVENT_CATEGORY_MAX),
+        BOUND(EVENT_FACTORS, factors.key, "key", EVENT_KEY_MAX),
+        BOUND(EVENT_FACTORS, factors.service, "service", EVENT_NAME_MAX),
 };
 
 static const char *const kind_names[_EVENT_MAX] = {
@@ -135,6 +150,7 @@ static const char *const kind_names[_EVENT_MAX] = {
         [EVENT_DEPLOYMENT] = "deployment",
         [EVENT_INCIDENT] = "incident",
         [EVENT_CHANGE_REQUEST] = "change request",
+        [EVENT_FACTORS] = "factor set",
 };
 
 /* The message gives the length, never the value: it is logged and answered. */
@@ -172,6 +188,9 @@ static int check_event(const struct event *e, struct error *err) {
         if (r == 0 && e->kind == EVENT_CHANGE_REQUEST)
                 r = check_values(e, "services", e->change_request.services,
                                  e->change_request.n_services, EVENT_NAME_MAX, err);
+        if (r == 0 && e->kind == EVENT_FACTORS)
+                r = check_values(e, "links", e->factors.links, e->factors.n_links,
+                                 EVENT_KEY_MAX, err);
         return r;
 }
 

@@ -1,0 +1,42 @@
+/* store_rca: reading the root-cause figures. */
+#include "store_rca.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "store.h"
+
+int store_rca(struct store *s, const char *service, int64_t from_us, int64_t to_us,
+              char **ret_window, char **ret_previous, struct error *err) {
+        static const char sql[] =
+                "SELECT dl_rca($1, $2::bigint, $3::bigint), dl_rca($1, $4::bigint, $2::bigint)";
+        char from[24], to[24], before[24];
+        const char *params[4] = { service, from, to, before };
+        PGresult *res;
+        int r = 0;
+
+        snprintf(from, sizeof(from), "%" PRId64, from_us);
+        snprintf(to, sizeof(to), "%" PRId64, to_us);
+        snprintf(before, sizeof(before), "%" PRId64, from_us - (to_us - from_us));
+        *ret_window = *ret_previous = NULL;
+        res = PQexecParams(store_pgconn(s), sql, 4, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+                r = store_error(s, "Reading the root-cause figures", err);
+                PQclear(res);
+                return r;
+        }
+        *ret_window = strdup(PQgetvalue(res, 0, 0));
+        *ret_previous = strdup(PQgetvalue(res, 0, 1));
+        PQclear(res);
+        if (!*ret_window || !*ret_previous) {
+                free(*ret_window), free(*ret_previous);
+                *ret_window = *ret_previous = NULL;
+                return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
+        }
+        return 0;
+}

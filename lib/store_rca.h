@@ -1,0 +1,14 @@
+/* store_rca: reading the root-cause figures (sql/functions/60_rca.sql's dl_rca) as JSON
+ * text. A struct store is one connection: one thread at a time. */
+#pragma once
+
+#include <stdint.h>
+
+struct error;
+struct store;
+
+/* The figures of [from_us, to_us) and of the window of the same length before it, for
+ * service (NULL: all), as two malloc'd JSON texts the caller frees. Returns 0 or -EIO. */
+int store_rca(struct store *s, const char *service, int64_t from_us, int64_t to_us,
+              char **ret_window, char **ret_previous, struct error *err)
+        __attribute__((warn_unused_result));
