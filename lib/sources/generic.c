@@ -180,19 +180,24 @@ static int change(json_t *doc, struct event_list *out, struct error *err) {
 
 /* An incident body's "contributing_factors" (absent: the factors held stay) as the set of
  * the incident just added, which is the list's last event. */
-static int incident_factors(json_t *factors, const struct event *incident,
+static int incident_factors(json_t *doc, const struct event *incident,
                             struct event_list *out, struct error *err) {
         struct event_factors set = { 0 };
         char *key, *service;
+        json_t *factors;
         int64_t updated;
         int r;
 
-        if (!factors)
+        r = normalize_container(doc, "contributing_factors", JSON_ARRAY, &factors, err);
+        if (r == 0 && !factors)
                 return 0;
-        r = rca_from_array(factors, "contributing_factors", &set, err);
+        if (r == 0)
+                r = rca_from_array(factors, "contributing_factors", &set, err);
         if (r < 0) {
                 rca_clear(&set);
-                return r;
+                /* API.md: a bad factor in a generic body is a 400, not a stored error;
+                 * -ERANGE is what delivery_normalize() refuses at intake. */
+                return r == -EBADMSG ? -ERANGE : r;
         }
         /* rca_emit may move the list's array: copy what it reads from the incident. */
         key = strdup(incident->incident.key);
@@ -211,7 +216,7 @@ static int incident(json_t *doc, struct event_list *out, struct error *err) {
                                               "process", NULL };
         const char *id, *service, *status, *severity, *cause, *by_deploy, *by_sha, *title;
         int64_t opened, resolved;
-        json_t *caused_by, *factors;
+        json_t *caused_by;
         bool ok = true;
         struct event *e;
         int r;
@@ -220,8 +225,6 @@ static int incident(json_t *doc, struct event_list *out, struct error *err) {
             (r = normalize_string(doc, "service", true, &service, err)) < 0 ||
             (r = normalize_string(doc, "status", true, &status, err)) < 0 ||
             (r = one_of(status, "status", statuses, err)) < 0 ||
-            (r = normalize_container(doc, "contributing_factors", JSON_ARRAY, &factors,
-                                     err)) < 0 ||
             (r = normalize_string(doc, "title", false, &title, err)) < 0 ||
             (r = normalize_time(doc, "opened_at", true, &opened, err)) < 0 ||
             (r = normalize_time(doc, "resolved_at", false, &resolved, err)) < 0 ||
@@ -251,7 +254,7 @@ static int incident(json_t *doc, struct event_list *out, struct error *err) {
         e->incident.updated_at = latest(opened, e->incident.resolved_at);
         if (!ok)
                 return -ENOMEM;
-        r = incident_factors(factors, e, out, err);
+        r = incident_factors(doc, e, out, err);
         return r < 0 ? r : (int) out->n;
 }
 
