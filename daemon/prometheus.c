@@ -17,6 +17,7 @@
 #include "config.h"
 #include "mirror.h"
 #include "params.h"
+#include "rca.h"
 #include "reply.h"
 #include "stats.h"
 #include "writer.h"
@@ -365,6 +366,8 @@ int prometheus_metrics(const struct api *api, const struct api_request *req,
         m->next = SIZE_MAX;
         buf_init(&m->tail, METRICS_TAIL_MAX_BYTES);
         r = load_dora(api, req->cfg, m, err);
+        if (r == 0)
+                r = rca_metrics(api, &m->tail, err);
         if (r == 0)
                 r = stats_write(&m->tail);
         if (r == 0)

@@ -2,10 +2,15 @@
 #include "rca.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "../lib/cube.h"
+#include "../lib/buf.h"
 #include "../lib/error.h"
+#include "../lib/metrics.h"
 #include "../lib/store_rca.h"
 #include "../lib/timefmt.h"
 #include "params.h"
@@ -69,4 +74,45 @@ int rca_figures(const struct api *api, const struct api_request *req, json_t **r
         }
         *ret_body = o;
         return 0;
+}
+
+struct gauge_lines {
+        struct buf *out;
+        int64_t from_us, to_us;
+};
+
+static int gauge_line(void *ctx, const char *service, const char *dimension,
+                      int64_t incidents) {
+        struct gauge_lines *g = ctx;
+        char label[METRICS_LABEL_MAX], line[METRICS_LABEL_MAX + 128];
+
+        if (metrics_label(service, label) < 0)
+                return -ENOMEM;
+        snprintf(line, sizeof(line),
+                 "doraloop_incidents_by_dimension{service=\"%s\",dimension=\"%s\"} %" PRId64
+                 "\n", label, dimension, incidents);
+        return buf_puts(g->out, line) < 0 ? -ENOMEM : 0;
+}
+
+static int read_gauges(struct store *s, void *ctx, struct error *err) {
+        struct gauge_lines *g = ctx;
+
+        return store_rca_by_dimension(s, g->from_us, g->to_us, gauge_line, g, err);
+}
+
+int rca_metrics(const struct api *api, struct buf *out, struct error *err) {
+        struct gauge_lines g = { .out = out };
+        struct timespec now;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        g.to_us = (int64_t) now.tv_sec * 1000000 + now.tv_nsec / 1000;
+        g.from_us = g.to_us - 30 * CUBE_DAY_US;
+        int r = buf_puts(out, "# HELP doraloop_incidents_by_dimension Incidents opened in the "
+                         "last 30 days with a contributing factor in the dimension (their own, "
+                         "else their reviews').\n"
+                         "# TYPE doraloop_incidents_by_dimension gauge\n");
+
+        if (r == 0)
+                r = api_with_store(api, read_gauges, &g, err);
+        return r == -ENOMEM ? error_set(err, ENOMEM, "unavailable", NULL, "Out of memory") : r;
 }

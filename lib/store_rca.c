@@ -40,3 +40,26 @@ int store_rca(struct store *s, const char *service, int64_t from_us, int64_t to_
         }
         return 0;
 }
+
+int store_rca_by_dimension(struct store *s, int64_t from_us, int64_t to_us,
+                           store_rca_count_fn *fn, void *ctx, struct error *err) {
+        char from[24], to[24];
+        const char *params[2] = { from, to };
+        PGresult *res;
+        int r = 0;
+
+        snprintf(from, sizeof(from), "%" PRId64, from_us);
+        snprintf(to, sizeof(to), "%" PRId64, to_us);
+        res = PQexecParams(store_pgconn(s), "SELECT * FROM dl_rca_by_dimension($1, $2)", 2,
+                           NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                r = store_error(s, "Reading the incidents by dimension", err);
+                PQclear(res);
+                return r;
+        }
+        for (int i = 0; i < PQntuples(res) && r == 0; i++)
+                r = fn(ctx, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                       strtoll(PQgetvalue(res, i, 2), NULL, 10));
+        PQclear(res);
+        return r;
+}

@@ -12,3 +12,14 @@ struct store;
 int store_rca(struct store *s, const char *service, int64_t from_us, int64_t to_us,
               char **ret_window, char **ret_previous, struct error *err)
         __attribute__((warn_unused_result));
+
+/* Called once per (service, dimension) by store_rca_by_dimension(). */
+typedef int store_rca_count_fn(void *ctx, const char *service, const char *dimension,
+                               int64_t incidents);
+
+/* The incidents opened in [from_us, to_us) of each dimension, for every service that has
+ * any (all four dimensions, zeros too), ordered by service then dimension. Returns 0, the
+ * first non-zero of fn, or -EIO. */
+int store_rca_by_dimension(struct store *s, int64_t from_us, int64_t to_us,
+                           store_rca_count_fn *fn, void *ctx, struct error *err)
+        __attribute__((warn_unused_result));

@@ -45,11 +45,11 @@ END $$;
 -- max(role) is primary when any report says so.
 CREATE OR REPLACE FUNCTION dl_rca_incident_factors(p_from timestamptz, p_to timestamptz,
                                                    p_service text)
-    RETURNS TABLE (incident_id bigint, downtime float8, dimension text, category text,
-                   role text)
+    RETURNS TABLE (incident_id bigint, service text, downtime float8, dimension text,
+                   category text, role text)
     LANGUAGE sql STABLE AS $$
     WITH inc AS (
-        SELECT i.id, i.source, i.key, i.root_cause,
+        SELECT i.id, i.source, i.key, i.service, i.root_cause,
                extract(epoch FROM CASE WHEN i.status = 'resolved' THEN i.resolved_at
                                        ELSE p_to END - i.opened_at)::float8 AS downtime
         FROM incidents i
@@ -70,7 +70,7 @@ CREATE OR REPLACE FUNCTION dl_rca_incident_factors(p_from timestamptz, p_to time
         SELECT id, dimension, category, max(role) AS role
         FROM (SELECT * FROM own UNION ALL SELECT * FROM linked) f
         GROUP BY id, dimension, category)
-    SELECT inc.id, inc.downtime, f.dimension, f.category, f.role
+    SELECT inc.id, inc.service, inc.downtime, f.dimension, f.category, f.role
     FROM inc LEFT JOIN factors f ON f.id = inc.id
 $$;
 
@@ -119,4 +119,20 @@ CREATE OR REPLACE FUNCTION dl_rca(p_service text, p_from_us bigint, p_to_us bigi
                    ORDER BY d.incidents DESC, d.dimension)
             FROM dims d))
     FROM totals t
+$$;
+
+-- /metrics' doraloop_incidents_by_dimension: per service with an incident opened in
+-- [from, to), the incidents of each of the four dimensions (zeros included).
+CREATE OR REPLACE FUNCTION dl_rca_by_dimension(p_from_us bigint, p_to_us bigint)
+    RETURNS TABLE (service text, dimension text, incidents bigint)
+    LANGUAGE sql STABLE AS $$
+    WITH f AS (SELECT * FROM dl_rca_incident_factors(dl_time(p_from_us), dl_time(p_to_us),
+                                                     NULL))
+    SELECT s.service, d.dimension,
+           (SELECT count(DISTINCT f.incident_id) FROM f
+            WHERE f.service = s.service AND f.dimension = d.dimension)
+    FROM (SELECT DISTINCT f.service FROM f) s
+    CROSS JOIN unnest(ARRAY['organizational', 'technological', 'partner', 'process'])
+               AS d(dimension)
+    ORDER BY s.service, d.dimension
 $$;

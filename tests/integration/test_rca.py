@@ -287,3 +287,43 @@ def test_github_and_gitlab_labels(daemon):
     assert dims["process"]["categories"] == [
         {"category": "change review", "incidents": 1,
          "downtime_seconds": dims["process"]["downtime_seconds"]}]
+
+
+def test_metrics_incidents_by_dimension(daemon):
+    import datetime
+    d = daemon()
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def ago(days):
+        return (now - datetime.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    # pay: M1 (2 days ago) technological and process; M2 (10 days ago) technological; M3 (40
+    # days ago, outside the 30 days) partner; M4 (1 day ago) none. "we\"b": process, once.
+    post_generic_doc(d, incident("M1", ago(2), service="pay", contributing_factors=[
+        factor("technological", "capacity"), factor("process", role="contributing")]), "m1")
+    post_generic_doc(d, incident("M2", ago(10), ago(9), service="pay",
+                                 root_cause_category="technological"), "m2")
+    post_generic_doc(d, incident("M3", ago(40), service="pay",
+                                 contributing_factors=[factor("partner")]), "m3")
+    post_generic_doc(d, incident("M4", ago(1), service="pay"), "m4")
+    post_generic_doc(d, incident("M5", ago(3), service='we"b',
+                                 contributing_factors=[factor("process")]), "m5")
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+    conn.request("GET", "/metrics")
+    response = conn.getresponse()
+    assert response.status == 200
+    text = response.read().decode()
+    conn.close()
+    lines = [l for l in text.splitlines() if l.startswith("doraloop_incidents_by_dimension{")]
+    assert lines == [
+        'doraloop_incidents_by_dimension{service="pay",dimension="organizational"} 0',
+        'doraloop_incidents_by_dimension{service="pay",dimension="partner"} 0',
+        'doraloop_incidents_by_dimension{service="pay",dimension="process"} 1',
+        'doraloop_incidents_by_dimension{service="pay",dimension="technological"} 2',
+        'doraloop_incidents_by_dimension{service="we\\"b",dimension="organizational"} 0',
+        'doraloop_incidents_by_dimension{service="we\\"b",dimension="partner"} 0',
+        'doraloop_incidents_by_dimension{service="we\\"b",dimension="process"} 1',
+        'doraloop_incidents_by_dimension{service="we\\"b",dimension="technological"} 0',
+    ]
+    assert "# TYPE doraloop_incidents_by_dimension gauge" in text
