@@ -114,9 +114,9 @@ CREATE OR REPLACE FUNCTION dl_rca(p_service text, p_from_us bigint, p_to_us bigi
                            SELECT json_agg(json_build_object(
                                       'category', c.category, 'incidents', c.incidents,
                                       'downtime_seconds', round(c.downtime::numeric, 3))
-                                  ORDER BY c.incidents DESC, c.category)
+                                  ORDER BY c.incidents DESC, c.category COLLATE "C")
                            FROM per_cat c WHERE c.dimension = d.dimension), '[]'::json))
-                   ORDER BY d.incidents DESC, d.dimension)
+                   ORDER BY d.incidents DESC, d.dimension COLLATE "C")
             FROM dims d))
     FROM totals t
 $$;
