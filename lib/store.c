@@ -909,7 +909,7 @@ static int replay_reset(struct store *s, int64_t *ret_last, int64_t *ret_total,
                 "BEGIN; SET LOCAL lock_timeout = '1s'; "
                 "TRUNCATE deployment_changes, deployment_commits, incidents, deployments, "
                 "service_environments, changes, change_requests, change_request_history, "
-                "dl_rollups, rca_sets, rca_factors, rca_links; "
+                "dl_rollups, rca_sets, rca_factors, rca_links, rca_daily; "
                 "SELECT coalesce(max(id), 0) FROM events_raw";
 
         for (int attempt = 1;; attempt++) {

@@ -14,7 +14,8 @@
 int store_rca(struct store *s, const char *service, int64_t from_us, int64_t to_us,
               char **ret_window, char **ret_previous, struct error *err) {
         static const char sql[] =
-                "SELECT dl_rca($1, $2::bigint, $3::bigint), dl_rca($1, $4::bigint, $2::bigint)";
+                "SELECT dl_rca_fast($1, $2::bigint, $3::bigint), "
+                "dl_rca_fast($1, $4::bigint, $2::bigint)";
         char from[24], to[24], before[24];
         const char *params[4] = { service, from, to, before };
         PGresult *res;

@@ -1,4 +1,4 @@
-/* store_rca: reading the root-cause figures (sql/functions/60_rca.sql's dl_rca) as JSON
+/* store_rca: reading the root-cause figures (sql/functions/60_rca.sql's dl_rca_fast) as JSON
  * text. A struct store is one connection: one thread at a time. */
 #pragma once
 

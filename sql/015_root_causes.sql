@@ -36,3 +36,26 @@ CREATE TABLE rca_links (
     FOREIGN KEY (source, subject, key) REFERENCES rca_sets ON DELETE CASCADE
 );
 CREATE INDEX rca_links_by_incident ON rca_links (incident_key);
+
+-- The figures of GET /api/v1/rca per service, UTC day (of the incidents' opening),
+-- dimension and category, kept exact in the ingest transaction (sql/functions/60_rca.sql):
+-- dimension '' holds all incidents, '*' those with factors; category '' a dimension's own
+-- row. Downtime is kept so that any window end gives it: resolved_seconds sums resolved -
+-- opened of the resolved incidents, open_opened the opening times (epoch seconds) of the
+-- open ones, so their downtime to an end T is open_incidents * T - open_opened.
+CREATE TABLE rca_daily (
+    service          text    NOT NULL,
+    day              date    NOT NULL,
+    dimension        text    NOT NULL,
+    category         text    NOT NULL,
+    incidents        bigint  NOT NULL,
+    primaries        bigint  NOT NULL,
+    resolved_seconds numeric NOT NULL,
+    open_incidents   bigint  NOT NULL,
+    open_opened      numeric NOT NULL,
+    PRIMARY KEY (service, day, dimension, category)
+);
+
+-- One (dimension, category) count, as dl_rca and dl_rca_fast hand it to dl_rca_json.
+CREATE TYPE dl_rca_count AS (dimension text, category text, incidents bigint,
+                             primaries bigint, downtime numeric);
