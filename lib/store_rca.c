@@ -64,3 +64,25 @@ int store_rca_by_dimension(struct store *s, int64_t from_us, int64_t to_us,
         PQclear(res);
         return r;
 }
+
+int store_rca_reference(struct store *s, const char *service, int64_t from_us, int64_t to_us,
+                        char **ret_json, struct error *err) {
+        char from[24], to[24];
+        const char *params[3] = { service, from, to };
+        PGresult *res;
+
+        snprintf(from, sizeof(from), "%" PRId64, from_us);
+        snprintf(to, sizeof(to), "%" PRId64, to_us);
+        *ret_json = NULL;
+        res = PQexecParams(store_pgconn(s), "SELECT dl_rca($1, $2::bigint, $3::bigint)", 3,
+                           NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+                int r = store_error(s, "Reading the root-cause reference", err);
+
+                PQclear(res);
+                return r;
+        }
+        *ret_json = strdup(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        return *ret_json ? 0 : error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
+}

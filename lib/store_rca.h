@@ -13,6 +13,11 @@ int store_rca(struct store *s, const char *service, int64_t from_us, int64_t to_
               char **ret_window, char **ret_previous, struct error *err)
         __attribute__((warn_unused_result));
 
+/* The same figures of [from_us, to_us) the plain way, from the rows (dl_rca, the reference
+ * the tests and bench hold the rollups to), as malloc'd JSON text. Returns 0 or -EIO. */
+int store_rca_reference(struct store *s, const char *service, int64_t from_us, int64_t to_us,
+                        char **ret_json, struct error *err) __attribute__((warn_unused_result));
+
 /* Called once per (service, dimension) by store_rca_by_dimension(). */
 typedef int store_rca_count_fn(void *ctx, const char *service, const char *dimension,
                                int64_t incidents);
