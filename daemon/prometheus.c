@@ -19,6 +19,7 @@
 #include "config.h"
 #include "mirror.h"
 #include "params.h"
+#include "rca.h"
 #include "reply.h"
 #include "stats.h"
 #include "support.h"
@@ -370,6 +371,8 @@ int prometheus_metrics(const struct api *api, const struct api_request *req,
         r = load_dora(api, req->cfg, m, err);
         if (r == 0)
                 r = support_metrics(api, now_us(), &m->tail, err);
+        if (r == 0)
+                r = rca_metrics(api, &m->tail, err);
         if (r == 0)
                 r = stats_write(&m->tail);
         if (r == 0)

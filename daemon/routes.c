@@ -12,6 +12,7 @@
 #include "health.h"
 #include "lists.h"
 #include "prometheus.h"
+#include "rca.h"
 #include "replay.h"
 #include "reply.h"
 #include "support.h"
@@ -26,6 +27,7 @@ static const struct route routes[] = {
         { "GET",  "/metrics",                  AUTH_API,   RUNS_METRICS, NULL, prometheus_metrics },
         { "GET",  "/api/v1/dora",              AUTH_API,   RUNS_READ,    dora_figures, NULL },
         { "GET",  "/api/v1/dora/series",       AUTH_API,   RUNS_READ,    dora_series, NULL },
+        { "GET",  "/api/v1/rca",               AUTH_API,   RUNS_READ,    rca_figures, NULL },
         { "GET",  "/api/v1/services",          AUTH_API,   RUNS_READ,    lists_services, NULL },
         { "GET",  "/api/v1/deployments",       AUTH_API,   RUNS_READ,    lists_deployments, NULL },
         { "GET",  "/api/v1/deployments/{id}",  AUTH_API,   RUNS_READ,    lists_deployment, NULL },

@@ -58,8 +58,9 @@ int delivery_normalize(struct delivery *d, json_t *doc, const struct normalize_o
                               "The delivery means more than %d rows", EVENT_LIST_MAX);
         if (r == -ENOMEM)
                 return r;
-        /* A value past its bound: a time outside timefmt's range (the source said so), or an
-         * identifier over its maximum (event_list_check). */
+        /* A value past its bound: a time outside timefmt's range or a generic body's bad
+         * contributing factor (the source said so with -ERANGE), or an identifier over its
+         * maximum (event_list_check). */
         d->over_limit = r == -ERANGE;
         if (r > 0 && event_list_check(&d->events, &err) < 0) {
                 d->over_limit = true;

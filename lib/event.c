@@ -46,6 +46,9 @@ struct event *event_list_add(struct event_list *l, enum event_kind kind) {
                 e->observation.updated_at = TIME_UNSET;
                 e->observation.count = 1;
                 break;
+        case EVENT_FACTORS:
+                e->factors.updated_at = TIME_UNSET;
+                break;
         case _EVENT_MAX:
                 break;
         }
@@ -93,6 +96,16 @@ static void event_free_fields(struct event *e) {
                 free(o->key), free(o->kind), free(o->service), free(o->feature);
                 free(o->customer), free(o->summary), free(o->url);
                 free_strv(o->incidents, o->n_incidents);
+                break;
+        }
+        case EVENT_FACTORS: {
+                struct event_factors *f = &e->factors;
+                free(f->subject), free(f->key), free(f->service);
+                for (size_t i = 0; i < f->n; i++)
+                        free(f->items[i].dimension), free(f->items[i].category),
+                                free(f->items[i].role);
+                free(f->items);
+                free_strv(f->links, f->n_links);
                 break;
         }
         case _EVENT_MAX:
@@ -145,6 +158,8 @@ static const struct bound bounds[] = {
         BOUND(EVENT_OBSERVATION, observation.service, "service", EVENT_NAME_MAX),
         BOUND(EVENT_OBSERVATION, observation.feature, "feature", EVENT_NAME_MAX),
         BOUND(EVENT_OBSERVATION, observation.customer, "customer", EVENT_NAME_MAX),
+        BOUND(EVENT_FACTORS, factors.key, "key", EVENT_KEY_MAX),
+        BOUND(EVENT_FACTORS, factors.service, "service", EVENT_NAME_MAX),
 };
 
 static const char *const kind_names[_EVENT_MAX] = {
@@ -153,6 +168,7 @@ static const char *const kind_names[_EVENT_MAX] = {
         [EVENT_INCIDENT] = "incident",
         [EVENT_CHANGE_REQUEST] = "change request",
         [EVENT_OBSERVATION] = "observation",
+        [EVENT_FACTORS] = "factor set",
 };
 
 /* The message gives the length, never the value: it is logged and answered. */
@@ -193,6 +209,9 @@ static int check_event(const struct event *e, struct error *err) {
         if (r == 0 && e->kind == EVENT_OBSERVATION)
                 r = check_values(e, "incidents", e->observation.incidents,
                                  e->observation.n_incidents, EVENT_KEY_MAX, err);
+        if (r == 0 && e->kind == EVENT_FACTORS)
+                r = check_values(e, "links", e->factors.links, e->factors.n_links,
+                                 EVENT_KEY_MAX, err);
         return r;
 }
 

@@ -17,6 +17,7 @@ enum event_kind {
         EVENT_INCIDENT,
         EVENT_CHANGE_REQUEST,
         EVENT_OBSERVATION,
+        EVENT_FACTORS,
         _EVENT_MAX,
 };
 
@@ -83,6 +84,25 @@ struct event_observation {
 /* An observation links at most this many incidents. */
 #define EVENT_OBSERVATION_LINKS_MAX 100
 
+/* One contributing factor (API.md, "Root causes"): dimension is one of the four ITIL 4
+ * dimensions, category lower-case text or NULL, role primary | contributing. */
+struct event_factor {
+        char *dimension, *category, *role;
+};
+
+/* The contributing factors of an incident or of a post-incident review, as a set that
+ * replaces the one held when it is newer. Identity: (source, subject, key). A review's
+ * factors attach to the incidents it links that have none of their own. */
+struct event_factors {
+        char *subject;          /* incident | review (problems come later) */
+        char *key, *service;
+        struct event_factor *items;
+        size_t n;
+        char **links;           /* the incident keys a review links */
+        size_t n_links;
+        int64_t updated_at;
+};
+
 struct event {
         enum event_kind kind;
         union {
@@ -91,6 +111,7 @@ struct event {
                 struct event_incident incident;
                 struct event_change_request change_request;
                 struct event_observation observation;
+                struct event_factors factors;
         };
 };
 

@@ -25,6 +25,20 @@ static json_t *strv(char **v, size_t n) {
         return a;
 }
 
+static json_t *factors_json(const struct event_factors *f) {
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < f->n; i++)
+                if (json_array_append_new(a, json_pack(
+                            "{s:o,s:o,s:o}", "dimension", str(f->items[i].dimension),
+                            "category", str(f->items[i].category), "role",
+                            str(f->items[i].role))) < 0) {
+                        json_decref(a);
+                        return NULL;
+                }
+        return a;
+}
+
 static json_t *dump_one(const struct event *e) {
         switch (e->kind) {
         case EVENT_CHANGE: {
@@ -80,6 +94,14 @@ static json_t *dump_one(const struct event *e) {
                                  "resolved_at", tm(o->resolved_at), "updated_at",
                                  tm(o->updated_at), "incidents",
                                  strv(o->incidents, o->n_incidents), "deleted", o->deleted);
+        }
+        case EVENT_FACTORS: {
+                const struct event_factors *f = &e->factors;
+                return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o}", "kind", "factors",
+                                 "subject", str(f->subject), "key", str(f->key), "service",
+                                 str(f->service), "factors", factors_json(f), "links",
+                                 strv(f->links, f->n_links), "updated_at",
+                                 tm(f->updated_at));
         }
         case _EVENT_MAX:
                 break;

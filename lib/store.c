@@ -61,6 +61,7 @@ static const struct statement {
           "$8, $9, $10, $11, $12)", 12 },
         { "apply_observation", "SELECT dl_apply_observation($1, $2, $3, $4, $5, $6, $7, $8, "
           "$9, $10, $11, $12, $13, $14)", 14 },
+        { "apply_factors", "SELECT dl_apply_factors($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9 },
 };
 
 /* Library code never logs: PostgreSQL's notices (e.g. "already exists, skipping") go nowhere. */
@@ -477,6 +478,34 @@ static bool send_prepared(struct store *s, const char *stmt, struct params *p) {
         return ok;
 }
 
+/* A factor set: its dimensions, categories and roles as three parallel arrays. */
+static int send_factors(struct store *s, const char *source, const struct event_factors *f) {
+        struct params p = { .n = 0 };
+        char **cols[3];
+        int r = 0;
+
+        for (int c = 0; c < 3; c++)
+                cols[c] = calloc(f->n + 1, sizeof(char *));
+        for (size_t i = 0; cols[0] && cols[1] && cols[2] && i < f->n; i++) {
+                cols[0][i] = f->items[i].dimension;
+                cols[1][i] = f->items[i].category ? f->items[i].category : (char *) "";
+                cols[2][i] = f->items[i].role;
+        }
+        param(&p, source), param(&p, f->subject), param(&p, f->key), param(&p, f->service);
+        param_time(&p, f->updated_at);
+        for (int c = 0; c < 3 && r == 0; c++)
+                r = cols[c] ? param_array(&p, cols[c], f->n) : -ENOMEM;
+        if (r == 0)
+                r = param_array(&p, f->links, f->n_links);
+        for (int c = 0; c < 3; c++)
+                free(cols[c]);
+        if (r < 0) {
+                params_free(&p);
+                return -ENOMEM;
+        }
+        return send_prepared(s, "apply_factors", &p) ? 1 : -EIO;
+}
+
 /* The model settings every apply function takes last. */
 struct model_params {
         char *production;       /* array literal */
@@ -552,6 +581,8 @@ static int send_event(struct store *s, const struct delivery *d, const struct ev
         }
         case EVENT_OBSERVATION:
                 return send_observation(s, source, &e->observation);
+        case EVENT_FACTORS:
+                return send_factors(s, source, &e->factors);
         case _EVENT_MAX:
                 break;
         }
@@ -566,6 +597,7 @@ static size_t event_services(const struct event *e, const char **out) {
         case EVENT_DEPLOYMENT: out[0] = e->deployment.service; return 1;
         case EVENT_INCIDENT: out[0] = e->incident.service; return 1;
         case EVENT_OBSERVATION: out[0] = e->observation.service; return 1;
+        case EVENT_FACTORS: out[0] = e->factors.service; return 1;
         case EVENT_CHANGE_REQUEST:
                 for (size_t i = 0; i < e->change_request.n_services; i++)
                         out[i] = e->change_request.services[i];
@@ -937,7 +969,8 @@ static int replay_reset(struct store *s, int64_t *ret_last, int64_t *ret_total,
                 "BEGIN; SET LOCAL lock_timeout = '1s'; "
                 "TRUNCATE deployment_changes, deployment_commits, incidents, deployments, "
                 "service_environments, changes, change_requests, change_request_history, "
-                "dl_rollups, observations, support_daily; "
+                "dl_rollups, observations, support_daily, rca_sets, rca_factors, rca_links, "
+                "rca_daily; "
                 "SELECT coalesce(max(id), 0) FROM events_raw";
 
         for (int attempt = 1;; attempt++) {

@@ -11,6 +11,7 @@
 #include "../event.h"
 #include "../hook.h"
 #include "../normalize.h"
+#include "../rca.h"
 #include "../source.h"
 #include "../verify.h"
 
@@ -177,6 +178,38 @@ static int change(json_t *doc, struct event_list *out, struct error *err) {
         return r < 0 ? r : 1;
 }
 
+/* An incident body's "contributing_factors" (absent: the factors held stay) as the set of
+ * the incident just added, which is the list's last event. */
+static int incident_factors(json_t *doc, const struct event *incident,
+                            struct event_list *out, struct error *err) {
+        struct event_factors set = { 0 };
+        char *key, *service;
+        json_t *factors;
+        int64_t updated;
+        int r;
+
+        r = normalize_container(doc, "contributing_factors", JSON_ARRAY, &factors, err);
+        if (r == 0 && !factors)
+                return 0;
+        if (r == 0)
+                r = rca_from_array(factors, "contributing_factors", &set, err);
+        if (r < 0) {
+                rca_clear(&set);
+                /* API.md: a bad factor in a generic body is a 400, not a stored error;
+                 * -ERANGE is what delivery_normalize() refuses at intake. */
+                return r == -EBADMSG ? -ERANGE : r;
+        }
+        /* rca_emit may move the list's array: copy what it reads from the incident. */
+        key = strdup(incident->incident.key);
+        service = strdup(incident->incident.service);
+        updated = incident->incident.updated_at;
+        r = key && service ? rca_emit(out, "incident", key, service, updated, &set) : -ENOMEM;
+        if (!key || !service)
+                rca_clear(&set);
+        free(key), free(service);
+        return r;
+}
+
 static int incident(json_t *doc, struct event_list *out, struct error *err) {
         static const char *const statuses[] = { "open", "resolved", NULL };
         static const char *const causes[] = { "organizational", "technological", "partner",
@@ -219,7 +252,10 @@ static int incident(json_t *doc, struct event_list *out, struct error *err) {
         e->incident.opened_at = opened;
         e->incident.resolved_at = strcmp(status, "resolved") == 0 ? resolved : TIME_UNSET;
         e->incident.updated_at = latest(opened, e->incident.resolved_at);
-        return ok ? 1 : -ENOMEM;
+        if (!ok)
+                return -ENOMEM;
+        r = incident_factors(doc, e, out, err);
+        return r < 0 ? r : (int) out->n;
 }
 
 static int change_request(json_t *doc, struct event_list *out, struct error *err) {

@@ -14,6 +14,7 @@
 #include "../event.h"
 #include "../hook.h"
 #include "../normalize.h"
+#include "../rca.h"
 #include "../source.h"
 #include "../verify.h"
 
@@ -351,6 +352,23 @@ static int issue_labels(json_t *doc, const struct normalize_options *o, bool *re
         return r;
 }
 
+/* An incident issue's "rca:<dimension>[:<category>]" labels, when it has any, as its
+ * factor set (read after issue_labels() checked the labels' types). */
+static int issue_factors(json_t *doc, const char *key, const char *service, int64_t updated,
+                         struct event_list *out, struct error *err) {
+        struct event_factors set = { 0 };
+        char *svc = strdup(service);    /* service lives in the list, which may move */
+        int r = svc ? rca_from_labels(json_object_get(json_object_get(doc, "issue"), "labels"),
+                                      "name", "issue.labels", &set, err)
+                    : -ENOMEM;
+
+        if (r == 0 && set.n > 0)
+                r = rca_emit(out, "incident", key, svc, updated, &set);
+        rca_clear(&set);
+        free(svc);
+        return r;
+}
+
 static int issue(json_t *doc, const struct normalize_options *o, struct event_list *out,
                  struct error *err) {
         const char *action, *state, *title, *severity, *cause;
@@ -395,11 +413,11 @@ static int issue(json_t *doc, const struct normalize_options *o, struct event_li
         if (strcmp(state, "closed") == 0)
                 e->incident.resolved_at = closed != TIME_UNSET ? closed : updated;
         e->incident.updated_at = updated;
-        r = ok ? 1 : -ENOMEM;
+        r = ok ? issue_factors(doc, key, e->incident.service, updated, out, err) : -ENOMEM;
 out:
         free(repo);
         free(service);
-        return r;
+        return r < 0 ? r : (int) out->n;
 }
 
 static int normalize(json_t *doc, const char *event, int64_t received_us,

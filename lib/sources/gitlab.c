@@ -14,6 +14,7 @@
 #include "../event.h"
 #include "../hook.h"
 #include "../normalize.h"
+#include "../rca.h"
 #include "../source.h"
 #include "../timefmt.h"
 #include "../verify.h"
@@ -408,6 +409,30 @@ static int issue_labels(json_t *doc, const char *path, const struct normalize_op
         return r;
 }
 
+/* An incident's "rca:" labels (both lists, read after issue_labels() checked them), when it
+ * has any, as its factor set. Returns the events added, or a negative errno. */
+static int issue_factors(json_t *doc, const struct event *incident, struct event_list *out,
+                         struct error *err) {
+        struct event_factors set = { 0 };
+        /* copies: the incident lives in the list, which may move */
+        char *key = strdup(incident->incident.key), *svc = strdup(incident->incident.service);
+        int64_t updated = incident->incident.updated_at;
+        int r = key && svc ? 0 : -ENOMEM;
+
+        if (r == 0)
+                r = rca_from_labels(json_object_get(doc, "labels"), "title", "labels", &set,
+                                    err);
+        if (r == 0)
+                r = rca_from_labels(json_object_get(json_object_get(doc, "object_attributes"),
+                                                    "labels"), "title",
+                                    "object_attributes.labels", &set, err);
+        if (r == 0 && set.n > 0)
+                r = rca_emit(out, "incident", key, svc, updated, &set);
+        rca_clear(&set);
+        free(key), free(svc);
+        return r < 0 ? r : (int) out->n;
+}
+
 /* Issue Hook: GitLab incidents (issue type "incident"), or issues carrying incident_label. */
 static int issue(json_t *doc, const struct normalize_options *o, struct event_list *out,
                  struct error *err) {
@@ -483,7 +508,7 @@ static int issue(json_t *doc, const struct normalize_options *o, struct event_li
         } else {
                 e->incident.status = event_strdup("open", &ok);
         }
-        return ok ? 1 : -ENOMEM;
+        return ok ? issue_factors(doc, e, out, err) : -ENOMEM;
 }
 
 static int normalize(json_t *doc, const char *event, int64_t received_us,

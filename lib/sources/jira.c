@@ -1,7 +1,9 @@
 /* jira: Jira Cloud/Server and Jira Service Management webhooks. Signed with X-Hub-Signature
  * (HMAC-SHA256, "sha256=" prefix) when the webhook has a secret; automation rules, which
  * cannot sign, pass ?token= instead. The event type is the body's webhookEvent. Issues of
- * the incident types give incidents, issues of the change types change requests. */
+ * the incident types give incidents, issues of the change types change requests, issues of
+ * the review types post-incident reviews whose contributing factors attach to the incidents
+ * they link. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "../event.h"
 #include "../hook.h"
 #include "../normalize.h"
+#include "../rca.h"
 #include "../source.h"
 #include "../verify.h"
 
@@ -22,6 +25,7 @@ struct jira_options {
         const char *secret;              /* read by http.c, through the config */
         const char *incident_types;
         const char *change_types;
+        const char *review_types;
         const char *root_cause_field;
         const char *planned_start_field;
         const char *planned_end_field;
@@ -196,10 +200,110 @@ static int root_cause(const struct issue *is, const struct normalize_options *o,
         return 0;
 }
 
+/* The contributing factors an issue names: the root-cause field ("<dimension>" or
+ * "<dimension>:<category>") and its "rca:" labels. A bad dimension refuses the delivery,
+ * naming where it was. */
+static int issue_factors(const struct issue *is, const struct normalize_options *o,
+                         struct event_factors *set, struct error *err) {
+        const char *field = options(o)->root_cause_field;
+        json_t *v = *field ? json_object_get(is->fields, field) : NULL;
+        char path[96];
+        int r;
+
+        snprintf(path, sizeof(path), "issue.fields.%.64s", field);
+        if (json_is_object(v))
+                v = json_object_get(v, "value");
+        if (v && !json_is_null(v) && !json_is_string(v))
+                return error_set(err, EBADMSG, "invalid_payload", path, "%s must be a string "
+                                 "or an option", path);
+        r = rca_from_text(json_string_value(v), path, set, err);
+        return r < 0 ? r : rca_from_labels(is->labels, NULL, "issue.fields.labels", set, err);
+}
+
+/* At most this many issue links count (fields.issuelinks), for a review's incidents and a
+ * request's alike. */
+#define LINKS_MAX EVENT_OBSERVATION_LINKS_MAX
+
+/* The keys of the issues fields.issuelinks names (inward or outward) into set. */
+static int issue_links(const struct issue *is, struct event_factors *set, struct error *err) {
+        static const char field[] = "issue.fields.issuelinks";
+        json_t *links = json_object_get(is->fields, "issuelinks");
+        size_t n = json_array_size(links);
+        bool ok = true;
+
+        if (links && !json_is_null(links) && !json_is_array(links))
+                return error_set(err, EBADMSG, "invalid_payload", field, "%s must be an array",
+                                 field);
+        if (n > LINKS_MAX)
+                return error_set(err, EBADMSG, "invalid_payload", field, "%s lists more than "
+                                 "%d links", field, LINKS_MAX);
+        set->links = calloc(n + 1, sizeof(char *));
+        if (!set->links)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_t *l = json_array_get(links, i);
+                const char *in, *out;
+                int r;
+
+                if (!json_is_object(l))
+                        return error_set(err, EBADMSG, "invalid_payload", field,
+                                         "%s[%zu] must be an object", field, i);
+                if ((r = normalize_string(l, "inwardIssue.key", false, &in, err)) < 0 ||
+                    (r = normalize_string(l, "outwardIssue.key", false, &out, err)) < 0)
+                        return normalize_element_error(r, err, field, i);
+                if (in || out)
+                        set->links[set->n_links++] = event_strdup(in ? in : out, &ok);
+        }
+        return ok ? 0 : -ENOMEM;
+}
+
+/* The service an incident or review belongs to: its first component, else its project,
+ * through service_map. */
+static char *issue_service(const struct issue *is, const struct normalize_options *o) {
+        char projbuf[128];
+
+        return normalize_service(o, json_array_size(is->components)
+                                    ? component(is, 0)
+                                    : project_key(is, projbuf, sizeof(projbuf)));
+}
+
+/* A post-incident review: its factors and the incidents it links, as one set (a deleted
+ * review holds none). */
+static int review(const struct issue *is, const struct normalize_options *o,
+                  struct event_list *out, struct error *err) {
+        struct event_factors set = { 0 };
+        char *service = NULL;
+        int r = 0;
+
+        if (!is->deleted && (r = issue_factors(is, o, &set, err)) == 0)
+                r = issue_links(is, &set, err);
+        if (r == 0 && !(service = issue_service(is, o)))
+                r = -ENOMEM;
+        if (r == 0)
+                r = rca_emit(out, "review", is->key, service, is->updated, &set);
+        rca_clear(&set);
+        free(service);
+        return r < 0 ? r : 1;
+}
+
+/* An incident's own factors, when it names any (so that incidents without them keep those
+ * of the reviews that link them). */
+static int incident_factors(const struct issue *is, const struct normalize_options *o,
+                            const char *service, struct event_list *out,
+                            struct error *err) {
+        struct event_factors set = { 0 };
+        int r = is->deleted ? 0 : issue_factors(is, o, &set, err);
+
+        if (r == 0 && set.n > 0)
+                r = rca_emit(out, "incident", is->key, service, is->updated, &set);
+        rca_clear(&set);
+        return r;
+}
+
 static int incident(json_t *doc, const struct issue *is, const struct normalize_options *o,
                     struct event_list *out, struct error *err) {
         const char *severity, *category, *cause, *name;
-        char projbuf[128];
+        char projbuf[128], *service;
         int64_t created, resolved;
         struct event *e;
         bool ok = true;
@@ -233,7 +337,12 @@ static int incident(json_t *doc, const struct issue *is, const struct normalize_
         e->incident.opened_at = created;
         e->incident.resolved_at = resolved;
         e->incident.updated_at = is->updated;
-        return ok ? 1 : -ENOMEM;
+        if (!ok)
+                return -ENOMEM;
+        service = strdup(e->incident.service);      /* e moves when the list grows */
+        r = service ? incident_factors(is, o, service, out, err) : -ENOMEM;
+        free(service);
+        return r < 0 ? r : (int) out->n;
 }
 
 /* A change's workflow status -> ours: JSM's change workflow (Planning, Awaiting CAB
@@ -432,9 +541,6 @@ static int change_request(json_t *doc, const struct issue *is,
 
 /* ---------------------------------------------------------------- support requests */
 
-/* An issue links at most this many issues that count (fields.issuelinks). */
-#define LINKS_MAX EVENT_OBSERVATION_LINKS_MAX
-
 /* A text field's value: a string, an option's "value" or "name", or the first of an array
  * of either (JSM's Organizations field is [{"id":..,"name":"Acme"}]). NULL when absent or
  * empty; -EBADMSG naming the field for any other type. */
@@ -578,8 +684,10 @@ static int issue_event(json_t *doc, bool deleted, const struct normalize_options
                 return normalize_ignored(err, "issue %s names no issue type", is.key);
         if (!normalize_in_list(options(o)->incident_types, is.type) &&
             !normalize_in_list(options(o)->change_types, is.type) &&
-            !normalize_in_list(options(o)->request_types, is.type))
-                /* The reason stays as it was before request types (fixtures hold it). */
+            !normalize_in_list(options(o)->request_types, is.type) &&
+            !normalize_in_list(options(o)->review_types, is.type))
+                /* The reason stays as it was before request and review types (fixtures
+                 * hold it). */
                 return normalize_ignored(err, "issue type '%s' is neither an incident type "
                                          "(jira_incident_types) nor a change type "
                                          "(jira_change_types)", is.type);
@@ -590,6 +698,8 @@ static int issue_event(json_t *doc, bool deleted, const struct normalize_options
                 return incident(doc, &is, o, out, err);
         if (normalize_in_list(options(o)->request_types, is.type))
                 return request(doc, &is, o, out, err);
+        if (normalize_in_list(options(o)->review_types, is.type))
+                return review(&is, o, out, err);
         return change_request(doc, &is, o, out, err);
 }
 
@@ -616,6 +726,9 @@ static const struct confkey keys[] = {
           "Jira issue types (comma-separated) that are incidents", CONFKEY_LIVE },
         { "jira_change_types", KEY_STRING, "Change,Change Request,Standard Change,Normal Change,Emergency Change", OFF(change_types), 0, 0, NULL,
           "Jira issue types (comma-separated) that are change requests", CONFKEY_LIVE },
+        { "jira_review_types", KEY_STRING, "Post-incident review", OFF(review_types), 0, 0,
+          NULL, "Jira issue types (comma-separated) that are post-incident reviews: their "
+          "contributing factors attach to the incidents they link", CONFKEY_LIVE },
         { "jira_root_cause_field", KEY_STRING, "", OFF(root_cause_field), 0, 0, NULL,
           "Jira custom field id (customfield_NNNNN) holding an incident's root cause", CONFKEY_LIVE },
         { "jira_planned_start_field", KEY_STRING, "", OFF(planned_start_field), 0, 0, NULL,

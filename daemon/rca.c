@@ -1,0 +1,118 @@
+/* rca: GET /api/v1/rca: the store's figures of the window and the previous one, as JSON. */
+#include "rca.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "../lib/cube.h"
+#include "../lib/buf.h"
+#include "../lib/error.h"
+#include "../lib/metrics.h"
+#include "../lib/store_rca.h"
+#include "../lib/timefmt.h"
+#include "params.h"
+#include "reply.h"
+
+struct rca_read {
+        const struct params_window *p;
+        char *window, *previous;
+};
+
+static int read_figures(struct store *s, void *ctx, struct error *err) {
+        struct rca_read *rd = ctx;
+
+        return store_rca(s, rd->p->service, rd->p->from_us, rd->p->to_us, &rd->window,
+                         &rd->previous, err);
+}
+
+static json_t *time_json(int64_t us) {
+        char buf[TIMEFMT_LEN];
+
+        return json_string(timefmt_format(us, buf));
+}
+
+/* The same "window" object as /api/v1/dora's. */
+static json_t *window_json(int64_t from_us, int64_t to_us) {
+        int64_t span = to_us - from_us;
+        json_t *days = span % CUBE_DAY_US == 0 ? json_integer((json_int_t) (span / CUBE_DAY_US))
+                                               : json_real((double) span / CUBE_DAY_US);
+
+        return json_pack("{s:o,s:o,s:o}", "from", time_json(from_us), "to", time_json(to_us),
+                         "days", days);
+}
+
+/* environment and bands are read (and checked) by params_window() but change nothing
+ * here: incidents are not per environment. */
+int rca_figures(const struct api *api, const struct api_request *req, json_t **ret_body,
+                struct error *err) {
+        struct params_window p;
+        struct rca_read rd = { .p = &p };
+        json_t *o, *previous;
+        int r;
+
+        r = params_window(req, &p, err);
+        if (r)
+                return r;
+        if (api_with_store(api, read_figures, &rd, err) < 0)
+                return reply_unavailable(err, err, "the root-cause figures");
+        o = json_loads(rd.window, 0, NULL);
+        previous = json_loads(rd.previous, 0, NULL);
+        free(rd.window), free(rd.previous);
+        if (!o || !previous) {
+                json_decref(o), json_decref(previous);
+                return reply_oom(err);
+        }
+        if (json_object_set_new(o, "service", p.service ? json_string(p.service)
+                                                        : json_null()) < 0 ||
+            json_object_set_new(o, "window", window_json(p.from_us, p.to_us)) < 0 ||
+            json_object_set_new(o, "previous", previous) < 0) {
+                json_decref(o);
+                return reply_oom(err);
+        }
+        *ret_body = o;
+        return 0;
+}
+
+struct gauge_lines {
+        struct buf *out;
+        int64_t from_us, to_us;
+};
+
+static int gauge_line(void *ctx, const char *service, const char *dimension,
+                      int64_t incidents) {
+        struct gauge_lines *g = ctx;
+        char label[METRICS_LABEL_MAX], line[METRICS_LABEL_MAX + 128];
+
+        if (metrics_label(service, label) < 0)
+                return -ENOMEM;
+        snprintf(line, sizeof(line),
+                 "doraloop_incidents_by_dimension{service=\"%s\",dimension=\"%s\"} %" PRId64
+                 "\n", label, dimension, incidents);
+        return buf_puts(g->out, line) < 0 ? -ENOMEM : 0;
+}
+
+static int read_gauges(struct store *s, void *ctx, struct error *err) {
+        struct gauge_lines *g = ctx;
+
+        return store_rca_by_dimension(s, g->from_us, g->to_us, gauge_line, g, err);
+}
+
+int rca_metrics(const struct api *api, struct buf *out, struct error *err) {
+        struct gauge_lines g = { .out = out };
+        struct timespec now;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        g.to_us = (int64_t) now.tv_sec * 1000000 + now.tv_nsec / 1000;
+        g.from_us = g.to_us - 30 * CUBE_DAY_US;
+        int r = buf_puts(out, "# HELP doraloop_incidents_by_dimension Incidents opened in the "
+                         "last 30 days with a contributing factor in the dimension (their own, "
+                         "else their reviews').\n"
+                         "# TYPE doraloop_incidents_by_dimension gauge\n");
+
+        if (r == 0)
+                r = api_with_store(api, read_gauges, &g, err);
+        return r == -ENOMEM ? error_set(err, ENOMEM, "unavailable", NULL, "Out of memory") : r;
+}
