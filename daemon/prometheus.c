@@ -26,7 +26,8 @@
 #include "writer.h"
 
 #define DAY_US CUBE_DAY_US
-#define METRICS_TAIL_MAX_BYTES (256u << 10) /* the counters after the DORA gauges */
+#define METRICS_TAIL_MAX_BYTES (4u << 20) /* the counters and per-service gauges after the
+                                              * DORA gauges: ~400 bytes a service */
 
 static int64_t now_us(void) {
         struct timespec ts;

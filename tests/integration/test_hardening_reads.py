@@ -344,6 +344,24 @@ def test_metrics_streams_15000_services(daemon, pg):
           f"scraped in {scraped:.1f} s")
 
 
+def test_metrics_carries_the_per_service_gauges_of_1000_services(daemon, pg):
+    """The root-cause gauge has four lines a service with incidents (~1.3 KB with 200-byte
+    names): 1,000 such services came to ~1.3 MB, over the 256 KiB the counters and the
+    per-service gauges after the DORA ones were held to, and the whole scrape was a 503."""
+    d = daemon(database=pg.new_db("metrics_rca_1k"))
+    n = 1000
+    names = [("x" * 190) + f"{i:010d}" for i in range(n)]
+    post_all(d, [json.dumps({"type": "incident", "id": f"INC-{i}", "service": s,
+                             "status": "open", "opened_at": recent()}).encode()
+                 for i, s in enumerate(names)], connections=8)
+    status, raw = scrape(d)
+    assert status == 200, raw[:300]
+    series = parse_strictly(raw)
+    by_dimension = [labels for (name, labels), _ in series.items()
+                    if name == "doraloop_incidents_by_dimension"]
+    assert len(by_dimension) == 4 * n, len(by_dimension)
+
+
 # --------------------------------------------------------------------------- point 16a
 
 def test_environment_list_over_32_names_is_400(daemon):
