@@ -308,11 +308,21 @@ static int save(struct writer *w, struct store **store, struct delivery **batch,
                 const char *what) {
         struct error err = { 0 };
         int64_t t0 = monotonic_us();
+        bool kept = store_connected(*store);
         int r = ensure_connected(w, store, &err);
         int64_t sec;
 
         if (r == 0)
                 r = save_retrying(w, *store, batch, n, &err);
+        /* A connection kept idle through a database restart fails on its first use: one
+         * fresh connection tries again, rather than spooling a batch the database would take.
+         * Had the first try committed after all, the second finds its deliveries stored. */
+        if (r == -EIO && kept && !store_connected(*store)) {
+                *store = store_close(*store);
+                r = store_open(w->conninfo, store, &err);
+                if (r == 0)
+                        r = save_retrying(w, *store, batch, n, &err);
+        }
         if (r == -EBADMSG)
                 r = save_each(w, *store, batch, n, &err);
         if (r < 0) {

@@ -88,3 +88,22 @@ def test_start_without_the_database_exits_or_waits_for_it(daemon, db, outage):
     body, headers = github_request()
     delivery_id = assert_accepted(d.post("/hooks/github", body, headers))
     assert len(db.rows("github", delivery_id)) == 1
+
+
+def test_a_writer_whose_connection_died_stores_on_a_fresh_one(daemon, db):
+    """A writer's idle connection that the server ended (a restart, a DBA's
+    pg_terminate_backend) fails on its first use; the writer tries once more on a fresh
+    connection instead of spooling a delivery the database would take, so each 202 is in
+    events_raw at once."""
+    d = daemon()
+    for _ in range(3):          # both writers have a connection (2 by default), then idle
+        body, headers = github_request()
+        assert_accepted(d.post("/hooks/github", body, headers))
+    ended = db.scalar(f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                      f"WHERE datname = '{db.name}' AND pid <> pg_backend_pid()")
+    assert int(ended) >= 1
+    for _ in range(4):
+        body, headers = github_request()
+        delivery_id = assert_accepted(d.post("/hooks/github", body, headers))
+        assert len(db.rows("github", delivery_id)) == 1, d.log()
+    assert "Failed to store" not in d.log()
