@@ -98,6 +98,24 @@ int source_copy_id(const char *s, const char *what, char **ret, struct error *er
         return *ret ? 0 : -ENOMEM;
 }
 
+int source_identify(const struct hook_request *req, const char *id, const char *what,
+                    bool or_body, const char *event, const char *event_what,
+                    char **ret_delivery_id, char **ret_event, struct error *err) {
+        char *copy = NULL;
+        int r = !id && or_body ? source_body_id(req, &copy, err)
+                               : source_copy_id(id, what, &copy, err);
+
+        if (r < 0)
+                return r;
+        r = source_copy_id(event, event_what, ret_event, err);
+        if (r < 0) {
+                free(copy);
+                return r;
+        }
+        *ret_delivery_id = copy;
+        return 0;
+}
+
 int source_body_id(const struct hook_request *req, char **ret, struct error *err) {
         char hex[HMAC_HEX_LEN + 1];
 

@@ -109,6 +109,14 @@ const void *source_defaults(size_t i);
 int source_copy_id(const char *s, const char *what, char **ret, struct error *err)
         __attribute__((warn_unused_result));
 
+/* What most identify()s do: the delivery id id (what names it; when id is NULL and or_body,
+ * the body's SHA-256 instead) and the event type event (named event_what), each checked as
+ * source_copy_id() does. On failure neither is left allocated. */
+int source_identify(const struct hook_request *req, const char *id, const char *what,
+                    bool or_body, const char *event, const char *event_what,
+                    char **ret_delivery_id, char **ret_event, struct error *err)
+        __attribute__((warn_unused_result));
+
 /* The lower-case hex SHA-256 of the body: the delivery id of sources that send none. */
 int source_body_id(const struct hook_request *req, char **ret, struct error *err)
         __attribute__((warn_unused_result));

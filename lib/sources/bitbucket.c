@@ -25,20 +25,10 @@ static int verify(const struct hook_request *req, const char *secrets, struct er
 
 static int identify(const struct hook_request *req, json_t *doc, char **ret_delivery_id,
                     char **ret_event, struct error *err) {
-        char *id = NULL;
-        int r;
-
         (void) doc;
-        r = source_copy_id(hook_header(req, "X-Request-UUID"), "X-Request-UUID", &id, err);
-        if (r < 0)
-                return r;
-        r = source_copy_id(hook_header(req, "X-Event-Key"), "X-Event-Key", ret_event, err);
-        if (r < 0) {
-                free(id);
-                return r;
-        }
-        *ret_delivery_id = id;
-        return 0;
+        return source_identify(req, hook_header(req, "X-Request-UUID"), "X-Request-UUID",
+                               false, hook_header(req, "X-Event-Key"), "X-Event-Key",
+                               ret_delivery_id, ret_event, err);
 }
 
 /* What every change of one delivery shares. */

@@ -36,20 +36,9 @@ static int verify(const struct hook_request *req, const char *secrets, struct er
 
 static int identify(const struct hook_request *req, json_t *doc, char **ret_delivery_id,
                     char **ret_event, struct error *err) {
-        char *id = NULL;
-        int r;
-
-        (void) req;
-        r = source_copy_id(doc_string(doc, "id"), "id", &id, err);
-        if (r < 0)
-                return r;
-        r = source_copy_id(doc_string(doc, "type"), "type", ret_event, err);
-        if (r < 0) {
-                free(id);
-                return r;
-        }
-        *ret_delivery_id = id;
-        return 0;
+        return source_identify(req, doc_string(doc, "id"), "id",
+                               false, doc_string(doc, "type"), "type",
+                               ret_delivery_id, ret_event, err);
 }
 
 /* A workflow's or job's final status -> ours, or NULL for one that is no outcome. */

@@ -28,21 +28,9 @@ static int verify(const struct hook_request *req, const char *secrets, struct er
 
 static int identify(const struct hook_request *req, json_t *doc, char **ret_delivery_id,
                     char **ret_event, struct error *err) {
-        const char *key = hook_header(req, "Idempotency-Key");
-        char *id = NULL;
-        int r;
-
-        r = key ? source_copy_id(key, "Idempotency-Key", &id, err)
-                : source_body_id(req, &id, err);
-        if (r < 0)
-                return r;
-        r = source_copy_id(doc_string(doc, "type"), "type", ret_event, err);
-        if (r < 0) {
-                free(id);
-                return r;
-        }
-        *ret_delivery_id = id;
-        return 0;
+        return source_identify(req, hook_header(req, "Idempotency-Key"), "Idempotency-Key",
+                               true, doc_string(doc, "type"), "type",
+                               ret_delivery_id, ret_event, err);
 }
 
 /* Whether value is one of the NULL-terminated choices; else -EBADMSG naming the field. */

@@ -37,20 +37,10 @@ static int verify(const struct hook_request *req, const char *secrets, struct er
 
 static int identify(const struct hook_request *req, json_t *doc, char **ret_delivery_id,
                     char **ret_event, struct error *err) {
-        char *id = NULL;
-        int r;
-
         (void) doc;
-        r = source_copy_id(hook_header(req, "X-GitHub-Delivery"), "X-GitHub-Delivery", &id, err);
-        if (r < 0)
-                return r;
-        r = source_copy_id(hook_header(req, "X-GitHub-Event"), "X-GitHub-Event", ret_event, err);
-        if (r < 0) {
-                free(id);
-                return r;
-        }
-        *ret_delivery_id = id;
-        return 0;
+        return source_identify(req, hook_header(req, "X-GitHub-Delivery"), "X-GitHub-Delivery",
+                               false, hook_header(req, "X-GitHub-Event"), "X-GitHub-Event",
+                               ret_delivery_id, ret_event, err);
 }
 
 /* The repository's full name and its service; both malloc'd into the caller's pointers. */

@@ -37,22 +37,10 @@ static int verify(const struct hook_request *req, const char *secrets, struct er
 
 static int identify(const struct hook_request *req, json_t *doc, char **ret_delivery_id,
                     char **ret_event, struct error *err) {
-        const char *uuid = hook_header(req, "X-Gitlab-Event-UUID");
-        char *id = NULL;
-        int r;
-
         (void) doc;
-        r = uuid ? source_copy_id(uuid, "X-Gitlab-Event-UUID", &id, err)
-                 : source_body_id(req, &id, err);
-        if (r < 0)
-                return r;
-        r = source_copy_id(hook_header(req, "X-Gitlab-Event"), "X-Gitlab-Event", ret_event, err);
-        if (r < 0) {
-                free(id);
-                return r;
-        }
-        *ret_delivery_id = id;
-        return 0;
+        return source_identify(req, hook_header(req, "X-Gitlab-Event-UUID"), "X-Gitlab-Event-UUID",
+                               true, hook_header(req, "X-Gitlab-Event"), "X-Gitlab-Event",
+                               ret_delivery_id, ret_event, err);
 }
 
 /* The project's full path ("group/sub/project") and its service, both malloc'd. */

@@ -52,25 +52,14 @@ static int verify(const struct hook_request *req, const char *secrets, struct er
 
 static int identify(const struct hook_request *req, json_t *doc, char **ret_delivery_id,
                     char **ret_event, struct error *err) {
-        const char *header = hook_header(req, "X-Atlassian-Webhook-Identifier");
         const char *event = doc_string(doc, "webhookEvent");
-        char *id = NULL;
-        int r;
 
         /* A JSM automation "Send web request" carries no webhookEvent, only the issue. */
         if (!event && json_is_object(json_object_get(doc, "issue")))
                 event = "automation";
-        r = header ? source_copy_id(header, "X-Atlassian-Webhook-Identifier", &id, err)
-                   : source_body_id(req, &id, err);
-        if (r < 0)
-                return r;
-        r = source_copy_id(event, "webhookEvent", ret_event, err);
-        if (r < 0) {
-                free(id);
-                return r;
-        }
-        *ret_delivery_id = id;
-        return 0;
+        return source_identify(req, hook_header(req, "X-Atlassian-Webhook-Identifier"),
+                               "X-Atlassian-Webhook-Identifier", true, event, "webhookEvent",
+                               ret_delivery_id, ret_event, err);
 }
 
 /* What incidents and change requests both read from an issue. */

@@ -35,18 +35,8 @@ static int verify(const struct hook_request *req, const char *secrets, struct er
 
 static int identify(const struct hook_request *req, json_t *doc, char **ret_delivery_id,
                     char **ret_event, struct error *err) {
-        char *id = NULL;
-        int r = source_body_id(req, &id, err);
-
-        if (r < 0)
-                return r;
-        r = source_copy_id(doc_string(doc, "action"), "action", ret_event, err);
-        if (r < 0) {
-                free(id);
-                return r;
-        }
-        *ret_delivery_id = id;
-        return 0;
+        return source_identify(req, NULL, NULL, true, doc_string(doc, "action"), "action",
+                               ret_delivery_id, ret_event, err);
 }
 
 /* What an alert action does to the incident row. */

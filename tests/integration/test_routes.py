@@ -1,8 +1,8 @@
 """Every path API.md names answers by its route's auth rule (issue 18, acceptance 1): with
 api_token, admin_token and triage_token set, a request without a token where one is needed is
 a JSON 401, a method the path does not take is a JSON 405 with an Allow header naming exactly
-the methods it takes, and the right token is neither. The paths are listed here, since the
-tests run without ../shared/API.md; the ones API.md names that are not built yet are in
+the methods it takes, and the right token is neither. The paths are listed here, from the
+HTTP contract (API.md, which is not part of this repository); the ones not built yet are in
 NOT_BUILT_YET and answer 404 today: move a path out of it when its endpoint lands."""
 import subprocess
 
