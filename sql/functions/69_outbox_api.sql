@@ -1,0 +1,11 @@
+-- Code: the outbox's face to the insights (sql/020_outbox.sql, daemon/sender.c): what an
+-- accepted version puts in it, and what the API shows of its deliveries. Placeholders until
+-- the outbox lands.
+
+-- Queues version p_version of insight p_id, whose API item is p_item, for every target.
+CREATE OR REPLACE FUNCTION dl_outbox_enqueue(p_id text, p_version integer, p_item jsonb)
+    RETURNS void LANGUAGE sql AS $$ SELECT $$;
+
+-- The exports of the insight's current version, as the API item's "exports" array.
+CREATE OR REPLACE FUNCTION dl_insight_exports(p_id text) RETURNS jsonb
+    LANGUAGE sql STABLE AS $$ SELECT '[]'::jsonb $$;
