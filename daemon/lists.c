@@ -61,6 +61,8 @@ struct list {
         json_t *items;          /* NULL for a one-item view */
         json_t *one;            /* the first row of a one-item view */
         json_t *last;           /* the last row given, borrowed from items */
+        int page;               /* a page's rows: one more is asked for, and only tells */
+        bool more;              /* that a next page has rows */
 };
 
 static int add_item(void *ctx, const struct store_row *r) {
@@ -70,6 +72,11 @@ static int add_item(void *ctx, const struct store_row *r) {
 
         if (e < 0)
                 return e;
+        if (l->items && l->page > 0 && json_array_size(l->items) == (size_t) l->page) {
+                l->more = true;
+                json_decref(o);
+                return 0;
+        }
         if (l->items) {
                 if (json_array_append_new(l->items, o) < 0)
                         return -ENOMEM;
@@ -101,6 +108,7 @@ static int run_list(struct store *store, void *ctx, struct error *err) {
                 json_array_clear(c->list->items);
         json_decref(c->list->one);
         c->list->one = c->list->last = NULL;
+        c->list->more = false;
         r = c->read(store, c->args, add_item, c->list, err);
         if (r >= 0)
                 c->rows = r;
@@ -118,8 +126,8 @@ static int list_query(const struct api *api, struct list_call *c, struct error *
         return r;
 }
 
-/* {"items":[...],"next_cursor":...} of l, the cursor the last item's column when more may
- * follow (a number's digits or a string as it is), or null. Takes l->items. */
+/* {"items":[...],"next_cursor":...} of l, the cursor the last item's column when more
+ * follows (a number's digits or a string as it is), or null. Takes l->items. */
 static json_t *page_json(struct list *l, const char *column, bool more) {
         const json_t *last = more && l->last ? json_object_get(l->last, column) : NULL;
         json_t *cursor;
@@ -203,7 +211,8 @@ static int list(const struct api *api, const struct api_request *req, bool deplo
         if (since)
                 snprintf(since_buf, sizeof(since_buf), "%" PRId64, since_us);
         snprintf(cursor_buf, sizeof(cursor_buf), "%" PRId64, before);
-        snprintf(limit_buf, sizeof(limit_buf), "%d", n);
+        snprintf(limit_buf, sizeof(limit_buf), "%d", n + 1);
+        l.page = n;
         env_array(&p, envs, sizeof(envs));
         if (deployments) {
                 params[0] = service, params[1] = envs, params[2] = since ? since_buf : NULL;
@@ -221,7 +230,7 @@ static int list(const struct api *api, const struct api_request *req, bool deplo
                 return reply_unavailable(err, err, deployments ? "a deployment list"
                                                          : "an incident list");
         }
-        *ret_body = page_json(&l, "id", c.rows == n);
+        *ret_body = page_json(&l, "id", l.more);
         return *ret_body ? 0 : reply_oom(err);
 }
 
@@ -321,12 +330,13 @@ int lists_deliveries(const struct api *api, const struct api_request *req, json_
         l.items = json_array();
         if (!l.items)
                 return reply_oom(err);
+        l.page = f.limit++;
         r = list_query(api, &c, err);
         if (r < 0) {
                 json_decref(l.items);
                 return reply_unavailable(err, err, "the delivery list");
         }
-        *ret_body = page_json(&l, "id", c.rows == f.limit);
+        *ret_body = page_json(&l, "id", l.more);
         return *ret_body ? 0 : reply_oom(err);
 }
 
@@ -435,7 +445,8 @@ int lists_observations(const struct api *api, const struct api_request *req, jso
                 return params_bad_time(err, "since", r);
         snprintf(since_buf, sizeof(since_buf), "%" PRId64, since_us);
         snprintf(cursor_buf, sizeof(cursor_buf), "%" PRId64, before);
-        snprintf(limit_buf, sizeof(limit_buf), "%d", n);
+        snprintf(limit_buf, sizeof(limit_buf), "%d", n + 1);
+        l.page = n;
         params[0] = service && *service ? service : NULL;
         params[1] = feature && *feature ? feature : NULL;
         params[2] = kind, params[3] = since ? since_buf : NULL;
@@ -447,6 +458,6 @@ int lists_observations(const struct api *api, const struct api_request *req, jso
                 json_decref(l.items);
                 return reply_unavailable(err, err, "an observation list");
         }
-        *ret_body = page_json(&l, "id", c.rows == n);
+        *ret_body = page_json(&l, "id", l.more);
         return *ret_body ? 0 : reply_oom(err);
 }

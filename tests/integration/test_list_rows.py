@@ -2,7 +2,7 @@
 typed rows): the fields in the order docs/api.md shows them, a change request's own view
 being its list item's fields, in the same order, then its history, deployments and
 incidents; numbers as numbers, booleans as booleans, a missing value null; a page's cursor
-the last item's id or key, as a string, only when more may follow."""
+the last item's id or key, as a string, only when more follow."""
 import pytest
 
 from conftest import post_generic_doc, wait_until
@@ -82,3 +82,15 @@ def test_delivery_rows_are_typed_and_paged_by_id(d):
     assert page["next_cursor"] == str(page["items"][-1]["id"])
     rest = get(d, f"/api/v1/deliveries?limit=100&cursor={page['next_cursor']}")
     assert len(rest["items"]) == len(DOCS) - 2 and rest["next_cursor"] is None
+
+
+@pytest.mark.parametrize("path,rows", [("/api/v1/deliveries", len(DOCS)),
+                                       ("/api/v1/deployments", 1)])
+def test_an_exactly_full_page_has_no_cursor(d, path, rows):
+    # The store is asked for one row past the page, so a page that holds the last row says
+    # so; before, a full page always had a cursor, and the next page came back empty.
+    whole = get(d, f"{path}?limit={rows}")
+    assert len(whole["items"]) == rows and whole["next_cursor"] is None, whole
+    short = get(d, f"{path}?limit={rows - 1}") if rows > 1 else None
+    if short:
+        assert len(short["items"]) == rows - 1 and short["next_cursor"] is not None
