@@ -6,6 +6,7 @@
 #include "import.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -66,6 +67,7 @@ struct import {
         uint64_t lines;                 /* lines begun, blank ones included */
         struct item *pending;           /* refused by a full writer queue: submitted first */
         struct log_ratelimit refusals;
+        struct writer_room room;        /* a wait for a queue full of others' deliveries */
 
         pthread_mutex_t lock;           /* guards the fields below (writer threads use them) */
         size_t in_flight, in_flight_bytes;
@@ -140,11 +142,31 @@ static bool window_low_locked(const struct import *im) {
         return im->in_flight <= WINDOW_DELIVERIES / 2 && im->in_flight_bytes <= WINDOW_BYTES / 2;
 }
 
+/* One of the import's items in flight has left it, of bytes: wakes the import when its
+ * window has room, or frees it when it was abandoned and this was its last. Takes im->lock
+ * held, and releases it. */
+static void left_flight_locked(struct import *im, size_t bytes) {
+        bool wake = false, last;
+
+        im->in_flight--;
+        im->in_flight_bytes -= bytes;
+        if (im->waiting && (window_low_locked(im) || im->in_flight == 0)) {
+                im->waiting = false;
+                wake = !im->abandoned;
+        }
+        last = im->abandoned && im->in_flight == 0;
+        pthread_mutex_unlock(&im->lock);
+        if (last)
+                destroy(im);
+        else if (wake)
+                im->wake(im->wake_arg);
+}
+
 /* On a writer thread, once the item's delivery is durable (or failed). */
 static void on_done(struct delivery *d) {
         struct item *it = (struct item *) d;
         struct import *im = it->im;
-        bool wake = false, last;
+        size_t bytes = it->bytes;
 
         if (d->result == 0)
                 mirror_data_changed(im->mirror);
@@ -156,45 +178,55 @@ static void on_done(struct delivery *d) {
                 im->duplicates++;
         else
                 im->accepted++;
-        im->in_flight--;
-        im->in_flight_bytes -= it->bytes;
-        if (im->waiting && (window_low_locked(im) || im->in_flight == 0)) {
-                im->waiting = false;
-                wake = !im->abandoned;
-        }
-        last = im->abandoned && im->in_flight == 0;
-        pthread_mutex_unlock(&im->lock);
         delivery_free(d);
-        if (last)
-                destroy(im);
-        else if (wake)
-                im->wake(im->wake_arg);
+        left_flight_locked(im, bytes);
+}
+
+/* On a writer thread: the queue that was full of others' deliveries has room. The wait
+ * counted as one in flight, so that the import is suspended, and freed only after it. */
+static void on_room(struct writer_room *room) {
+        struct import *im = (struct import *) ((char *) room - offsetof(struct import, room));
+
+        pthread_mutex_lock(&im->lock);
+        left_flight_locked(im, 0);
 }
 
 /* Hands the pending item to the writer. Returns false while the writer's queue is full. */
 static bool submit_pending(struct import *im) {
         struct item *it = im->pending;
         struct error err = { 0 };
+        bool ours;
         int r;
 
-        pthread_mutex_lock(&im->lock);
-        im->in_flight++;
-        im->in_flight_bytes += it->bytes;
-        pthread_mutex_unlock(&im->lock);
-        r = writer_submit(im->writer, &it->d);
-        if (r == 0) {
-                im->pending = NULL;
-                return true;
-        }
-        pthread_mutex_lock(&im->lock);
-        im->in_flight--;
-        im->in_flight_bytes -= it->bytes;
-        pthread_mutex_unlock(&im->lock);
-        if (r == -EAGAIN) {
-                /* Full of other traffic, none of it ours to wait for: a short breath. */
-                if (!im->in_flight)
-                        nanosleep(&(struct timespec) { .tv_nsec = 1000000 }, NULL);
-                return false;
+        for (;;) {
+                pthread_mutex_lock(&im->lock);
+                im->in_flight++;
+                im->in_flight_bytes += it->bytes;
+                pthread_mutex_unlock(&im->lock);
+                r = writer_submit(im->writer, &it->d);
+                if (r == 0) {
+                        im->pending = NULL;
+                        return true;
+                }
+                pthread_mutex_lock(&im->lock);
+                im->in_flight--;
+                im->in_flight_bytes -= it->bytes;
+                ours = im->in_flight > 0;
+                if (r == -EAGAIN && !ours)
+                        im->in_flight++;        /* the wait below, until on_room() */
+                pthread_mutex_unlock(&im->lock);
+                if (r != -EAGAIN)
+                        break;
+                /* Full: ours in flight make room and wake us, or the writer does, never a
+                 * sleep on the HTTP thread. */
+                if (ours)
+                        return false;
+                im->room.fn = on_room;
+                if (writer_wait_room(im->writer, &im->room))
+                        return false;
+                pthread_mutex_lock(&im->lock);
+                im->in_flight--;                /* room already: submit again */
+                pthread_mutex_unlock(&im->lock);
         }
         error_set(&err, r, "unavailable", NULL, "Shutting down; import the file again");
         add_error(im, it->line, &err);

@@ -35,6 +35,7 @@ struct writer {
         pthread_cond_t nonempty;
         struct delivery *head, *tail;
         size_t queued;
+        struct writer_room *rooms;      /* waiting for the queue to have room */
         bool stopping;
         struct writer_stats stats;
         struct log_ratelimit db_down;
@@ -144,12 +145,36 @@ int writer_submit(struct writer *w, struct delivery *d) {
         return r;
 }
 
+bool writer_wait_room(struct writer *w, struct writer_room *room) {
+        bool full;
+
+        pthread_mutex_lock(&w->lock);
+        full = w->queued >= w->opt.queue_max && !w->stopping;
+        if (full) {
+                room->next = w->rooms;
+                w->rooms = room;
+        }
+        pthread_mutex_unlock(&w->lock);
+        return full;
+}
+
+/* Runs the waits taken off the list (outside the lock: fn() may submit). */
+static void run_rooms(struct writer_room *room) {
+        while (room) {
+                struct writer_room *next = room->next;
+
+                room->fn(room);
+                room = next;
+        }
+}
+
 /* Takes up to batch_max deliveries; when wait is set, blocks while the queue is empty,
  * beating once a second (and returning, so a waiting spool is retried). Returns how many;
  * 0 with *ret_stop set when stopping with nothing left. */
 static size_t take_batch(struct writer *w, struct writer_thread *self, struct delivery **batch,
                          bool wait, bool *ret_stop) {
         struct timespec deadline;
+        struct writer_room *rooms = NULL;
         size_t n = 0;
 
         pthread_mutex_lock(&w->lock);
@@ -167,8 +192,13 @@ static size_t take_batch(struct writer *w, struct writer_thread *self, struct de
         if (!w->head)
                 w->tail = NULL;
         w->queued -= n;
+        if (n || w->stopping) {
+                rooms = w->rooms;
+                w->rooms = NULL;
+        }
         *ret_stop = n == 0 && w->stopping;
         pthread_mutex_unlock(&w->lock);
+        run_rooms(rooms);
         return n;
 }
 

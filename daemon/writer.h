@@ -8,6 +8,7 @@
  * "duplicate" from there. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,17 @@ int writer_start(const struct writer_options *o, struct writer **ret_writer, cha
 /* Queues d (borrowed until its done() runs). Returns 0, -EAGAIN when the queue is full, or
  * -ESHUTDOWN once stopping; on error done() is not called. Thread-safe. */
 int writer_submit(struct writer *w, struct delivery *d) __attribute__((warn_unused_result));
+
+/* A wait for room in a full queue: fn() runs once, on a writer thread, after a batch was
+ * taken from the queue (or when stopping). The caller owns it until then. */
+struct writer_room {
+        void (*fn)(struct writer_room *room);
+        struct writer_room *next;
+};
+
+/* Registers room when the queue is full and returns true; returns false (room not
+ * registered) when there is room already, so the caller submits again. Thread-safe. */
+bool writer_wait_room(struct writer *w, struct writer_room *room);
 
 /* Stores everything queued, then joins the threads and frees the writer. NULL-safe. */
 struct writer *writer_stop(struct writer *w);

@@ -8,8 +8,8 @@ import signal
 import threading
 import time
 
-from conftest import (fixture, generic_body, proc_kib, sha256_hex, under_asan,
-                      wait_until)
+from conftest import (TableLock, fixture, generic_body, generic_headers, proc_kib, sha256_hex,
+                      under_asan, wait_until)
 
 ADMIN_TOKEN = "admin-test-token-import-77"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/x-ndjson"}
@@ -276,3 +276,39 @@ def test_an_import_while_the_database_is_down_loses_nothing_it_accepted(daemon, 
     assert status == 200 and again["errors"] == [], again
     assert again["accepted"] + again["duplicates"] == 400, again
     assert db.count(where) == 400
+
+
+def test_an_import_waiting_for_a_queue_full_of_hooks_leaves_the_http_thread_free(daemon, db):
+    # One writer stuck on a lock holds its batch; hooks fill the queue of 2 behind it. An
+    # import's first line then finds the queue full, none of it the import's own: it waits
+    # for the writer to make room, suspended. Before, it slept 1 ms at a time on the HTTP
+    # thread until there was room, and /healthz (answered there: one HTTP thread) hung.
+    d = daemon(admin_token=ADMIN_TOKEN, writers=1, queue_max=2, batch_max=1, http_threads=1)
+    lock = TableLock(db)
+    answers = []
+    try:
+        hooks = [threading.Thread(target=lambda i=i: answers.append(d.post(
+                     "/hooks/generic", generic_body("change", id=f"full-{i}", sha=f"{i:040x}"),
+                     generic_headers(), timeout=120)[0]))
+                 for i in range(8)]
+        for t in hooks:
+            t.start()
+        wait_until(lambda: 503 in answers, 30, what="a hook refused by the full queue")
+        result = {}
+        lines = b"".join(change_line("room", i) + b"\n" for i in range(50))
+        importer = threading.Thread(target=lambda: result.update(
+            answer=post_import(d, lines, timeout=120)))
+        importer.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        status, _, _ = d.get("/healthz", timeout=5)
+        assert status == 200 and time.monotonic() - started < 2
+        assert importer.is_alive(), "the import cannot be done while the writer is stuck"
+    finally:
+        lock.release()
+    importer.join(120)
+    for t in hooks:
+        t.join(120)
+    status, doc = result["answer"]
+    assert status == 200 and doc["accepted"] == 50 and doc["errors"] == [], doc
+    assert db.count("source = 'generic' AND body LIKE '%\"room-%'") == 50
