@@ -12,6 +12,9 @@ Shapes (per service):
   B  generic `change` events (one a request: the API has no batch), then deployments
      without `commits`, whose deployed sha is their newest commit, so what they shipped is
      derived by ancestry (commit time <= the deployed commit's time).
+Support requests (generic observations of kind support: an open body, then a resolved one
+for most) come at OBSERVATIONS per deployment, and a share FACTORS of the incidents carry
+contributing factors in several dimensions and categories (issue 14's mix).
 Every event is sent in time order except a fraction LATE of them, held back a bounded
 time (LATE_MIN..LATE_MAX seconds of history) and sent out of order.
 
@@ -84,6 +87,8 @@ class Profile:
         self.incident_explicit = 0.5  # share of incidents naming their deployment
         self.incident_resolved = 1.0
         self.change_requests = False  # bench/query: change requests and verdicts
+        self.observations = 0.0     # support requests per deployment (issue 14's mix: 0.5)
+        self.factors = 0.0          # share of incidents with contributing factors
         self.cr_every = 10          # a new change request every that many prod deployments
         self.exact = True           # messages and titles name what they must link to
         self.late = 0.05
@@ -139,7 +144,7 @@ class Service:
 
     def events(self):
         """(t, kind, idempotency key, body bytes) in time order. kind: C change,
-        D deployment, I incident, R change request."""
+        D deployment, I incident, R change request, O observation."""
         p, rng, name = self.p, self.rng, self.name
         heap, seq = [], itertools.count()
 
@@ -155,6 +160,26 @@ class Service:
                 "type": "change_request", "id": declined, "service": name,
                 "status": "declined", "change_type": "normal", "risk": "high",
                 "updated_at": iso(p.start)}))
+        last_incident = None
+
+        def emit_observation(t, key, incident):
+            """A support request: its open body at t, then (85%) its resolved one."""
+            body = {"type": "observation", "id": key, "kind": "support", "service": name,
+                    "summary": "bench request", "occurred_at": iso(t),
+                    "count": 1 if rng.random() < 0.95 else rng.randint(2, 5)}
+            if rng.random() < 0.7:
+                body["feature"] = FEATURES[min(len(FEATURES) - 1,
+                                               int(len(FEATURES) * rng.random() ** 2))]
+            if rng.random() < 0.9:
+                body["customer"] = f"cust{rng.randint(1, 5000):04d}"
+            if incident and rng.random() < 0.1:
+                body["incident"] = incident
+            emit(t, "O", f"{p.prefix}o-{key}", dumps(body))
+            res = t + log_uniform(rng, 60, 7 * DAY)
+            if rng.random() < 0.85 and res < time.time():
+                emit(res, "O", f"{p.prefix}o-{key}-resolved", dumps(dict(
+                    body, resolved_at=iso(res), updated_at=iso(res))))
+
         prev = p.start
         for j in range(self.n):
             f = self.finish[j]
@@ -217,11 +242,18 @@ class Service:
                            ["organizational", "technological", "partner", "process"])}
                 if rng.random() < p.incident_explicit:
                     inc["caused_by"] = {"deployment": key}
+                if rng.random() < p.factors:
+                    inc["contributing_factors"] = factors(rng)
+                last_incident = ik
                 emit(opened, "I", f"{p.prefix}i-{ik}", dumps(inc))
                 if rng.random() < p.incident_resolved:
                     res = opened + log_uniform(rng, 60, 3 * DAY)
                     inc = dict(inc, status="resolved", resolved_at=iso(res))
                     emit(res, "I", f"{p.prefix}i-{ik}-resolved", dumps(inc))
+            n_obs = int(p.observations) + (rng.random() < p.observations % 1)
+            for i in range(n_obs):
+                emit_observation(rng.uniform(prev, f), f"{p.prefix}SUP-{name}-{j}-{i}",
+                                 last_incident)
             prev = f
             # Whatever comes later is later than this deployment's finish.
             while heap and heap[0][0] <= f:
@@ -253,6 +285,32 @@ class Service:
             body["commits"] = commits
         out.append(("D", f"{p.prefix}d-{key}", dumps(body)))
         return out
+
+
+FEATURES = ["saved-cards", "search", "login", "checkout", "invoices", "export", "notifications",
+            "sso", "refunds", "reports", "mobile-app", "api-keys"]
+# (dimension, category, weight): what the incidents' contributing factors are drawn from.
+CATEGORIES = [("organizational", "staffing", 3), ("organizational", "ownership", 2),
+              ("organizational", "communication", 2), ("organizational", "training", 1),
+              ("technological", "capacity", 5), ("technological", "configuration", 4),
+              ("technological", "software bug", 6), ("technological", "network", 2),
+              ("technological", "database", 3), ("partner", "payment provider", 2),
+              ("partner", "cloud provider", 2), ("partner", "cdn", 1),
+              ("process", "change management", 3), ("process", "testing", 3),
+              ("process", "monitoring", 2), ("process", "deployment", 2)]
+
+
+def factors(rng):
+    """1 to 3 contributing factors, the first primary; 10% without a category."""
+    out = {}
+    for k in range(rng.randint(1, 3)):
+        dim, cat, _ = rng.choices(CATEGORIES, weights=[c[2] for c in CATEGORIES])[0]
+        cat = "" if rng.random() < 0.1 else cat
+        if (dim, cat) not in out:
+            out[(dim, cat)] = {"dimension": dim, "role": "primary" if k == 0 else "contributing"}
+            if cat:
+                out[(dim, cat)]["category"] = cat
+    return list(out.values())
 
 
 def build_services(p):
@@ -371,6 +429,7 @@ class Sender:
         self.failed = []          # (key, status or error) after the last retry
         self.deploys = 0
         self.changes = 0          # accepted changes, listed ones included
+        self.observations = 0     # accepted observations (their first body; not resolutions)
         self.requests = 0
         self.windows = []         # per EVERY deployments: dict
         self.lat_w = []           # deployment latencies in the current window
@@ -446,6 +505,8 @@ class Sender:
                     self.status[status] = self.status.get(status, 0) + 1
                     if status == 202:
                         self.kinds[kind] = self.kinds.get(kind, 0) + 1
+                        if kind == "O" and not key.endswith("-resolved"):
+                            self.observations += 1
                         if b'"duplicate":true' in answer:
                             self.duplicates += 1
                     else:
@@ -612,6 +673,10 @@ def main():
     ap.add_argument("--start", type=float, help="epoch seconds of the first deployment's window")
     ap.add_argument("--end", type=float, help="epoch seconds of the last deployment")
     ap.add_argument("--incident-every", type=int, default=50)
+    ap.add_argument("--observations", type=float, default=0.0,
+                    help="support requests per deployment (issue 14's mix: 0.5)")
+    ap.add_argument("--factors", type=float, default=0.0,
+                    help="share of incidents with contributing factors (issue 14's mix: 0.85)")
     ap.add_argument("--every", type=int, default=1000, help="progress every N deployments")
     ap.add_argument("--timeout", type=float, default=60.0, help="per request, seconds")
     ap.add_argument("--retries", type=int, default=3)
@@ -626,7 +691,8 @@ def main():
 
     kw = dict(shape=a.shape, deployments=a.deployments, services=a.services, changes=a.changes,
               late=a.late, late_max=a.late_max, prefix=a.prefix, start=a.start, end=a.end,
-              incident_every=a.incident_every)
+              incident_every=a.incident_every, observations=a.observations,
+              factors=a.factors)
     if a.profile == "query":
         kw.update(prod_share=0.9, success=0.95, rollback=0.03, hotfix=0.02,
                   incident_explicit=0.3, incident_resolved=0.95, change_requests=True,
@@ -657,7 +723,8 @@ def main():
               f"deployments)", flush=True)
         summary["ratio_last_second"] = ratio
     summary.update(windows=s.windows, status={str(k): v for k, v in s.status.items()},
-                   kinds=s.kinds, changes=s.changes, duplicates=s.duplicates, errors=s.errors,
+                   kinds=s.kinds, changes=s.changes, observations=s.observations,
+                   duplicates=s.duplicates, errors=s.errors,
                    failed=s.failed[:50], n_failed=len(s.failed), deployments=s.deploys,
                    requests=s.requests, seconds=s.elapsed, generator_cpu_s=gen_cpu,
                    stopped=s.stopped_why)
