@@ -1,8 +1,11 @@
 """The dashboard (GET /): the page and its headers (a CSP admitting exactly its inline style and
 script by hash), HEAD, 405 for other methods, no external resources and no API path outside
 API.md; then a real browser (headless chromium) loads it from a daemon holding a small history
-posted through /hooks/generic, and the figures it draws must be the ones the API gives, null
-ones as "no data"; with api_token set it asks for the token instead.
+posted through /hooks/generic (deployments, change requests, incidents with contributing
+factors, support requests and other observations), and the figures it draws (the DORA ones,
+change control, root causes against the window before, support load per service and feature)
+must be the ones the API gives, null ones as "no data", names as text; with api_token set it
+asks for the token instead.
 
 chromium is part of `scripts/install-deps check`; without it the browser tests fail, never
 skip."""
@@ -28,8 +31,8 @@ API_TOKEN = "dashboard-api-token-7c21"
 # Every GET path API.md names (the read API, health, metrics and the page itself).
 API_MD_GET_PATHS = {
     "/", "/api/v1/dora", "/api/v1/dora/series", "/api/v1/services", "/api/v1/deployments",
-    "/api/v1/incidents", "/api/v1/changes", "/api/v1/deliveries", "/healthz", "/readyz",
-    "/metrics",
+    "/api/v1/incidents", "/api/v1/changes", "/api/v1/deliveries", "/api/v1/rca",
+    "/api/v1/support", "/healthz", "/readyz", "/metrics",
 }
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"     # an XML namespace name, never fetched
 BROWSER_TIMEOUT = 60                             # wall clock, for a very slow (ASan) run
@@ -78,7 +81,69 @@ HISTORY = [
     deployment("dash-s1", "checkout", ago(2, 1), 5, env="staging"),
     deployment("dash-p1", "payments", ago(3), 6, committed=ago(3, 1), change_request="CHG-2"),
     {"type": "incident", "id": "DASH-INC-1", "service": "checkout", "status": "resolved",
-     "opened_at": ago(6, -1), "resolved_at": ago(6, -4), "caused_by": {"deployment": "dash-d1"}},
+     "opened_at": ago(6, -1), "resolved_at": ago(6, -4), "caused_by": {"deployment": "dash-d1"},
+     "contributing_factors": [{"dimension": "technological", "category": "bad config"}]},
+]
+
+
+def incident(id_, opened, hours, factors, service="search"):
+    """An incident of `service` (no deployments: it links none, and no DORA figure but time to
+    restore sees it) opened then, resolved `hours` later (None: still open)."""
+    doc = {"type": "incident", "id": id_, "service": service, "opened_at": opened,
+           "status": "open" if hours is None else "resolved", "contributing_factors": factors}
+    if hours is not None:
+        doc["resolved_at"] = (datetime.strptime(opened, "%Y-%m-%dT%H:%M:%SZ")
+                              + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return doc
+
+
+def factor(dimension, category=None, role="primary"):
+    return {"dimension": dimension, "role": role,
+            **({"category": category} if category else {})}
+
+
+def observation(id_, kind, service, occurred, feature=None, customer=None, count=1,
+                resolved=None, incident=None):
+    return {"type": "observation", "id": id_, "kind": kind, "service": service,
+            "feature": feature, "customer": customer, "summary": f"{kind} {id_}", "count": count,
+            "occurred_at": occurred, "resolved_at": resolved, "incident": incident}
+
+
+# Root causes, 30 days (all services): DASH-INC-1 above (3 h, technological "bad config") and
+# four of search: RCA-1 (2 h; technological "capacity" primary, partner "payment provider"
+# contributing), RCA-2 (4 h; technological "capacity" contributing), RCA-3 (still open, 3
+# days; process, no category), RCA-4 (3 h, no factors). So 5 incidents, 4 with factors:
+# technological 3 (2 primary, 75%, 9 h: capacity 2 for 6 h, bad config 1 for 3 h), partner 1
+# (0 primary, 25%, 2 h), process 1 (1 primary, 25%, 3 days), organizational 0. The window
+# before holds RCA-P1 alone (organizational "on-call", 1 h): its category row shows 0 now.
+# Time to restore stays 3 hours (the median of 2, 3, 3 and 4 hours).
+RCA_HISTORY = [
+    incident("RCA-1", ago(10), 2, [factor("technological", "capacity"),
+                                   factor("partner", "payment provider", "contributing")]),
+    incident("RCA-2", ago(12), 4, [factor("technological", "capacity", "contributing")]),
+    incident("RCA-3", ago(3), None, [factor("process")]),
+    incident("RCA-4", ago(8), 3, []),
+    incident("RCA-P1", ago(40), 1, [factor("organizational", "on-call")]),
+]
+
+# Support load, 30 days (all services): support requests zd-1 (search, saved-cards, acme,
+# resolved in 24 h, about RCA-1), zd-2 (search, saved-cards, globex, count 2, resolved in
+# 6 h), zd-3 (checkout, login, acme, open), zd-4 (search, no feature or customer, open) and
+# zd-old (opened 45 days ago, resolved 20 days ago: resolved in the window, not opened):
+# opened 5, resolved 4, open now 2, median resolution 15 hours (of 6, 6, 24 and 600 hours),
+# 2 customers, 1 linked to an incident, 5 / 6 deployments = 0.83 per deployment; kinds:
+# support 5, feedback 3, usage 1200, ux 1; features: saved-cards 3 (2 customers), login 1.
+SUPPORT_HISTORY = [
+    observation("zd-1", "support", "search", ago(9), "saved-cards", "acme", resolved=ago(8),
+                incident="RCA-1"),
+    observation("zd-2", "support", "search", ago(7), "saved-cards", "globex", count=2,
+                resolved=ago(7, -6)),
+    observation("zd-3", "support", "checkout", ago(5), "login", "acme"),
+    observation("zd-4", "support", "search", ago(2)),
+    observation("zd-old", "support", "search", ago(45), resolved=ago(20)),
+    observation("fb-1", "feedback", "search", ago(4), "saved-cards", count=3),
+    observation("use-1", "usage", "checkout", ago(3), "login", count=1200),
+    observation("ux-1", "ux", "search", ago(6)),
 ]
 
 
@@ -92,7 +157,7 @@ def api(d, path, headers=None, **params):
 def d(module_daemon):
     """A daemon with the history and an open read API (api_token unset)."""
     daemon = module_daemon(api_token=None)
-    for i, body in enumerate(HISTORY):
+    for i, body in enumerate(HISTORY + RCA_HISTORY + SUPPORT_HISTORY):
         post_generic_doc(daemon, body, f"dash-{i}")
     return daemon
 
@@ -179,8 +244,9 @@ def test_the_page_loads_nothing_from_elsewhere_and_only_documented_paths(d):
     paths = set(re.findall(r"[\"'](/api/[^\"'?#]*)", html))
     assert paths, "the page names no API path"
     assert paths <= API_MD_GET_PATHS, f"paths API.md does not name: {paths - API_MD_GET_PATHS}"
-    # The three it needs, each answering JSON.
-    assert {"/api/v1/services", "/api/v1/dora", "/api/v1/dora/series"} <= paths
+    # The five it needs, each answering JSON.
+    assert {"/api/v1/services", "/api/v1/dora", "/api/v1/dora/series", "/api/v1/rca",
+            "/api/v1/support"} <= paths
     for path in paths:
         status, doc, _ = d.get(path + ("?bucket=day" if path.endswith("series") else ""))
         assert status == 200 and isinstance(doc, dict), (path, status, doc)
@@ -349,8 +415,93 @@ def assert_sparkline(dom, key, buckets):
     assert sum(1 for t, _ in dom.tags["trend-table"] if t == "tr") == len(buckets) + 1
 
 
+DIMENSION_NAMES = {
+    "organizational": "Organizational organizations and people",
+    "technological": "Technological information and technology",
+    "partner": "Partner partners and suppliers",
+    "process": "Process value streams and processes",
+}
+
+
+def rca_rows(doc):
+    """{row id: its text} of the root-cause table for an /api/v1/rca answer: each dimension
+    (incidents, primary, share, downtime; then the same of the window before), then its
+    categories (incidents and downtime, now and before), those only the window before had
+    last. Downtime 0 reads "0"."""
+    def share(v):
+        return "no data" if v is None else js_percent(v)
+
+    def downtime(v):
+        return "0" if v == 0 else js_duration(v)
+    before = {x["dimension"]: x for x in doc["previous"]["dimensions"]}
+    rows = {}
+    for dim in doc["dimensions"]:
+        p = before[dim["dimension"]]
+        rows[f"rca-{dim['dimension']}"] = " ".join(
+            [DIMENSION_NAMES[dim["dimension"]]] +
+            [f for w in (dim, p) for f in (str(w["incidents"]), str(w["primary"]),
+                                           share(w["share"]), downtime(w["downtime_seconds"]))])
+        was = {c["category"]: c for c in p["categories"]}
+        now = [c["category"] for c in dim["categories"]]
+        pairs = [(c, was.get(c["category"], {"incidents": 0, "downtime_seconds": 0}))
+                 for c in dim["categories"]]
+        pairs += [({"category": c["category"], "incidents": 0, "downtime_seconds": 0}, c)
+                  for c in p["categories"] if c["category"] not in now]
+        for i, (c, b) in enumerate(pairs):
+            rows[f"rca-{dim['dimension']}-{i}"] = " ".join([
+                c["category"], str(c["incidents"]), downtime(c["downtime_seconds"]),
+                str(b["incidents"]), downtime(b["downtime_seconds"])])
+    return rows
+
+
+def assert_rca_panel(dom, answers):
+    """The root-cause panel shows one of `answers` (the API asked just before and just after
+    the page loaded: an open incident's downtime grows with the window's end), row by row."""
+    ids = [i for i in dom.attrs if i.startswith("rca-") and i not in ("rca-title", "rca-table",
+                                                                       "rca-summary")]
+    assert ids == list(rca_rows(answers[0])), ids            # the API's order, every row
+    for ident in ids:
+        assert dom.text(ident) in {rca_rows(a)[ident] for a in answers}, \
+            (ident, dom.text(ident), [rca_rows(a)[ident] for a in answers])
+    doc, prev = answers[0], answers[0]["previous"]
+    assert dom.text("rca-summary") == (
+        f"{plural(doc['incidents'], 'incident')} opened, {doc['incidents_with_factors']} with "
+        f"contributing factors; the window before: {plural(prev['incidents'], 'incident')}, "
+        f"{prev['incidents_with_factors']} with factors.")
+
+
+def assert_support_panel(dom, doc):
+    """The support-load panel shows the /api/v1/support answer doc."""
+    q = doc["requests"]
+    median = q["median_resolution_seconds"]
+    per = doc["per_deployment"]
+    assert dom.text("support-opened") == f"Opened {q['opened']}"
+    assert dom.text("support-resolved") == f"Resolved {q['resolved']}"
+    assert dom.text("support-open_now") == f"Open at the window's end {q['open_now']}"
+    assert dom.text("support-median_resolution") == \
+        "Resolution (median) " + ("no data" if median is None else js_duration(median))
+    assert dom.text("support-customers") == f"Customers {q['customers']}"
+    assert dom.text("support-linked_to_incidents") == \
+        f"Linked to incidents {q['linked_to_incidents']}"
+    assert dom.text("support-per_deployment") == "Per production deployment " + (
+        "no data" if per is None else js_num(per))
+    for key, label in (("support", "Support"), ("feedback", "Feedback"), ("usage", "Usage"),
+                       ("ux", "UX")):
+        assert dom.text(f"kind-{key}") == f"{label} {doc['kinds'][key]}"
+    rows = [i for i in dom.attrs if i.startswith("feature-")]
+    if not doc["features"]:
+        assert rows == ["feature-none"]
+        assert dom.text("feature-none") == "No support request named a feature in the window."
+    else:
+        assert rows == [f"feature-{i}" for i in range(len(doc["features"]))]
+        for i, f in enumerate(doc["features"]):
+            assert dom.text(f"feature-{i}") == f"{f['feature']} {f['opened']} {f['customers']}"
+
+
 def test_browser_draws_the_api_figures(d, tmp_path):
+    rca_before = api(d, "/api/v1/rca", window="30d")
     dom = load_page(f"{d.url}/", tmp_path, "ready")
+    rca_after = api(d, "/api/v1/rca", window="30d")
     # What the page asked for by default: every service, 30 days, the 2023 bands.
     doc = api(d, "/api/v1/dora", window="30d", bands="2023")
     buckets = api(d, "/api/v1/dora/series", window="30d", bands="2023", bucket="day")["buckets"]
@@ -399,6 +550,41 @@ def test_browser_draws_the_api_figures(d, tmp_path):
     assert options == [""] + sorted(names) and {"checkout", "payments"} <= set(names)
     assert "All services" in dom.text("scope")
 
+    # Root causes: the figures worked out beside RCA_HISTORY, then the page against the API.
+    rca = rca_after
+    assert (rca["incidents"], rca["incidents_with_factors"]) == (5, 4)
+    assert (rca["previous"]["incidents"], rca["previous"]["incidents_with_factors"]) == (1, 1)
+    dims = {x["dimension"]: x for x in rca["dimensions"]}
+    assert [x["dimension"] for x in rca["dimensions"]] == \
+        ["technological", "partner", "process", "organizational"]
+    assert (dims["technological"]["incidents"], dims["technological"]["primary"],
+            dims["technological"]["share"]) == (3, 2, 0.75)
+    assert [c["category"] for c in dims["technological"]["categories"]] == \
+        ["capacity", "bad config"]
+    assert_rca_panel(dom, [rca_before, rca_after])
+    assert dom.text("rca-technological") == \
+        "Technological information and technology 3 2 75% 9 hours 0 0 0% 0"
+    assert dom.text("rca-technological-0") == "capacity 2 6 hours 0 0"
+    assert dom.text("rca-partner") == "Partner partners and suppliers 1 0 25% 2 hours 0 0 0% 0"
+    assert dom.text("rca-process") == "Process value streams and processes 1 1 25% 3 days 0 0 0% 0"
+    assert dom.text("rca-organizational") == \
+        "Organizational organizations and people 0 0 0% 0 1 1 100% 1 hour"
+    assert dom.text("rca-organizational-0") == "on-call 0 0 1 1 hour"
+
+    # Support load, every service and feature.
+    sup = api(d, "/api/v1/support", window="30d")
+    assert sup["requests"] == {"opened": 5, "resolved": 4, "open_now": 2,
+                               "median_resolution_seconds": 15 * 3600, "customers": 2,
+                               "linked_to_incidents": 1}
+    assert sup["kinds"] == {"support": 5, "feedback": 3, "usage": 1200, "ux": 1}
+    assert_support_panel(dom, sup)
+    assert dom.text("support-median_resolution") == "Resolution (median) 15 hours"
+    assert dom.text("support-per_deployment") == "Per production deployment 0.83"
+    assert dom.text("feature-0") == "saved-cards 3 2"
+    assert dom.text("feature-1") == "login 1 1"
+    features = [a.get("value") for t, a in dom.tags["feature"] if t == "option"]
+    assert features == ["", "login", "saved-cards"]
+
 
 def test_browser_one_service_shows_missing_figures_as_no_data(d, tmp_path):
     # The URL fragment picks the service, window and bands (a link to a view).
@@ -424,6 +610,36 @@ def test_browser_one_service_shows_missing_figures_as_no_data(d, tmp_path):
     buckets = api(d, "/api/v1/dora/series", service="payments", window="7d", bands="2021",
                   bucket="day")["buckets"]
     assert_sparkline(dom, "deployment_frequency", buckets)
+    # No incident and no support request: counts of 0, and shares and the median as no data.
+    rca = api(d, "/api/v1/rca", service="payments", window="7d")
+    assert rca["incidents"] == 0 and all(x["share"] is None for x in rca["dimensions"])
+    assert_rca_panel(dom, [rca])
+    assert dom.text("rca-partner") == \
+        "Partner partners and suppliers 0 0 no data 0 0 0 no data 0"
+    sup = api(d, "/api/v1/support", service="payments", window="7d")
+    assert sup["requests"]["opened"] == 0 and sup["requests"]["median_resolution_seconds"] is None
+    assert_support_panel(dom, sup)
+    assert dom.text("support-median_resolution") == "Resolution (median) no data"
+
+
+def test_browser_support_load_of_one_feature(d, tmp_path):
+    """#feature= filters the support panel (the API's feature=); the picker still lists every
+    feature of the service's window, and the other panels stay the service's."""
+    dom = load_page(f"{d.url}/#service=search&window=30d&feature=saved-cards", tmp_path, "ready")
+    sup = api(d, "/api/v1/support", service="search", window="30d", feature="saved-cards")
+    # zd-1 and zd-2 (count 2): resolved in 24 and 6 hours; fb-1's feedback counts 3.
+    assert sup["requests"] == {"opened": 3, "resolved": 3, "open_now": 0,
+                               "median_resolution_seconds": 6 * 3600, "customers": 2,
+                               "linked_to_incidents": 1}
+    assert sup["per_deployment"] is None           # search has no deployment
+    assert_support_panel(dom, sup)
+    assert dom.text("support-per_deployment") == "Per production deployment no data"
+    assert dom.text("kind-feedback") == "Feedback 3"
+    features = [a.get("value") for t, a in dom.tags["feature"] if t == "option"]
+    assert features == ["", "saved-cards"]         # search's only feature
+    rca = api(d, "/api/v1/rca", service="search", window="30d")
+    assert rca["incidents"] == 4
+    assert dom.text("rca-summary").startswith("4 incidents opened, 3 with contributing factors")
 
 
 def test_browser_asks_for_the_token_on_401(daemon, tmp_path):
@@ -448,13 +664,21 @@ class Tags(HTMLParser):
 
 
 def test_browser_shows_hostile_names_as_text(daemon, tmp_path):
-    """A service name is the sender's text: the page shows it as text (the picker, the
-    scope line) and never as markup."""
+    """A service name, a root cause's category and a feature are the sender's text: the page
+    shows them as text (the pickers, the scope line, the root-cause and feature tables) and
+    never as markup."""
     hostile = '<img src=x onerror="document.title=1">'
     dd = daemon(api_token=None)
     post_generic_doc(dd, deployment("hostile-1", hostile, ago(1), 1), "hostile-1")
+    post_generic_doc(dd, incident("hostile-inc", ago(2), 1, [factor("partner", hostile)],
+                                  service=hostile), "hostile-2")
+    post_generic_doc(dd, observation("hostile-obs", "support", hostile, ago(2), hostile,
+                                     hostile), "hostile-3")
     dom = load_page(f"{dd.url}/#service={urllib.parse.quote(hostile)}", tmp_path, "ready")
     options = [a.get("value") for t, a in dom.tags["service"] if t == "option"]
     assert hostile in options
     assert dom.text("scope").startswith(hostile + " ·")
+    assert dom.text("rca-partner-0") == f"{hostile} 1 1 hour 0 0"
+    assert dom.text("feature-0") == f"{hostile} 1 1"
+    assert hostile in [a.get("value") for t, a in dom.tags["feature"] if t == "option"]
     assert "img" not in Tags(dom.html).names
