@@ -1,6 +1,6 @@
 /* lists: every list of the read API and its one-item views (deployments, incidents,
- * services, deliveries, change requests and observations), each JSON object made by row_json from the
- * store's typed rows. */
+ * services, deliveries, change requests, observations and problems), each JSON object made by
+ * row_json from the store's typed rows. */
 #include "lists.h"
 
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include "../lib/store.h"
 #include "../lib/store_changes.h"
 #include "../lib/store_dora.h"
+#include "../lib/store_problems.h"
 #include "../lib/store_support.h"
 #include "../lib/timefmt.h"
 #include "params.h"
@@ -460,4 +461,70 @@ int lists_observations(const struct api *api, const struct api_request *req, jso
         }
         *ret_body = page_json(&l, "id", l.more);
         return *ret_body ? 0 : reply_oom(err);
+}
+
+/* ---------------------------------------------------------- problems */
+
+static int read_problems(struct store *s, const void *args, store_row_fn *row, void *ctx,
+                         struct error *err) {
+        return store_problems(s, args, row, ctx, err);
+}
+
+static int read_problem(struct store *s, const void *args, store_row_fn *row, void *ctx,
+                        struct error *err) {
+        return store_problem(s, args, row, ctx, err);
+}
+
+/* GET /api/v1/problems: newest first, paged by id like deployments. */
+int lists_problems(const struct api *api, const struct api_request *req, json_t **ret_body,
+                   struct error *err) {
+        const char *service = req->arg(req->ctx, "service"), *status = req->arg(req->ctx, "status");
+        const char *cursor = req->arg(req->ctx, "cursor");
+        char cursor_buf[24], limit_buf[24];
+        struct list l = { .items = NULL };
+        const char *params[4];
+        struct list_call c = { .read = read_problems, .args = params, .list = &l };
+        int64_t before = 0;
+        int n = PARAMS_LIMIT_DEFAULT, r;
+
+        if (status && strcmp(status, "open") != 0 && strcmp(status, "known_error") != 0 &&
+            strcmp(status, "resolved") != 0)
+                return params_bad(err, "status", "must be open, known_error or resolved");
+        if ((r = params_limit(req, &n, err)) < 0 || (r = params_cursor(req, &before, err)) < 0)
+                return r;
+        snprintf(cursor_buf, sizeof(cursor_buf), "%" PRId64, before);
+        snprintf(limit_buf, sizeof(limit_buf), "%d", n);
+        params[0] = service && *service ? service : NULL;
+        params[1] = status, params[2] = cursor ? cursor_buf : NULL, params[3] = limit_buf;
+        l.items = json_array();
+        if (!l.items)
+                return reply_oom(err);
+        if (list_query(api, &c, err) < 0) {
+                json_decref(l.items);
+                return reply_unavailable(err, err, "the problem list");
+        }
+        *ret_body = page_json(&l, "id", c.rows == n);
+        return *ret_body ? 0 : reply_oom(err);
+}
+
+/* GET /api/v1/problems/{key}: keys are the sources' own, so two sources may hold one;
+ * source= picks, else the first by source name. */
+int lists_problem(const struct api *api, const struct api_request *req, json_t **ret_body,
+                  struct error *err) {
+        char key[PARAMS_KEY_MAX + 1];
+        const char *source = req->arg(req->ctx, "source");
+        const char *params[2] = { key, source && *source ? source : NULL };
+        struct list l = { .items = NULL };
+        struct list_call c = { .read = read_problem, .args = params, .list = &l };
+
+        if (params_key(req, key, "problem", err) < 0)
+                return -ENOENT;
+        if (list_query(api, &c, err) < 0) {
+                json_decref(l.one);
+                return reply_unavailable(err, err, "a problem");
+        }
+        if (!l.one)
+                return error_set(err, ENOENT, "not_found", NULL, "No such problem");
+        *ret_body = l.one;
+        return 0;
 }

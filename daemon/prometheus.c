@@ -1,6 +1,6 @@
 /* prometheus: GET /metrics, the Prometheus text: the DORA gauges of every (service,
- * environment) over the last 30 days, summed from the mirror, then the support gauge
- * (daemon/support.h) and the daemon's counters. */
+ * environment) over the last 30 days, summed from the mirror, then the support, root-cause
+ * and open-problem gauges (daemon/support.h, rca.h, problems.h) and the daemon's counters. */
 #include "prometheus.h"
 
 #include <errno.h>
@@ -19,6 +19,7 @@
 #include "config.h"
 #include "mirror.h"
 #include "params.h"
+#include "problems.h"
 #include "rca.h"
 #include "reply.h"
 #include "stats.h"
@@ -374,6 +375,8 @@ int prometheus_metrics(const struct api *api, const struct api_request *req,
                 r = support_metrics(api, now_us(), &m->tail, err);
         if (r == 0)
                 r = rca_metrics(api, &m->tail, err);
+        if (r == 0)
+                r = problems_metrics(api, &m->tail, err);
         if (r == 0)
                 r = stats_write(&m->tail);
         if (r == 0)

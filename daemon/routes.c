@@ -38,6 +38,8 @@ static const struct route routes[] = {
         { "GET",  "/api/v1/deliveries",        AUTH_API,   RUNS_READ,    lists_deliveries, NULL },
         { "GET",  "/api/v1/support",           AUTH_API,   RUNS_READ,    support_figures, NULL },
         { "GET",  "/api/v1/observations",      AUTH_API,   RUNS_READ,    lists_observations, NULL },
+        { "GET",  "/api/v1/problems",          AUTH_API,   RUNS_READ,    lists_problems, NULL },
+        { "GET",  "/api/v1/problems/{key}",    AUTH_API,   RUNS_READ,    lists_problem, NULL },
         { "GET",  "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_get, NULL },
         { "POST", "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_post, NULL },
         { "POST", "/api/v1/import",            AUTH_ADMIN, RUNS_IMPORT,  NULL, NULL },

@@ -49,6 +49,10 @@ struct event *event_list_add(struct event_list *l, enum event_kind kind) {
         case EVENT_FACTORS:
                 e->factors.updated_at = TIME_UNSET;
                 break;
+        case EVENT_PROBLEM:
+                e->problem.opened_at = e->problem.resolved_at = TIME_UNSET;
+                e->problem.updated_at = TIME_UNSET;
+                break;
         case _EVENT_MAX:
                 break;
         }
@@ -82,6 +86,7 @@ static void event_free_fields(struct event *e) {
                 free(i->key), free(i->service), free(i->title), free(i->status);
                 free(i->severity), free(i->root_cause), free(i->caused_by_deployment);
                 free(i->caused_by_sha), free(i->change_request);
+                free_strv(i->customers, i->n_customers);
                 break;
         }
         case EVENT_CHANGE_REQUEST: {
@@ -106,6 +111,13 @@ static void event_free_fields(struct event *e) {
                                 free(f->items[i].role);
                 free(f->items);
                 free_strv(f->links, f->n_links);
+                break;
+        }
+        case EVENT_PROBLEM: {
+                struct event_problem *p = &e->problem;
+                free(p->key), free(p->service), free(p->summary), free(p->status);
+                free(p->workaround);
+                free_strv(p->incidents, p->n_incidents);
                 break;
         }
         case _EVENT_MAX:
@@ -160,6 +172,9 @@ static const struct bound bounds[] = {
         BOUND(EVENT_OBSERVATION, observation.customer, "customer", EVENT_NAME_MAX),
         BOUND(EVENT_FACTORS, factors.key, "key", EVENT_KEY_MAX),
         BOUND(EVENT_FACTORS, factors.service, "service", EVENT_NAME_MAX),
+        BOUND(EVENT_PROBLEM, problem.key, "key", EVENT_KEY_MAX),
+        BOUND(EVENT_PROBLEM, problem.service, "service", EVENT_NAME_MAX),
+        BOUND(EVENT_PROBLEM, problem.status, "status", EVENT_CATEGORY_MAX),
 };
 
 static const char *const kind_names[_EVENT_MAX] = {
@@ -169,6 +184,7 @@ static const char *const kind_names[_EVENT_MAX] = {
         [EVENT_CHANGE_REQUEST] = "change request",
         [EVENT_OBSERVATION] = "observation",
         [EVENT_FACTORS] = "factor set",
+        [EVENT_PROBLEM] = "problem",
 };
 
 /* The message gives the length, never the value: it is logged and answered. */
@@ -209,6 +225,12 @@ static int check_event(const struct event *e, struct error *err) {
         if (r == 0 && e->kind == EVENT_OBSERVATION)
                 r = check_values(e, "incidents", e->observation.incidents,
                                  e->observation.n_incidents, EVENT_KEY_MAX, err);
+        if (r == 0 && e->kind == EVENT_INCIDENT)
+                r = check_values(e, "customers", e->incident.customers,
+                                 e->incident.n_customers, EVENT_NAME_MAX, err);
+        if (r == 0 && e->kind == EVENT_PROBLEM)
+                r = check_values(e, "incidents", e->problem.incidents, e->problem.n_incidents,
+                                 EVENT_KEY_MAX, err);
         if (r == 0 && e->kind == EVENT_FACTORS)
                 r = check_values(e, "links", e->factors.links, e->factors.n_links,
                                  EVENT_KEY_MAX, err);

@@ -18,6 +18,7 @@ enum event_kind {
         EVENT_CHANGE_REQUEST,
         EVENT_OBSERVATION,
         EVENT_FACTORS,
+        EVENT_PROBLEM,
         _EVENT_MAX,
 };
 
@@ -54,7 +55,13 @@ struct event_incident {
         char *root_cause;       /* organizational | technological | partner | process | NULL */
         char *caused_by_deployment, *caused_by_sha, *change_request; /* explicit references */
         int64_t opened_at, resolved_at, updated_at;
+        char **customers;       /* the customers it names, or NULL: none named (those held
+                                 * stay) */
+        size_t n_customers;
 };
+
+/* An incident names at most this many customers. */
+#define EVENT_CUSTOMERS_MAX 100
 
 /* A change-control record. Identity: key (e.g. CHG-12). */
 struct event_change_request {
@@ -94,13 +101,26 @@ struct event_factor {
  * replaces the one held when it is newer. Identity: (source, subject, key). A review's
  * factors attach to the incidents it links that have none of their own. */
 struct event_factors {
-        char *subject;          /* incident | review (problems come later) */
+        char *subject;          /* incident | review | problem */
         char *key, *service;
         struct event_factor *items;
         size_t n;
-        char **links;           /* the incident keys a review links */
+        char **links;           /* the incident keys a review or problem links */
         size_t n_links;
         int64_t updated_at;
+};
+
+/* A problem (ITIL problem management): the state of one, as its source reports it. Identity:
+ * (source, key); later states win by updated_at. Its factors and the incidents it links
+ * come as an event_factors of subject problem in the same delivery. */
+struct event_problem {
+        char *key, *service, *summary;
+        char *status;           /* open | known_error | resolved */
+        char *workaround;       /* a known error has one; NULL: none */
+        int64_t opened_at, resolved_at, updated_at;
+        char **incidents;       /* keys of the incidents it links */
+        size_t n_incidents;
+        bool deleted;           /* the source deleted it (a Jira issue): it counts no more */
 };
 
 struct event {
@@ -112,6 +132,7 @@ struct event {
                 struct event_change_request change_request;
                 struct event_observation observation;
                 struct event_factors factors;
+                struct event_problem problem;
         };
 };
 

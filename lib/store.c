@@ -56,12 +56,14 @@ static const struct statement {
         { "apply_deployment", "SELECT dl_apply_deployment($1, $2, $3, $4, $5, $6, $7, $8, $9, "
           "$10, $11, $12, $13, $14, $15)", 15 },
         { "apply_incident", "SELECT dl_apply_incident($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-          "$11, $12, $13, $14, $15)", 15 },
+          "$11, $12, $13, $14, $15, $16)", 16 },
         { "apply_change_request", "SELECT dl_apply_change_request($1, $2, $3, $4, $5, $6, $7, "
           "$8, $9, $10, $11, $12)", 12 },
         { "apply_observation", "SELECT dl_apply_observation($1, $2, $3, $4, $5, $6, $7, $8, "
           "$9, $10, $11, $12, $13, $14)", 14 },
         { "apply_factors", "SELECT dl_apply_factors($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9 },
+        { "apply_problem", "SELECT dl_apply_problem($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+          "$11, $12)", 12 },
 };
 
 /* Library code never logs: PostgreSQL's notices (e.g. "already exists, skipping") go nowhere. */
@@ -530,6 +532,23 @@ static int send_observation(struct store *s, const char *source,
         return send_prepared(s, "apply_observation", &p) ? 1 : -EIO;
 }
 
+/* A problem's state and its history entry (sql/functions/63_problems.sql); its factors
+ * follow as their own event. */
+static int send_problem(struct store *s, const struct delivery *d,
+                        const struct event_problem *pr) {
+        struct params p = { .n = 0 };
+
+        param(&p, d->source->name), param(&p, d->delivery_id), param(&p, pr->key);
+        param(&p, pr->service), param(&p, pr->status), param(&p, pr->summary);
+        param(&p, pr->workaround);
+        param_time(&p, pr->opened_at), param_time(&p, pr->resolved_at);
+        param_time(&p, pr->updated_at);
+        if (param_array(&p, pr->incidents, pr->n_incidents) < 0)
+                return -ENOMEM;
+        param_bool(&p, pr->deleted);
+        return send_prepared(s, "apply_problem", &p) ? 1 : -EIO;
+}
+
 static int send_event(struct store *s, const struct delivery *d, const struct event *e,
                       const struct model_params *mp) {
         const char *source = d->source->name;
@@ -565,6 +584,8 @@ static int send_event(struct store *s, const struct delivery *d, const struct ev
                 param_time(&p, i->opened_at), param_time(&p, i->resolved_at);
                 param_time(&p, i->updated_at);
                 param(&p, mp->production), param(&p, mp->window);
+                if (param_array(&p, i->customers, i->n_customers) < 0)
+                        return -ENOMEM;
                 return send_prepared(s, "apply_incident", &p) ? 1 : -EIO;
         }
         case EVENT_CHANGE_REQUEST: {
@@ -583,6 +604,8 @@ static int send_event(struct store *s, const struct delivery *d, const struct ev
                 return send_observation(s, source, &e->observation);
         case EVENT_FACTORS:
                 return send_factors(s, source, &e->factors);
+        case EVENT_PROBLEM:
+                return send_problem(s, d, &e->problem);
         case _EVENT_MAX:
                 break;
         }
@@ -598,6 +621,7 @@ static size_t event_services(const struct event *e, const char **out) {
         case EVENT_INCIDENT: out[0] = e->incident.service; return 1;
         case EVENT_OBSERVATION: out[0] = e->observation.service; return 1;
         case EVENT_FACTORS: out[0] = e->factors.service; return 1;
+        case EVENT_PROBLEM: out[0] = e->problem.service; return 1;
         case EVENT_CHANGE_REQUEST:
                 for (size_t i = 0; i < e->change_request.n_services; i++)
                         out[i] = e->change_request.services[i];
@@ -970,7 +994,7 @@ static int replay_reset(struct store *s, int64_t *ret_last, int64_t *ret_total,
                 "TRUNCATE deployment_changes, deployment_commits, incidents, deployments, "
                 "service_environments, changes, change_requests, change_request_history, "
                 "dl_rollups, observations, support_daily, rca_sets, rca_factors, rca_links, "
-                "rca_daily; "
+                "rca_daily, problems, problem_history; "
                 "SELECT coalesce(max(id), 0) FROM events_raw";
 
         for (int attempt = 1;; attempt++) {

@@ -255,12 +255,13 @@ static const struct list_query {
                 RFC3339("i.resolved_at") " AS resolved_at, i.deployment_id, i.link_reason, "
                 "CASE WHEN i.status = 'resolved' THEN greatest(0, extract(epoch FROM "
                 "  i.resolved_at - i.opened_at)) END AS restore_seconds, "
-                "dl_incident_counts(i.severity) AS counted "
+                "dl_incident_counts(i.severity) AS counted, "
+                "to_json(i.customers)::text AS customers "
                 "FROM incidents i WHERE ($1::text IS NULL OR i.service = $1) "
                 "AND ($2::bigint IS NULL OR i.opened_at >= dl_time($2::bigint)) "
                 "AND ($3::bigint IS NULL OR i.id < $3) AND i.status <> 'deleted' "
                 "ORDER BY i.id DESC LIMIT $4",
-                4, "nsssssssssnsnb" },
+                4, "nsssssssssnsnbj" },
 };
 
 int store_dora_list(struct store *s, enum store_dora_list which, const char *const *params,

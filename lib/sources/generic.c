@@ -166,6 +166,35 @@ static int change(json_t *doc, struct event_list *out, struct error *err) {
         return r < 0 ? r : 1;
 }
 
+/* A body's array of non-empty strings at field (absent or null: *ret NULL), at most max
+ * of them, copied into *ret (owned, n in *ret_n); -EBADMSG naming the field otherwise. */
+static int strings(json_t *doc, const char *field, size_t max, char ***ret, size_t *ret_n,
+                   struct error *err) {
+        json_t *a;
+        bool ok = true;
+        int r = normalize_container(doc, field, JSON_ARRAY, &a, err);
+
+        *ret = NULL, *ret_n = 0;
+        if (r < 0 || !a)
+                return r;
+        if (json_array_size(a) > max)
+                return error_set(err, EBADMSG, "invalid_payload", field,
+                                 "%s lists more than %zu values", field, max);
+        for (size_t i = 0; i < json_array_size(a); i++) {
+                const char *v = json_string_value(json_array_get(a, i));
+
+                if (!v || !*v)
+                        return error_set(err, EBADMSG, "invalid_payload", field,
+                                         "%s[%zu] must be a non-empty string", field, i);
+        }
+        *ret = calloc(json_array_size(a) + 1, sizeof(char *));
+        if (!*ret)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_array_size(a); i++)
+                (*ret)[(*ret_n)++] = event_strdup(json_string_value(json_array_get(a, i)), &ok);
+        return ok ? 0 : -ENOMEM;
+}
+
 /* An incident body's "contributing_factors" (absent: the factors held stay) as the set of
  * the incident just added, which is the list's last event. */
 static int incident_factors(json_t *doc, const struct event *incident,
@@ -242,6 +271,10 @@ static int incident(json_t *doc, struct event_list *out, struct error *err) {
         e->incident.updated_at = latest(opened, e->incident.resolved_at);
         if (!ok)
                 return -ENOMEM;
+        r = strings(doc, "customers", EVENT_CUSTOMERS_MAX, &e->incident.customers,
+                    &e->incident.n_customers, err);
+        if (r < 0)
+                return r == -EBADMSG ? -ERANGE : r;
         r = incident_factors(doc, e, out, err);
         return r < 0 ? r : (int) out->n;
 }
@@ -372,6 +405,76 @@ static int observation(json_t *doc, struct event_list *out, struct error *err) {
         return ok ? 1 : -ENOMEM;
 }
 
+/* A problem (API.md, "What comes in"): its state, then its factors and the incidents it
+ * links as one set of subject problem. The body is the problem's whole state: absent
+ * incidents or contributing_factors are none. Every bad field is a 400 (-ERANGE), as a bad
+ * factor is. */
+static int problem_body(json_t *doc, struct event_list *out, struct error *err) {
+        static const char *const statuses[] = { "open", "known_error", "resolved", NULL };
+        const char *id, *service, *status, *summary, *workaround;
+        struct event_factors set = { 0 };
+        int64_t opened, resolved, updated;
+        json_t *factors;
+        struct event *e;
+        bool ok = true;
+        int r;
+
+        if ((r = normalize_string(doc, "id", true, &id, err)) < 0 ||
+            (r = normalize_string(doc, "service", true, &service, err)) < 0 ||
+            (r = normalize_string(doc, "status", true, &status, err)) < 0 ||
+            (r = one_of(status, "status", statuses, err)) < 0 ||
+            (r = normalize_string(doc, "summary", false, &summary, err)) < 0 ||
+            (r = normalize_string(doc, "workaround", false, &workaround, err)) < 0 ||
+            (r = normalize_time(doc, "opened_at", true, &opened, err)) < 0 ||
+            (r = normalize_time(doc, "resolved_at", false, &resolved, err)) < 0 ||
+            (r = normalize_time(doc, "updated_at", false, &updated, err)) < 0 ||
+            (r = normalize_container(doc, "contributing_factors", JSON_ARRAY, &factors,
+                                     err)) < 0)
+                return r;
+        if (strcmp(status, "resolved") == 0 && resolved == TIME_UNSET)
+                return error_set(err, EBADMSG, "invalid_payload", "resolved_at",
+                                 "a resolved problem needs resolved_at");
+        if (strcmp(status, "resolved") != 0)
+                resolved = TIME_UNSET;
+        if (updated == TIME_UNSET)
+                updated = latest(opened, resolved);
+        r = rca_from_array(factors, "contributing_factors", &set, err);
+        if (r == 0)
+                r = strings(doc, "incidents", EVENT_OBSERVATION_LINKS_MAX, &set.links,
+                            &set.n_links, err);
+        e = r < 0 ? NULL : event_list_add(out, EVENT_PROBLEM);
+        if (!e) {
+                rca_clear(&set);
+                return r < 0 ? r : -ENOMEM;
+        }
+        e->problem.key = event_strdup(id, &ok);
+        e->problem.service = event_strdup(service, &ok);
+        e->problem.status = event_strdup(status, &ok);
+        e->problem.summary = event_strdup(summary, &ok);
+        e->problem.workaround = event_strdup(workaround && *workaround ? workaround : NULL,
+                                             &ok);
+        e->problem.opened_at = opened;
+        e->problem.resolved_at = resolved;
+        e->problem.updated_at = updated;
+        /* The row lists the incidents too (the set owns its links: a copy). */
+        e->problem.incidents = calloc(set.n_links + 1, sizeof(char *));
+        ok = ok && e->problem.incidents;
+        for (size_t i = 0; ok && i < set.n_links; i++)
+                e->problem.incidents[e->problem.n_incidents++] = event_strdup(set.links[i], &ok);
+        if (!ok) {
+                rca_clear(&set);
+                return -ENOMEM;
+        }
+        r = rca_emit(out, "problem", id, service, updated, &set);
+        return r < 0 ? r : (int) out->n;
+}
+
+static int problem(json_t *doc, struct event_list *out, struct error *err) {
+        int r = problem_body(doc, out, err);
+
+        return r == -EBADMSG ? -ERANGE : r;
+}
+
 static int normalize(json_t *doc, const char *event, int64_t received_us,
                      const struct normalize_options *o, struct event_list *out,
                      struct error *err) {
@@ -387,8 +490,10 @@ static int normalize(json_t *doc, const char *event, int64_t received_us,
                 return change_request(doc, out, err);
         if (strcmp(event, "observation") == 0)
                 return observation(doc, out, err);
+        if (strcmp(event, "problem") == 0)
+                return problem(doc, out, err);
         return normalize_ignored(err, "generic type '%.64s' is not one of deployment, change, "
-                                 "incident, change_request, observation", event);
+                                 "incident, change_request, observation, problem", event);
 }
 
 #define OFF(f) offsetof(struct generic_options, f)

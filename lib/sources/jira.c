@@ -3,7 +3,8 @@
  * cannot sign, pass ?token= instead. The event type is the body's webhookEvent. Issues of
  * the incident types give incidents, issues of the change types change requests, issues of
  * the review types post-incident reviews whose contributing factors attach to the incidents
- * they link. */
+ * they link, issues of the request types support requests, and issues of the problem types
+ * problems (with their factors and linked incidents). */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -33,6 +34,8 @@ struct jira_options {
         const char *request_types;
         const char *organization_field;
         const char *feature_field;
+        const char *problem_types;
+        const char *workaround_field;
 };
 
 extern const struct source source_jira;
@@ -660,6 +663,65 @@ static int request(json_t *doc, const struct issue *is, const struct normalize_o
         return ok ? 1 : -ENOMEM;
 }
 
+/* ---------------------------------------------------------------- problems */
+
+/* A JSM problem (jira_problem_types): its state, then its factors (the root-cause field and
+ * rca: labels) and the incidents it links, as one set of subject problem. Resolved as
+ * incidents are; else a known error when it has a workaround (jira_workaround_field) or
+ * its status is named "Known error"; else open. A deleted one is kept as deleted and
+ * holds no factors. */
+static int problem(json_t *doc, const struct issue *is, const struct normalize_options *o,
+                   struct event_list *out, struct error *err) {
+        const char *category, *name, *workaround;
+        struct event_factors set = { 0 };
+        int64_t created, resolved;
+        struct event_problem *p;
+        char *service = NULL;
+        struct event *e;
+        bool ok = true;
+        int r;
+
+        if ((r = normalize_time(doc, "issue.fields.created", true, &created, err)) < 0 ||
+            (r = normalize_time(doc, "issue.fields.resolutiondate", false, &resolved, err)) < 0 ||
+            (r = normalize_string(doc, "issue.fields.status.name", false, &name, err)) < 0 ||
+            (r = normalize_string(doc, "issue.fields.status.statusCategory.key", false,
+                                  &category, err)) < 0 ||
+            (r = field_text(is, options(o)->workaround_field, &workaround, err)) < 0)
+                return r;
+        if (resolved == TIME_UNSET && category && strcmp(category, "done") == 0)
+                resolved = is->changed;
+        if (!is->deleted && (r = issue_factors(is, o, &set, err)) == 0)
+                r = request_links(is, o, &set.links, &set.n_links, err);
+        if (r == 0 && !(service = issue_service(is, o)))
+                r = -ENOMEM;
+        e = r < 0 ? NULL : event_list_add(out, EVENT_PROBLEM);
+        if (!e) {
+                rca_clear(&set);
+                free(service);
+                return r < 0 ? r : -ENOMEM;
+        }
+        p = &e->problem;
+        p->key = event_strdup(is->key, &ok);
+        p->service = event_strdup(service, &ok);
+        p->status = event_strdup(resolved != TIME_UNSET ? "resolved"
+                                 : workaround || (name && strcasecmp(name, "Known error") == 0)
+                                 ? "known_error" : "open", &ok);
+        p->summary = event_strdup(is->summary, &ok);
+        p->workaround = event_strdup(workaround, &ok);
+        p->opened_at = created;
+        p->resolved_at = resolved;
+        p->updated_at = is->updated;
+        p->deleted = is->deleted;
+        p->incidents = calloc(set.n_links + 1, sizeof(char *));
+        ok = ok && p->incidents;
+        for (size_t i = 0; ok && i < set.n_links; i++)
+                p->incidents[p->n_incidents++] = event_strdup(set.links[i], &ok);
+        r = ok ? rca_emit(out, "problem", is->key, service, is->updated, &set) : -ENOMEM;
+        rca_clear(&set);
+        free(service);
+        return r < 0 ? r : 2;   /* the problem and its set */
+}
+
 /* jira:issue_created, jira:issue_updated, JSM automation bodies and jira:issue_deleted. */
 static int issue_event(json_t *doc, bool deleted, const struct normalize_options *o,
                        struct event_list *out, struct error *err) {
@@ -674,7 +736,8 @@ static int issue_event(json_t *doc, bool deleted, const struct normalize_options
         if (!normalize_in_list(options(o)->incident_types, is.type) &&
             !normalize_in_list(options(o)->change_types, is.type) &&
             !normalize_in_list(options(o)->request_types, is.type) &&
-            !normalize_in_list(options(o)->review_types, is.type))
+            !normalize_in_list(options(o)->review_types, is.type) &&
+            !normalize_in_list(options(o)->problem_types, is.type))
                 /* The reason stays as it was before request and review types (fixtures
                  * hold it). */
                 return normalize_ignored(err, "issue type '%s' is neither an incident type "
@@ -689,6 +752,8 @@ static int issue_event(json_t *doc, bool deleted, const struct normalize_options
                 return request(doc, &is, o, out, err);
         if (normalize_in_list(options(o)->review_types, is.type))
                 return review(&is, o, out, err);
+        if (normalize_in_list(options(o)->problem_types, is.type))
+                return problem(doc, &is, o, out, err);
         return change_request(doc, &is, o, out, err);
 }
 
@@ -737,6 +802,12 @@ static const struct confkey keys[] = {
         { "jira_feature_field", KEY_STRING, "", OFF(feature_field), 0, 0, NULL,
           "Jira custom field id holding a request's feature (a feature:<name> label wins)",
           CONFKEY_LIVE },
+        { "jira_problem_types", KEY_STRING, "Problem", OFF(problem_types), 0, 0, NULL,
+          "Jira issue types (comma-separated) that are problems: their contributing factors "
+          "attach to the incidents they link", CONFKEY_LIVE },
+        { "jira_workaround_field", KEY_STRING, "", OFF(workaround_field), 0, 0, NULL,
+          "Jira custom field id of JSM's Workaround field: a problem with one is a known "
+          "error", CONFKEY_LIVE },
 };
 #undef OFF
 

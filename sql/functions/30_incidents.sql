@@ -51,17 +51,20 @@ CREATE OR REPLACE FUNCTION dl_apply_incident(p_source text, p_key text, p_servic
                                   p_by_deployment text, p_by_sha text, p_change_request text,
                                   p_opened_us bigint, p_resolved_us bigint,
                                   p_updated_us bigint, p_production text[],
-                                  p_window_hours int)
+                                  p_window_hours int, p_customers text[] DEFAULT NULL)
     RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     new_id bigint;
 BEGIN
     INSERT INTO incidents AS i (source, key, service, title, status, severity, root_cause,
                                 caused_by_deployment, caused_by_sha, change_request,
-                                opened_at, resolved_at, updated_at)
+                                opened_at, resolved_at, updated_at, customers)
     VALUES (p_source, p_key, p_service, p_title, p_status, p_severity, p_root_cause,
             p_by_deployment, p_by_sha, p_change_request, dl_time(p_opened_us),
-            dl_time(p_resolved_us), dl_time(p_updated_us))
+            dl_time(p_resolved_us), dl_time(p_updated_us),
+            CASE WHEN p_customers IS NOT NULL
+                 THEN coalesce((SELECT array_agg(DISTINCT c ORDER BY c)
+                                FROM unnest(p_customers) c), '{}') END)
     ON CONFLICT (source, key) DO UPDATE SET
         status = CASE WHEN dl_newer(excluded.updated_at, excluded.status, i.updated_at, i.status)
                       THEN excluded.status ELSE i.status END,
@@ -80,6 +83,15 @@ BEGIN
                                         i.status)
                           THEN coalesce(excluded.root_cause, i.root_cause)
                           ELSE coalesce(i.root_cause, excluded.root_cause) END,
+        -- Customers named by the newer state (none named: those held stay); of two states
+        -- at one instant, the greater list, so that arrival order never decides.
+        customers = CASE WHEN dl_newer(excluded.updated_at, excluded.status, i.updated_at,
+                                       i.status)
+                         THEN coalesce(excluded.customers, i.customers)
+                         WHEN dl_newer(i.updated_at, i.status, excluded.updated_at,
+                                       excluded.status)
+                         THEN coalesce(i.customers, excluded.customers)
+                         ELSE greatest(i.customers, excluded.customers) END,
         caused_by_deployment = least(i.caused_by_deployment, excluded.caused_by_deployment),
         caused_by_sha = least(i.caused_by_sha, excluded.caused_by_sha),
         change_request = least(i.change_request, excluded.change_request)

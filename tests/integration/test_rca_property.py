@@ -1,6 +1,9 @@
 """GET /api/v1/rca against a model (issue 14, acceptance 2): seeded random histories of
 incidents with contributing factors over 120 days, several services, bodies updated later
-(newer factors, or none given: the held ones stay), sent shuffled with redeliveries, give
+(newer factors, or none given: the held ones stay), and problems with factors linking some
+of those incidents (and keys never seen), updated later with other factors and links (an
+incident without factors of its own takes those of the problems that link it), sent
+shuffled with redeliveries, give
 figures equal to an independent computation in Python and to the reference in plain SQL
 (dl_rca, from the rows, while the API reads the daily rollups and the edge days' rows) for
 7/30/90 days, random from/to, whole days, within a day and across one midnight, per service
@@ -69,18 +72,60 @@ def build_history(seed, now):
                 state["resolved"] = resolved.replace(microsecond=0)
                 bodies.append(later)
         model[key] = state
+    problems = {}
+    for n in range(40):
+        key = f"PRB-{n}"
+        opened = now - timedelta(seconds=rng.randint(0, 120 * 86400))
+        body = {"type": "problem", "id": key, "service": rng.choice(SERVICES),
+                "status": "open", "opened_at": ts(opened), "updated_at": ts(opened),
+                "incidents": problem_links(rng), "contributing_factors": random_factors(rng)}
+        bodies.append(body)
+        final = body
+        for _ in range(rng.randint(0, 2)):
+            # a later state: other factors and links, a workaround or a resolution
+            at = parse(final["updated_at"]) + timedelta(seconds=rng.randint(60, 86400))
+            later = {**final, "updated_at": ts(at), "incidents": problem_links(rng),
+                     "contributing_factors": random_factors(rng)}
+            if rng.random() < 0.3:
+                later.update(status="resolved", resolved_at=ts(at))
+            elif rng.random() < 0.5:
+                later.update(status="known_error", workaround="restart the worker")
+            bodies.append(later)
+            final = later
+        problems[key] = final
+    linked_factors(model, problems)
     return bodies, model
 
 
+def problem_links(rng):
+    """The incidents a problem links: known ones, and now and then a key never sent."""
+    keys = [f"R-{rng.randrange(240)}" for _ in range(rng.randint(0, 4))]
+    return keys + (["R-999"] if rng.random() < 0.2 else [])
+
+
+def linked_factors(model, problems):
+    """Each incident's "linked": the factors of the problems (final states) linking it."""
+    for state in model.values():
+        state["linked"] = []
+    for p in problems.values():
+        for key in set(p["incidents"]):
+            if key in model:
+                model[key]["linked"] += p["contributing_factors"]
+
+
 def factor_set(state):
-    """{(dimension, category): role} of an incident, as API.md reads it."""
-    out = {}
-    for f in (state["factors"] or []) + ([{"dimension": state["cause"]}] if state["cause"]
-                                         else []):
-        k = (f["dimension"], (f.get("category") or "").lower())
-        role = f.get("role", "primary")
-        out[k] = "primary" if "primary" in (role, out.get(k)) else "contributing"
-    return out
+    """{(dimension, category): role} of an incident, as API.md reads it: its own, else
+    those of the problems that link it."""
+    def fold(factors):
+        out = {}
+        for f in factors:
+            k = (f["dimension"], (f.get("category") or "").lower())
+            role = f.get("role", "primary")
+            out[k] = "primary" if "primary" in (role, out.get(k)) else "contributing"
+        return out
+    own = fold((state["factors"] or []) + ([{"dimension": state["cause"]}] if state["cause"]
+                                           else []))
+    return own or fold(state.get("linked", []))
 
 
 def half_up(n, d):
@@ -204,7 +249,11 @@ def tables(db):
                      "ORDER BY 1, 2, 3"),
             db.query("SELECT * FROM rca_factors ORDER BY 1, 2, 3, 4, 5"),
             db.query("SELECT * FROM rca_links ORDER BY 1, 2, 3, 4"),
-            db.query("SELECT * FROM rca_daily ORDER BY 1, 2, 3, 4")]
+            db.query("SELECT * FROM rca_daily ORDER BY 1, 2, 3, 4"),
+            # problems without their id (the order of first arrival)
+            db.query("SELECT source, key, service, status, summary, workaround, opened_at, "
+                     "resolved_at, updated_at, incidents, deleted FROM problems ORDER BY 1, 2"),
+            db.query("SELECT * FROM problem_history ORDER BY 1, 2, 3, 4")]
 
 
 def test_api_equals_the_model_and_the_reference(loaded, db):
@@ -219,6 +268,7 @@ def test_shuffled_arrival_gives_identical_tables(loaded, db, module_daemon, pg):
     post_all(other, shuffled(bodies, SEED + 7))
     assert tables(other_db) == tables(db)
     assert tables(db)[1] and tables(db)[3], "the history holds factors and rollups"
+    assert db.scalar("SELECT count(*) FROM rca_links WHERE subject = 'problem'") != "0"
     other.stop()
 
 

@@ -57,8 +57,6 @@ ROUTES = [
 
 # Paths API.md names whose endpoints are not built yet: 404 (JSON) today, whatever the token.
 NOT_BUILT_YET = {
-    "/api/v1/problems",
-    "/api/v1/problems/PRB-1",
     "/api/v1/insights",
     "/api/v1/insights/1",
     "/api/v1/insights/1/decision",
