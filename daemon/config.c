@@ -21,6 +21,8 @@
 static const char *check_listen(const char *v);
 static const char *check_change_policy(const char *v);
 static const char *check_environment_list(const char *v);
+static const char *check_days(const char *v);
+static const char *check_hours(const char *v);
 
 /* Where the sources' secrets, and the shared and the sources' settings, go in the table. */
 #define SOURCE_SECRETS { NULL, KEY_SECRET, NULL, 0, 0, 0, NULL, NULL, false }
@@ -107,6 +109,16 @@ static const struct confkey core_keys[] = {
           "days of deliveries events_raw keeps (0: all). Whole months past it are dropped "
           "hourly; the normalized tables, the figures and the insights stay, and a replay "
           "covers what is kept", RESTART },
+        { "insight_window", KEY_STRING, "30d", OFF(insight_window), 0, 0, check_days,
+          "the window insights are kept current for (Nd, 1 to 3660 days); recurrence looks at "
+          "the three before it. GET /api/v1/insights?window= computes another one on demand",
+          RESTART },
+        { "insight_support_hours", KEY_STRING, "0.5", OFF(insight_support_hours), 0, 0,
+          check_hours, "impact hours an insight's score counts per support request of its "
+          "evidence (a decimal number, 0 to 10000)", RESTART },
+        { "insight_failure_hours", KEY_STRING, "1", OFF(insight_failure_hours), 0, 0,
+          check_hours, "impact hours an insight's score counts per failed deployment of its "
+          "evidence (a decimal number, 0 to 10000)", RESTART },
 };
 #undef OFF
 #undef RESTART
@@ -124,6 +136,42 @@ static const char *check_listen(const char *v) {
         port = strtol(colon + 1, &end, 10);
         if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
                 return "must be HOST:PORT with a port from 0 to 65535";
+        return NULL;
+}
+
+/* "30d": whole days, 1 to 3660, as the window parameter takes them. */
+static const char *check_days(const char *v) {
+        char *end;
+        long days;
+
+        errno = 0;
+        days = strtol(v, &end, 10);
+        if (errno || end == v || strcmp(end, "d") != 0 || days < 1 || days > 3660 ||
+            !isdigit((unsigned char) v[0]))
+                return "must be a number of days from 1 to 3660 followed by d, e.g. 30d";
+        return NULL;
+}
+
+long config_insight_window_days(const struct config *cfg) {
+        return strtol(cfg->insight_window, NULL, 10);
+}
+
+/* A plain decimal number from 0 to 10000 (digits, at most one point): it goes to SQL as
+ * a numeric. */
+static const char *check_hours(const char *v) {
+        const char *why = "must be a decimal number from 0 to 10000, e.g. 0.5";
+        size_t points = 0, digits = 0;
+
+        for (const char *c = v; *c; c++) {
+                if (*c == '.')
+                        points++;
+                else if (isdigit((unsigned char) *c))
+                        digits++;
+                else
+                        return why;
+        }
+        if (!digits || points > 1 || strlen(v) > 20 || strtod(v, NULL) > 10000)
+                return why;
         return NULL;
 }
 

@@ -52,7 +52,13 @@ struct config {
          * config_normalize_options(). */
         struct normalize_options *normalize;
         long raw_retention_days;        /* 0: keep every delivery */
+        char *insight_window;           /* "30d": the window insights are kept for */
+        char *insight_support_hours;    /* a decimal number: impact hours per support request */
+        char *insight_failure_hours;    /* the same per failed deployment */
 };
+
+/* The days of an insight_window value ("30d") config_load() accepted. */
+long config_insight_window_days(const struct config *cfg);
 
 /* Builds a config from argv (flags: --config PATH and --KEY VALUE or --KEY=VALUE, with '-'
  * or '_' in KEY), the environment, credentials and the file. On error returns NULL and

@@ -31,6 +31,7 @@
 #include "mirror.h"
 #include "notify.h"
 #include "replay.h"
+#include "insights.h"
 #include "retention.h"
 #include "writer.h"
 
@@ -663,6 +664,7 @@ int main(int argc, char **argv) {
         struct replay *replay = NULL;
         struct mirror *mirror = NULL;
         struct retention *retention = NULL;
+        struct insights *insights = NULL;
         struct http *http = NULL;
         struct api api;
         char errbuf[512], *conninfo = NULL, *query_conninfo = NULL;
@@ -756,6 +758,14 @@ int main(int argc, char **argv) {
                 log_error("Failed to start the upkeep of events_raw");
                 goto out;
         }
+        insights = insights_start(conninfo, &(struct store_insight_weights) {
+                .window_days = config_insight_window_days(cfg),
+                .support_hours = cfg->insight_support_hours,
+                .failure_hours = cfg->insight_failure_hours });
+        if (!insights) {
+                log_error("Failed to start the upkeep of the insights");
+                goto out;
+        }
         notify = notify_start(conninfo, mirror);
         if (!notify)
                 log_warning("Cannot start the listener for other daemons' writes; polling "
@@ -824,6 +834,7 @@ out:
         s.writer = writer_stop(s.writer);
         http = http_stop(http);
         retention = retention_stop(retention);
+        insights = insights_stop(insights);
         replay = replay_free(replay);   /* after HTTP: no handler uses it; waits one chunk */
         notify = notify_stop(notify);
         mirror = mirror_free(mirror);   /* after the writer, HTTP, replay and notify */

@@ -17,6 +17,7 @@
 #include "../lib/metrics.h"
 #include "cluster_metrics.h"
 #include "config.h"
+#include "insights_api.h"
 #include "mirror.h"
 #include "params.h"
 #include "problems.h"
@@ -373,10 +374,14 @@ int prometheus_metrics(const struct api *api, const struct api_request *req,
         r = load_dora(api, req->cfg, m, err);
         if (r == 0)
                 r = support_metrics(api, now_us(), &m->tail, err);
+        if (r > 0)      /* support_metrics() answers its row count: the rest must follow */
+                r = 0;
         if (r == 0)
                 r = rca_metrics(api, &m->tail, err);
         if (r == 0)
                 r = problems_metrics(api, &m->tail, err);
+        if (r == 0)
+                r = insights_metrics(api, &m->tail, err);
         if (r == 0)
                 r = stats_write(&m->tail);
         if (r == 0)

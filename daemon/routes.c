@@ -10,6 +10,7 @@
 #include "dora.h"
 #include "gate.h"
 #include "health.h"
+#include "insights_api.h"
 #include "lists.h"
 #include "prometheus.h"
 #include "rca.h"
@@ -18,7 +19,8 @@
 #include "support.h"
 
 /* One line per method and path. Patterns are exact but for {name}, one non-empty segment
- * handed to the handler as req->param. Routes of one path are adjacent. */
+ * handed to the handler as req->param, or {name+}, one or more (the last placeholder of
+ * its pattern). Routes of one path are adjacent. */
 static const struct route routes[] = {
         { "POST", "/hooks/{source}",           AUTH_NONE,  RUNS_INTAKE,  NULL, NULL },
         { "GET",  "/",                         AUTH_NONE,  RUNS_PAGE,    NULL, NULL },
@@ -40,6 +42,8 @@ static const struct route routes[] = {
         { "GET",  "/api/v1/observations",      AUTH_API,   RUNS_READ,    lists_observations, NULL },
         { "GET",  "/api/v1/problems",          AUTH_API,   RUNS_READ,    lists_problems, NULL },
         { "GET",  "/api/v1/problems/{key}",    AUTH_API,   RUNS_READ,    lists_problem, NULL },
+        { "GET",  "/api/v1/insights",          AUTH_API,   RUNS_READ,    insights_list, NULL },
+        { "GET",  "/api/v1/insights/{id+}",    AUTH_API,   RUNS_READ,    insights_one, NULL },
         { "GET",  "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_get, NULL },
         { "POST", "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_post, NULL },
         { "POST", "/api/v1/import",            AUTH_ADMIN, RUNS_IMPORT,  NULL, NULL },
@@ -53,6 +57,19 @@ static bool fits(const char *pattern, const char *path, size_t *ret_at, size_t *
 
         *ret_len = 0;
         while (*p) {
+                if (*p == '{' && strstr(p, "+}") == strchr(p, '}') - 1) {
+                        /* {name+}: one or more segments, up to the literal rest of the
+                         * pattern at the path's end (an insight's id holds '/', which a
+                         * client's %2F reaches here as, decoded) */
+                        const char *rest = strchr(p, '}') + 1;
+                        size_t left = strlen(s), tail = strlen(rest);
+
+                        if (left <= tail || strcmp(s + left - tail, rest) != 0)
+                                return false;
+                        *ret_at = (size_t) (s - path);
+                        *ret_len = left - tail;
+                        return true;
+                }
                 if (*p == '{') {
                         const char *end = s;
 

@@ -33,7 +33,8 @@ typedef int route_metrics_handler(const struct api *api, const struct api_reques
 
 struct route {
         const char *method;     /* "GET" (which answers HEAD too) or "POST" */
-        const char *pattern;    /* "/api/v1/changes/{key}/gate": {..} is one segment */
+        const char *pattern;    /* "/api/v1/changes/{key}/gate": {..} is one segment,
+                                 * {..+} one or more */
         enum route_auth auth;
         enum route_runs runs;
         api_handler *json;                      /* RUNS_NOW and RUNS_READ */

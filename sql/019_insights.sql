@@ -38,3 +38,16 @@ CREATE TABLE insight_decisions (
 );
 CREATE INDEX insight_decisions_by_insight ON insight_decisions (insight_id, id);
 CREATE INDEX insight_decisions_by_time ON insight_decisions (decided_at);
+
+-- The services whose insights the upkeep (daemon/insights.c) must recompute: the ingest
+-- transaction marks a service here when its rollups change (one row per service, ON
+-- CONFLICT DO NOTHING: O(1) per event); the upkeep claims rows with SKIP LOCKED, so several
+-- daemons share them.
+CREATE TABLE insight_dirty (
+    service   text        PRIMARY KEY,
+    marked_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The observations (support requests, feedback) that link an incident, found by its key:
+-- an insight's evidence names them.
+CREATE INDEX observations_by_incident ON observations USING gin (incidents);

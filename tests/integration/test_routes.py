@@ -57,8 +57,6 @@ ROUTES = [
 
 # Paths API.md names whose endpoints are not built yet: 404 (JSON) today, whatever the token.
 NOT_BUILT_YET = {
-    "/api/v1/insights",
-    "/api/v1/insights/1",
     "/api/v1/insights/1/decision",
     "/api/v1/review",
 }
@@ -147,8 +145,12 @@ def test_a_wrong_method_is_405_json_with_allow(d, path):
 
 @pytest.mark.parametrize("method,path,auth", [r for r in ROUTES if r[1] in NOT_BUILT_YET])
 def test_not_built_yet_is_404_json(d, method, path, auth):
+    # GET /api/v1/insights/{id+} takes every path under it (an id holds '/'): until the
+    # decision's POST route lands, a POST there is that path's 405.
+    status = 405 if path.startswith("/api/v1/insights/") and method == "POST" else 404
     for token in PASSES[auth] + [None]:
-        assert_error(send(d, method, path, token, auth), 404, "not_found")
+        assert_error(send(d, method, path, token, auth), status,
+                     "not_found" if status == 404 else "method_not_allowed")
 
 
 def test_an_unknown_path_is_404_json_before_any_token(d):
