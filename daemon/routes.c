@@ -15,6 +15,7 @@
 #include "rca.h"
 #include "replay.h"
 #include "reply.h"
+#include "review.h"
 #include "support.h"
 
 /* One line per method and path. Patterns are exact but for {name}, one non-empty segment
@@ -38,6 +39,7 @@ static const struct route routes[] = {
         { "GET",  "/api/v1/deliveries",        AUTH_API,   RUNS_READ,    lists_deliveries, NULL },
         { "GET",  "/api/v1/support",           AUTH_API,   RUNS_READ,    support_figures, NULL },
         { "GET",  "/api/v1/observations",      AUTH_API,   RUNS_READ,    lists_observations, NULL },
+        { "GET",  "/api/v1/review",            AUTH_API,   RUNS_READ,    review_agenda, NULL },
         { "GET",  "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_get, NULL },
         { "POST", "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_post, NULL },
         { "POST", "/api/v1/import",            AUTH_ADMIN, RUNS_IMPORT,  NULL, NULL },
@@ -112,7 +114,8 @@ int routes_decide(const char *method, const char *path, const struct config *cfg
 }
 
 unsigned routes_answer(const struct route_match *m, const struct api *api,
-                       const struct api_request *req, json_t **ret_body, struct error *err) {
+                       const struct api_request *req, json_t **ret_body, bool *ret_markdown,
+                       struct error *err) {
         struct api_request with_param = *req;
         int r;
 
@@ -120,6 +123,7 @@ unsigned routes_answer(const struct route_match *m, const struct api *api,
         with_param.param = m->param_len ? req->path + m->param_at : NULL;
         with_param.param_len = m->param_len;
         r = m->route->json(api, &with_param, ret_body, err);
+        *ret_markdown = r == REPLY_MARKDOWN && json_is_string(*ret_body);
         if (r < 0 && !*ret_body)
                 *ret_body = reply_error_body(err);
         return reply_status(r);
