@@ -200,6 +200,23 @@ static enum MHD_Result answer_metrics(struct request *req, struct MHD_Connection
         return queue(req, conn, MHD_HTTP_OK, resp);
 }
 
+/* A 200 Markdown answer (GET /api/v1/review?format=markdown) from text, which this takes. */
+static enum MHD_Result answer_markdown(struct request *req, struct MHD_Connection *conn,
+                                       char *text) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text,
+                                                                    MHD_RESPMEM_MUST_FREE);
+
+        if (!resp) {
+                free(text);
+                return MHD_NO;
+        }
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                       "text/markdown; charset=utf-8");
+        (void) MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        return queue(req, conn, MHD_HTTP_OK, resp);
+}
+
 /* GET / (and HEAD): the dashboard page, which needs no token: it holds no data. */
 static enum MHD_Result answer_dashboard(struct request *req, struct MHD_Connection *conn) {
         struct dashboard_page page = dashboard_page();
@@ -791,6 +808,7 @@ struct read_job {
         unsigned status;
         struct error err;               /* why, when status is not 2xx */
         char *text;                     /* the answer: a JSON body serialized (NULL: OOM), */
+        bool markdown;                  /* or Markdown (REPLY_MARKDOWN), */
         struct prometheus *metrics;   /* or a /metrics text */
 };
 
@@ -892,10 +910,13 @@ static void run_read(struct readpool_job *base, bool stopping) {
                 if (r < 0)
                         body = reply_error_body(&job->err);
         } else {
-                job->status = routes_answer(&job->route, h->api, &ar, &body, &job->err);
+                job->status = routes_answer(&job->route, h->api, &ar, &body, &job->markdown,
+                                            &job->err);
         }
         /* Serialized here too: a large answer costs the HTTP thread only its sending. */
-        if (body)
+        if (body && job->markdown)
+                job->text = strdup(json_string_value(body));
+        else if (body)
                 job->text = json_dumps(body, JSON_COMPACT);
         json_decref(body);
         /* Resume under the lock the request was suspended under (see answer_api). */
@@ -964,6 +985,7 @@ static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *co
         struct read_job *job = req->read;
         struct error err = { 0 };
         json_t *body = NULL;
+        bool markdown = false;
         unsigned status;
 
         if (job && job->done) { /* resumed by run_read: send what it made */
@@ -974,6 +996,8 @@ static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *co
                 job->text = NULL;
                 if (m)
                         return answer_metrics(req, conn, m);
+                if (job->markdown && text)
+                        return answer_markdown(req, conn, text);
                 log_refused(req->http, method, url, job->status, &job->err);
                 return reply_text(req, conn, job->status, text);
         }
@@ -990,7 +1014,14 @@ static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *co
         case RUNS_IMPORT:       /* never here: import_step() answers imports */
                 return submit_read(req, conn, url, method);
         }
-        status = routes_answer(&req->route, req->http->api, &ar, &body, &err);
+        status = routes_answer(&req->route, req->http->api, &ar, &body, &markdown, &err);
+        if (markdown) {
+                char *text = strdup(json_string_value(body));
+
+                json_decref(body);
+                return text ? answer_markdown(req, conn, text)
+                            : reply(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL);
+        }
         log_refused(req->http, method, url, status, &err);
         return reply(req, conn, status, body);
 }

@@ -16,6 +16,7 @@
 #include "rca.h"
 #include "replay.h"
 #include "reply.h"
+#include "review.h"
 #include "support.h"
 
 /* One line per method and path. Patterns are exact but for {name}, one non-empty segment
@@ -44,6 +45,7 @@ static const struct route routes[] = {
         { "GET",  "/api/v1/problems/{key}",    AUTH_API,   RUNS_READ,    lists_problem, NULL },
         { "GET",  "/api/v1/insights",          AUTH_API,   RUNS_READ,    insights_list, NULL },
         { "GET",  "/api/v1/insights/{id+}",    AUTH_API,   RUNS_READ,    insights_one, NULL },
+        { "GET",  "/api/v1/review",            AUTH_API,   RUNS_READ,    review_agenda, NULL },
         { "GET",  "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_get, NULL },
         { "POST", "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_post, NULL },
         { "POST", "/api/v1/import",            AUTH_ADMIN, RUNS_IMPORT,  NULL, NULL },
@@ -131,7 +133,8 @@ int routes_decide(const char *method, const char *path, const struct config *cfg
 }
 
 unsigned routes_answer(const struct route_match *m, const struct api *api,
-                       const struct api_request *req, json_t **ret_body, struct error *err) {
+                       const struct api_request *req, json_t **ret_body, bool *ret_markdown,
+                       struct error *err) {
         struct api_request with_param = *req;
         int r;
 
@@ -139,6 +142,7 @@ unsigned routes_answer(const struct route_match *m, const struct api *api,
         with_param.param = m->param_len ? req->path + m->param_at : NULL;
         with_param.param_len = m->param_len;
         r = m->route->json(api, &with_param, ret_body, err);
+        *ret_markdown = r == REPLY_MARKDOWN && json_is_string(*ret_body);
         if (r < 0 && !*ret_body)
                 *ret_body = reply_error_body(err);
         return reply_status(r);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "api.h"
@@ -58,6 +59,9 @@ int routes_decide(const char *method, const char *path, const struct config *cfg
 
 /* Answers req with m's JSON handler (RUNS_NOW, RUNS_READ), req->path being the path m was
  * decided on. Returns the HTTP status; *ret_body is a JSON document the caller owns (NULL
- * only on OOM), and err holds the refusal when the status is not 2xx. Thread-safe. */
+ * only on OOM), and err holds the refusal when the status is not 2xx. *ret_markdown says
+ * that the answer is Markdown: the text of the JSON string *ret_body (REPLY_MARKDOWN).
+ * Thread-safe. */
 unsigned routes_answer(const struct route_match *m, const struct api *api,
-                       const struct api_request *req, json_t **ret_body, struct error *err);
+                       const struct api_request *req, json_t **ret_body, bool *ret_markdown,
+                       struct error *err);
