@@ -228,10 +228,19 @@ def test_an_import_killed_midway_and_run_again_stores_every_line_once(daemon, db
     where = "source = 'generic' AND body LIKE '%\"killed-%'"
     d = daemon(admin_token=ADMIN_TOKEN)
     outcome = {}
+    killed = threading.Event()
+
+    def first_half_then_wait():
+        # The second half is held back until the daemon is dead, so the kill always lands
+        # mid-import, however fast the daemon stores the first half.
+        parts = list(chunks(lines, 16 * 1024))
+        yield from parts[:len(parts) // 2]
+        killed.wait(60)
+        yield from parts[len(parts) // 2:]
 
     def run():
         try:
-            outcome["answer"] = post_import(d, chunks(lines, 16 * 1024))
+            outcome["answer"] = post_import(d, first_half_then_wait())
         except OSError as e:
             outcome["error"] = e
     client = threading.Thread(target=run)
@@ -239,6 +248,7 @@ def test_an_import_killed_midway_and_run_again_stores_every_line_once(daemon, db
     wait_until(lambda: db.count(where) > 0, 60, what="the first lines stored")
     d.signal(signal.SIGKILL)
     assert d.wait_exit() == -signal.SIGKILL
+    killed.set()
     client.join(30)
     assert "answer" not in outcome, outcome     # never answered: the daemon died
     before = db.count(where)
