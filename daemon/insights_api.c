@@ -11,6 +11,7 @@
 #include "../lib/error.h"
 #include "../lib/store_insights.h"
 #include "config.h"
+#include "gauge.h"
 #include "params.h"
 #include "reply.h"
 
@@ -153,39 +154,27 @@ int insights_one(const struct api *api, const struct api_request *req, json_t **
 
 /* ------------------------------------------------------------------ /metrics */
 
-struct gauge_read {
-        struct buf *out;
-        size_t start;           /* out's length before the gauge: a retry starts there */
-};
+static int by_status(struct store *s, const void *args, store_row_fn *row, void *ctx,
+                     struct error *err) {
+        (void) args;
+        return store_insights_by_status(s, row, ctx, err);
+}
 
-static int add_gauge_line(void *ctx, const struct store_row *r) {
-        struct gauge_read *g = ctx;
+static int status_line(struct buf *out, const struct store_row *r) {
         char line[96];
 
         snprintf(line, sizeof(line), "doraloop_insights{status=\"%s\"} %s\n", r->values[0],
                  r->values[1]);
-        return buf_puts(g->out, line);
-}
-
-static int read_gauge(struct store *s, void *ctx, struct error *err) {
-        struct gauge_read *g = ctx;
-
-        g->out->len = g->start;
-        if (g->out->data)
-                g->out->data[g->start] = '\0';
-        return store_insights_by_status(s, add_gauge_line, g, err);
+        return buf_puts(out, line);
 }
 
 int insights_metrics(const struct api *api, struct buf *out, struct error *err) {
-        struct gauge_read g = { out, 0 };
-        int r = buf_puts(out, "# HELP doraloop_insights Insights that hold in insight_window, "
-                         "by status.\n# TYPE doraloop_insights gauge\n");
+        static const struct gauge g = {
+                .help = "# HELP doraloop_insights Insights that hold in insight_window, by "
+                        "status.\n# TYPE doraloop_insights gauge\n",
+                .query = by_status,
+                .lines = status_line,
+        };
 
-        if (r == 0) {
-                g.start = out->len;
-                r = api_with_store(api, read_gauge, &g, err);
-        }
-        if (r < 0 && r != -EIO)
-                return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
-        return r < 0 ? r : 0;
+        return gauge_write(api, &g, out, err);
 }
