@@ -31,13 +31,20 @@ static bool one_of(const char *v, const char *const *set, size_t n) {
 struct list_read {
         struct store_insight_query q;
         json_t *items;
+        size_t page;            /* the page's length: the store is asked for one row more */
+        bool more;              /* that row came: there is a next page */
         char last[PARAMS_KEY_MAX + 1];
 };
 
 static int add_item(void *ctx, const struct store_row *r) {
         struct list_read *l = ctx;
-        json_t *item = r->values[1] ? json_loads(r->values[1], 0, NULL) : NULL;
+        json_t *item;
 
+        if (json_array_size(l->items) == l->page) {
+                l->more = true;
+                return 0;
+        }
+        item = r->values[1] ? json_loads(r->values[1], 0, NULL) : NULL;
         if (!item)
                 return -EPROTO;
         snprintf(l->last, sizeof(l->last), "%s", r->values[0]);
@@ -48,6 +55,7 @@ static int read_list(struct store *s, void *ctx, struct error *err) {
         struct list_read *l = ctx;
 
         json_array_clear(l->items);     /* a retry on a fresh connection starts again */
+        l->more = false;
         return store_insights_list(s, &l->q, add_item, l, err);
 }
 
@@ -94,7 +102,8 @@ int insights_list(const struct api *api, const struct api_request *req, json_t *
                 return r;
         l.q.service = service && *service ? service : NULL;
         l.q.after = cursor && *cursor ? cursor : NULL;
-        l.q.limit = n;
+        l.page = (size_t) n;
+        l.q.limit = n + 1;
         l.items = json_array();
         if (!l.items)
                 return reply_oom(err);
@@ -106,7 +115,7 @@ int insights_list(const struct api *api, const struct api_request *req, json_t *
                 return reply_unavailable(err, err, "the insights");
         }
         *ret_body = json_pack("{s:o,s:o}", "items", l.items, "next_cursor",
-                              r == n && r > 0 ? json_string(l.last) : json_null());
+                              l.more ? json_string(l.last) : json_null());
         return *ret_body ? 0 : reply_oom(err);
 }
 
