@@ -799,7 +799,8 @@ def browser(tmp_path):
 
 
 # ins-web: W1..W3 (3, 2 and 1 days ago) each caused a 1 h incident: failing_changes, whose
-# evidence holds PRB-W (it links I-W1 and I-W2) and zd-w1 (a support request about I-W1). ins-api: 5 support requests on feature cards in 2 days, none before:
+# evidence holds PRB-W (it links I-W1 and I-W2) and zd-w1 (a support request about I-W1).
+# A service named as markup has a support spike too (5 requests in one): its title is text. ins-api: 5 support requests on feature cards in 2 days, none before:
 # support_spike for the service and for the feature. The scores are test_insights' concern;
 # here the page must show what the API answers, in its order.
 def insight_history():
@@ -816,23 +817,25 @@ def insight_history():
     for i, (customer, count) in enumerate([("acme", 2), ("globex", 2), ("acme", 1)]):
         docs.append(observation(f"zd-a{i}", "support", "ins-api", ago(0, 40 - 15 * i),
                                 "cards", customer, count=count))
+    docs.append(observation("zd-h", "support", HOSTILE, ago(1), count=5))
     return docs
 
 
+HOSTILE = '<img src=x onerror="document.title=1">'
 INSIGHT_IDS = {"failing_changes/ins-web", "support_spike/ins-api",
-               "support_spike/ins-api/cards"}
+               "support_spike/ins-api/cards", f"support_spike/{HOSTILE}"}
 
 
 @pytest.fixture(scope="module")
 def insights_d(module_daemon, pg):
     """A daemon on a database of its own holding the insight history, with a triage token,
-    once the upkeep has the three insights."""
+    once the upkeep has the four insights."""
     daemon = module_daemon(database=pg.new_db("dashboard_insights"), api_token=None,
                            triage_token=TRIAGE_TOKEN)
     for i, body in enumerate(insight_history()):
         post_generic_doc(daemon, body, f"ins-{i}")
     wait_until(lambda: INSIGHT_IDS <= {x["id"] for x in api(daemon, "/api/v1/insights")["items"]},
-               30, 0.2, "the three insights")
+               30, 0.2, "the four insights")
     return daemon
 
 
@@ -893,6 +896,10 @@ def test_browser_insights_ranked_with_parts_and_evidence_links(insights_d, brows
     assert ["observations", "zd-w1", "/api/v1/observations?service=ins-web"] in failing["links"]
     spike = shown[[x["id"] for x in items].index("support_spike/ins-api/cards")]
     assert any(k == "observations" and "feature=cards" in h for k, _, h in spike["links"])
+    # a name from a sender is text, never markup
+    hostile = [x["id"] for x in items].index(f"support_spike/{HOSTILE}")
+    assert HOSTILE in dom.text(f"insight-{hostile}-title")
+    assert "img" not in Tags(dom.html).names
 
 
 def test_browser_accepts_an_insight_with_the_triage_token(insights_d, browser):
