@@ -316,11 +316,14 @@ def test_markdown_with_an_insight_awaiting_a_decision(daemon):
     d = daemon()
     for i, doc in enumerate(LIVE):
         post_generic_doc(d, doc, f"live-{i}")
+    def with_both_requests():
+        items = d.get("/api/v1/insights?service=payments")[1]["items"]
+        return items if any(i["evidence"]["observations"] == ["Y1", "Y2"] for i in items) \
+            else None
+
     # The upkeep may run between two of the bodies: wait for the version holding them all.
-    items = wait_until(lambda: [i for i in d.get("/api/v1/insights?service=payments")[1]["items"]
-                                if i["evidence"]["observations"] == ["Y1", "Y2"]] and
-                       d.get("/api/v1/insights?service=payments")[1]["items"], 10,
-                       interval=0.2, what="the recurring cause with both requests")
+    items = wait_until(with_both_requests, 10, interval=0.2,
+                       what="the recurring cause with both requests")
     assert [(i["id"], i["score"], i["parts"]) for i in items] == [
         (INSIGHT_ID, 6.4, {"impact_hours": 4.0, "reach": 2, "confidence": 0.8,
                            "recurrence": 0})]
