@@ -927,6 +927,14 @@ def test_browser_accepts_an_insight_with_the_triage_token(insights_d, browser):
     assert TRIAGE_TOKEN not in browser.js("location.href")
     assert TRIAGE_TOKEN not in browser.js("JSON.stringify(sessionStorage) + JSON.stringify(localStorage)")
     assert browser.js("document.getElementById('triage-token').value") == ""
+    # the token kept in memory: dismissing it now is the API's 409, shown as it words it
+    i = [x["id"] for x in shown_insights(browser)].index(target)
+    browser.type_into(f"insight-{i}-reason", "changed my mind")
+    browser.click(f"insight-{i}-dismiss")
+    wait_until(lambda: browser.js("!document.getElementById('insights-error').hidden"),
+               BROWSER_TIMEOUT, 0.1, "the 409")
+    assert "HTTP 409" in browser.dom().text("insights-error")
+    assert item_of(insights_d, target)["status"] == "accepted"
 
 
 def test_browser_decision_without_the_token_shows_the_401(insights_d, browser):
