@@ -63,9 +63,9 @@ static int take_claim(void *ctx, const struct store_row *r) {
 
         c->found = true;
         c->insight_id = dup_or_null(r->values[0]);
-        c->version = r->values[1] ? atoi(r->values[1]) : 0;
+        c->version = r->values[1] ? (int) strtol(r->values[1], NULL, 10) : 0;
         c->target = dup_or_null(r->values[2]);
-        c->attempts = r->values[3] ? atoi(r->values[3]) : 0;
+        c->attempts = r->values[3] ? (int) strtol(r->values[3], NULL, 10) : 0;
         c->item = dup_or_null(r->values[4]);
         c->known_id = dup_or_null(r->values[5]);
         return c->insight_id && c->target && c->item ? 0 : -ENOMEM;
