@@ -38,15 +38,18 @@ sys.exit(hmac.new(sys.argv[3].encode(), body, hashlib.sha256).hexdigest() != sys
 EOF
 }
 
-build_daemon() {   # build_daemon LOG: make, unless SKIP_MAKE=1 (use build/doraloopd as is)
-	if [ "${SKIP_MAKE:-0}" != 1 ]; then
+# build_daemon LOG: make, unless SKIP_MAKE=1 (use build/doraloopd as is) or DORALOOPD names
+# the binary to measure (another commit's, for a before/after: bench/upkeep).
+build_daemon() {
+	local bin=${DORALOOPD:-$root/build/doraloopd}
+	if [ "${SKIP_MAKE:-0}" != 1 ] && [ -z "${DORALOOPD:-}" ]; then
 		make -C "$root" >"$1" 2>&1 || die "make failed, see $1"
 	fi
-	[ -x "$root/build/doraloopd" ] || die "no build/doraloopd (run make)"
+	[ -x "$bin" ] || die "no $bin (run make)"
 	# Run a private copy: a rebuild during the runs (the tree is shared) must not swap the
 	# binary between repetitions. Migrations are compiled in, so the copy is complete.
 	daemon=$tmp/doraloopd
-	cp -p "$root/build/doraloopd" "$daemon"
+	cp -p "$bin" "$daemon"
 }
 
 # --- processes and the cluster, all removed on exit whatever happens ---

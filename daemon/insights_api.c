@@ -11,6 +11,7 @@
 #include "../lib/error.h"
 #include "../lib/store_insights.h"
 #include "config.h"
+#include "gauge.h"
 #include "params.h"
 #include "reply.h"
 
@@ -30,13 +31,20 @@ static bool one_of(const char *v, const char *const *set, size_t n) {
 struct list_read {
         struct store_insight_query q;
         json_t *items;
+        size_t page;            /* the page's length: the store is asked for one row more */
+        bool more;              /* that row came: there is a next page */
         char last[PARAMS_KEY_MAX + 1];
 };
 
 static int add_item(void *ctx, const struct store_row *r) {
         struct list_read *l = ctx;
-        json_t *item = r->values[1] ? json_loads(r->values[1], 0, NULL) : NULL;
+        json_t *item;
 
+        if (json_array_size(l->items) == l->page) {
+                l->more = true;
+                return 0;
+        }
+        item = r->values[1] ? json_loads(r->values[1], 0, NULL) : NULL;
         if (!item)
                 return -EPROTO;
         snprintf(l->last, sizeof(l->last), "%s", r->values[0]);
@@ -47,6 +55,7 @@ static int read_list(struct store *s, void *ctx, struct error *err) {
         struct list_read *l = ctx;
 
         json_array_clear(l->items);     /* a retry on a fresh connection starts again */
+        l->more = false;
         return store_insights_list(s, &l->q, add_item, l, err);
 }
 
@@ -93,7 +102,8 @@ int insights_list(const struct api *api, const struct api_request *req, json_t *
                 return r;
         l.q.service = service && *service ? service : NULL;
         l.q.after = cursor && *cursor ? cursor : NULL;
-        l.q.limit = n;
+        l.page = (size_t) n;
+        l.q.limit = n + 1;
         l.items = json_array();
         if (!l.items)
                 return reply_oom(err);
@@ -105,7 +115,7 @@ int insights_list(const struct api *api, const struct api_request *req, json_t *
                 return reply_unavailable(err, err, "the insights");
         }
         *ret_body = json_pack("{s:o,s:o}", "items", l.items, "next_cursor",
-                              r == n && r > 0 ? json_string(l.last) : json_null());
+                              l.more ? json_string(l.last) : json_null());
         return *ret_body ? 0 : reply_oom(err);
 }
 
@@ -153,39 +163,27 @@ int insights_one(const struct api *api, const struct api_request *req, json_t **
 
 /* ------------------------------------------------------------------ /metrics */
 
-struct gauge_read {
-        struct buf *out;
-        size_t start;           /* out's length before the gauge: a retry starts there */
-};
+static int by_status(struct store *s, const void *args, store_row_fn *row, void *ctx,
+                     struct error *err) {
+        (void) args;
+        return store_insights_by_status(s, row, ctx, err);
+}
 
-static int add_gauge_line(void *ctx, const struct store_row *r) {
-        struct gauge_read *g = ctx;
+static int status_line(struct buf *out, const struct store_row *r) {
         char line[96];
 
         snprintf(line, sizeof(line), "doraloop_insights{status=\"%s\"} %s\n", r->values[0],
                  r->values[1]);
-        return buf_puts(g->out, line);
-}
-
-static int read_gauge(struct store *s, void *ctx, struct error *err) {
-        struct gauge_read *g = ctx;
-
-        g->out->len = g->start;
-        if (g->out->data)
-                g->out->data[g->start] = '\0';
-        return store_insights_by_status(s, add_gauge_line, g, err);
+        return buf_puts(out, line);
 }
 
 int insights_metrics(const struct api *api, struct buf *out, struct error *err) {
-        struct gauge_read g = { out, 0 };
-        int r = buf_puts(out, "# HELP doraloop_insights Insights that hold in insight_window, "
-                         "by status.\n# TYPE doraloop_insights gauge\n");
+        static const struct gauge g = {
+                .help = "# HELP doraloop_insights Insights that hold in insight_window, by "
+                        "status.\n# TYPE doraloop_insights gauge\n",
+                .query = by_status,
+                .lines = status_line,
+        };
 
-        if (r == 0) {
-                g.start = out->len;
-                r = api_with_store(api, read_gauge, &g, err);
-        }
-        if (r < 0 && r != -EIO)
-                return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
-        return r < 0 ? r : 0;
+        return gauge_write(api, &g, out, err);
 }

@@ -5,17 +5,17 @@
 #include <stdio.h>
 
 #include "../lib/buf.h"
-#include "../lib/error.h"
 #include "../lib/metrics.h"
 #include "../lib/store_problems.h"
+#include "gauge.h"
 
-struct gauge_read {
-        struct buf *out;
-        size_t start;           /* out's length before the lines: a retry starts there */
-};
+static int open_problems(struct store *s, const void *args, store_row_fn *row, void *ctx,
+                         struct error *err) {
+        (void) args;
+        return store_problems_open(s, row, ctx, err);
+}
 
-static int add_lines(void *ctx, const struct store_row *r) {
-        struct gauge_read *g = ctx;
+static int service_lines(struct buf *out, const struct store_row *r) {
         char label[METRICS_LABEL_MAX], line[2 * METRICS_LABEL_MAX + 160];
 
         if (metrics_label(r->values[0], label) < 0)
@@ -24,29 +24,17 @@ static int add_lines(void *ctx, const struct store_row *r) {
                  "doraloop_problems_open{service=\"%s\",known_error=\"false\"} %s\n"
                  "doraloop_problems_open{service=\"%s\",known_error=\"true\"} %s\n",
                  label, r->values[1], label, r->values[2]);
-        return buf_puts(g->out, line);
-}
-
-static int read_gauge(struct store *s, void *ctx, struct error *err) {
-        struct gauge_read *g = ctx;
-
-        g->out->len = g->start;
-        if (g->out->data)
-                g->out->data[g->start] = '\0';
-        return store_problems_open(s, add_lines, g, err);
+        return buf_puts(out, line);
 }
 
 int problems_metrics(const struct api *api, struct buf *out, struct error *err) {
-        struct gauge_read g = { out, 0 };
-        int r = buf_puts(out, "# HELP doraloop_problems_open Problems neither resolved nor "
-                         "deleted, known errors (with a workaround) apart.\n"
-                         "# TYPE doraloop_problems_open gauge\n");
+        static const struct gauge g = {
+                .help = "# HELP doraloop_problems_open Problems neither resolved nor deleted, "
+                        "known errors (with a workaround) apart.\n"
+                        "# TYPE doraloop_problems_open gauge\n",
+                .query = open_problems,
+                .lines = service_lines,
+        };
 
-        if (r == 0) {
-                g.start = out->len;
-                r = api_with_store(api, read_gauge, &g, err);
-        }
-        if (r < 0 && r != -EIO)
-                return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
-        return r;
+        return gauge_write(api, &g, out, err);
 }

@@ -375,8 +375,6 @@ int prometheus_metrics(const struct api *api, const struct api_request *req,
         r = load_dora(api, req->cfg, m, err);
         if (r == 0)
                 r = support_metrics(api, now_us(), &m->tail, err);
-        if (r > 0)      /* support_metrics() answers its row count: the rest must follow */
-                r = 0;
         if (r == 0)
                 r = rca_metrics(api, &m->tail, err);
         if (r == 0)

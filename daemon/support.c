@@ -15,6 +15,7 @@
 #include "../lib/metrics.h"
 #include "../lib/store_support.h"
 #include "dora.h"
+#include "gauge.h"
 #include "mirror.h"
 #include "params.h"
 #include "reply.h"
@@ -131,43 +132,37 @@ int support_figures(const struct api *api, const struct api_request *req, json_t
 
 /* ---------------------------------------------------------------- /metrics */
 
-struct gauge_read {
+struct window {
         int64_t from_us, to_us;
-        struct buf *out;
-        size_t start;           /* out's length before the gauge: a retry starts there */
 };
 
-static int add_gauge_line(void *ctx, const struct store_row *r) {
-        struct gauge_read *g = ctx;
+static int opened(struct store *s, const void *args, store_row_fn *row, void *ctx,
+                  struct error *err) {
+        const struct window *w = args;
+
+        return store_support_opened(s, w->from_us, w->to_us, row, ctx, err);
+}
+
+static int service_line(struct buf *out, const struct store_row *r) {
         char label[METRICS_LABEL_MAX], line[METRICS_LABEL_MAX + 96];
 
         if (metrics_label(r->values[0], label) < 0)
                 return -ENOMEM;
         snprintf(line, sizeof(line), "doraloop_support_requests_opened{service=\"%s\"} %s\n",
                  label, r->values[1]);
-        return buf_puts(g->out, line);
-}
-
-static int read_gauge(struct store *s, void *ctx, struct error *err) {
-        struct gauge_read *g = ctx;
-
-        g->out->len = g->start;
-        if (g->out->data)
-                g->out->data[g->start] = '\0';
-        return store_support_opened(s, g->from_us, g->to_us, add_gauge_line, g, err);
+        return buf_puts(out, line);
 }
 
 int support_metrics(const struct api *api, int64_t now_us, struct buf *out, struct error *err) {
-        struct gauge_read g = { now_us - 30 * CUBE_DAY_US, now_us, out, 0 };
-        int r = buf_puts(out, "# HELP doraloop_support_requests_opened Support requests (JSM "
-                         "requests and support observations, weighed by count) opened in the "
-                         "last 30 days.\n# TYPE doraloop_support_requests_opened gauge\n");
+        const struct window w = { now_us - 30 * CUBE_DAY_US, now_us };
+        const struct gauge g = {
+                .help = "# HELP doraloop_support_requests_opened Support requests (JSM "
+                        "requests and support observations, weighed by count) opened in the "
+                        "last 30 days.\n# TYPE doraloop_support_requests_opened gauge\n",
+                .query = opened,
+                .args = &w,
+                .lines = service_line,
+        };
 
-        if (r == 0) {
-                g.start = out->len;
-                r = api_with_store(api, read_gauge, &g, err);
-        }
-        if (r < 0 && r != -EIO)
-                return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
-        return r;
+        return gauge_write(api, &g, out, err);
 }

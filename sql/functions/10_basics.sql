@@ -41,6 +41,13 @@ END $$;
 CREATE OR REPLACE FUNCTION dl_utc_day(t timestamptz) RETURNS date
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT (t AT TIME ZONE 'UTC')::date $$;
 
+-- The first UTC day that starts at or after t: a window [t, ...) holds it whole.
+CREATE OR REPLACE FUNCTION dl_first_whole_day(t timestamptz) RETURNS date
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN ((t AT TIME ZONE 'UTC')::date::timestamp AT TIME ZONE 'UTC') < t
+                THEN (t AT TIME ZONE 'UTC')::date + 1
+                ELSE (t AT TIME ZONE 'UTC')::date END $$;
+
 -- RFC 3339 in UTC, the fraction only when there is one (as lib/timefmt.c writes it).
 CREATE OR REPLACE FUNCTION dl_rfc3339(t timestamptz) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

@@ -135,12 +135,9 @@ CREATE OR REPLACE FUNCTION dl_support_sums(p_from timestamptz, p_to timestamptz,
     RETURNS TABLE (kind text, opened bigint, resolved bigint, linked bigint)
     LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    first_day date := dl_utc_day(p_from);
+    first_day date := dl_first_whole_day(p_from);
     last_day date := dl_utc_day(p_to);
 BEGIN
-    IF (first_day::timestamp AT TIME ZONE 'UTC') < p_from THEN
-        first_day := first_day + 1;
-    END IF;
     IF first_day >= last_day THEN
         RETURN QUERY SELECT * FROM dl_support_row_sums(p_from, p_to, p_service, p_feature);
         RETURN;

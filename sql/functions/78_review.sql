@@ -11,12 +11,9 @@ CREATE OR REPLACE FUNCTION dl_review_deployments(p_service text, p_from timestam
                                                  p_to timestamptz, p_envs text[])
     RETURNS TABLE (deployments bigint, failed bigint) LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    first_day date := dl_utc_day(p_from);
+    first_day date := dl_first_whole_day(p_from);
     last_day date := dl_utc_day(p_to);
 BEGIN
-    IF (first_day::timestamp AT TIME ZONE 'UTC') < p_from THEN
-        first_day := first_day + 1;
-    END IF;
     IF first_day >= last_day THEN
         RETURN QUERY
         SELECT count(*), count(*) FILTER (WHERE e.failed)

@@ -225,10 +225,18 @@ def test_ranked_by_score_then_id_and_paged(scenario):
     while True:
         page = get(scenario, "/api/v1/insights", limit=3, **({"cursor": cursor} if cursor else {}))
         seen += [i["id"] for i in page["items"]]
+        assert page["items"], seen          # a cursor never leads to an empty page
         cursor = page["next_cursor"]
         if not cursor:
             break
     assert seen == [i["id"] for i in items]
+    # An exactly full last page says so: no cursor to an empty page.
+    whole = get(scenario, "/api/v1/insights", limit=len(items))
+    assert len(whole["items"]) == len(items) and whole["next_cursor"] is None, whole
+    first = get(scenario, "/api/v1/insights", limit=len(items) - 1)
+    last = get(scenario, "/api/v1/insights", limit=1, cursor=first["next_cursor"])
+    assert [i["id"] for i in last["items"]] == [items[-1]["id"]], last
+    assert last["next_cursor"] is None, last
 
 
 def test_filters(scenario):
