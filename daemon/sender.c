@@ -20,6 +20,7 @@
 #include "../lib/store.h"
 #include "../lib/utf8.h"
 #include "config.h"
+#include "gauge.h"
 #include "log.h"
 #include "target.h"
 
@@ -386,43 +387,34 @@ struct sender *sender_stop(struct sender *s) {
 
 /* ------------------------------------------------------------------ /metrics */
 
-struct pending_read {
-        struct buf *out;
-        size_t start;           /* out's length before the gauge: a retry starts there */
-};
+static int pending_query(struct store *st, const void *args, store_row_fn *row, void *ctx,
+                         struct error *err) {
+        (void) args;
+        return store_rows(st, "SELECT target, n FROM dl_outbox_pending()", 0, NULL, "sn", NULL,
+                          row, ctx, "Counting the pending exports", err);
+}
 
-static int add_pending(void *ctx, const struct store_row *r) {
-        struct pending_read *p = ctx;
+static int pending_line(struct buf *out, const struct store_row *r) {
         char line[128];
 
         snprintf(line, sizeof(line), "doraloop_outbox_pending{target=\"%s\"} %s\n",
                  r->values[0], r->values[1]);
-        return buf_puts(p->out, line);
-}
-
-static int read_pending(struct store *st, void *ctx, struct error *err) {
-        struct pending_read *p = ctx;
-
-        p->out->len = p->start;
-        if (p->out->data)
-                p->out->data[p->start] = '\0';
-        return store_rows(st, "SELECT target, n FROM dl_outbox_pending()", 0, NULL, "sn", NULL,
-                          add_pending, p, "Counting the pending exports", err);
+        return buf_puts(out, line);
 }
 
 int sender_metrics(const struct api *api, struct buf *out, struct error *err) {
-        struct pending_read p = { out, 0 };
+        static const struct gauge g = {
+                .help = "# HELP doraloop_outbox_pending Accepted insight versions waiting "
+                        "for delivery, by target.\n# TYPE doraloop_outbox_pending gauge\n",
+                .query = pending_query,
+                .lines = pending_line,
+        };
         char line[256];
-        int r = buf_puts(out, "# HELP doraloop_outbox_pending Accepted insight versions "
-                         "waiting for delivery, by target.\n"
-                         "# TYPE doraloop_outbox_pending gauge\n");
+        int r = gauge_write(api, &g, out, err);
 
-        if (r == 0) {
-                p.start = out->len;
-                r = api_with_primary(api, read_pending, &p, err);
-        }
-        if (r >= 0)
-                r = buf_puts(out, "# HELP doraloop_outbox_attempts_total Delivery attempts to "
+        if (r < 0)
+                return r;
+        r = buf_puts(out, "# HELP doraloop_outbox_attempts_total Delivery attempts to "
                              "a product-discovery target by this daemon.\n"
                              "# TYPE doraloop_outbox_attempts_total counter\n");
         for (size_t i = 0; r >= 0 && i < N_TARGETS; i++) {
@@ -439,7 +431,5 @@ int sender_metrics(const struct api *api, struct buf *out, struct error *err) {
                          PRIu64 "\n", targets[i]->name, atomic_load(&failures_total[i]));
                 r = buf_puts(out, line);
         }
-        if (r < 0 && r != -EIO)
-                return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
-        return r < 0 ? r : 0;
+        return r < 0 ? error_set(err, ENOMEM, "unavailable", NULL, "Out of memory") : 0;
 }

@@ -26,7 +26,7 @@ void sender_reload(struct sender *s);
  * NULL-safe, returns NULL. */
 struct sender *sender_stop(struct sender *s);
 
-/* /metrics: doraloop_outbox_pending{target} from the database, and this process's
+/* /metrics: doraloop_outbox_pending{target} from the database (query_db), and this process's
  * doraloop_outbox_attempts_total{target} and doraloop_outbox_failures_total{target}.
  * Returns 0, -EIO or -ENOMEM (err filled). */
 int sender_metrics(const struct api *api, struct buf *out, struct error *err);

@@ -1,7 +1,8 @@
 /* target_productboard: Productboard notes (API.md): POST {productboard_url}/notes with the
  * Bearer token, {"title","content","display_url","source":{"origin":"doraloop",
  * "record_id":"<id>/<version>"},"tags":["doraloop","<service>"]}. Each version is a note of
- * its own, its content plain text lines; the answer's data.id is the external id, links.html its address. */
+ * its own, its content plain text lines; the answer's data.id is the external id, its
+ * links.html the address. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,7 +12,9 @@ import hashlib
 import hmac
 import http.client
 import json
+import shutil
 import signal
+import subprocess
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -398,3 +400,15 @@ def test_two_daemons_deliver_each_version_once(daemon, own_db, receivers):
         totals.append(sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                           if line.startswith("doraloop_outbox_attempts_total{")))
     assert sum(totals) == 12
+    run = subprocess.run([shutil.which("promtool") or "promtool", "check", "metrics"],
+                         input=text, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("key,value", [("jpd_url", "ftp://jira.example.com"),
+                                       ("discovery_webhook_url", "https://hooks.example.com/"),
+                                       ("discovery_timeout_seconds", "0")])
+def test_a_bad_target_setting_stops_the_daemon_naming_the_key(daemon, own_db, key, value):
+    d = daemon(database=own_db, wait=False, **{key: value})
+    assert d.wait_exit() == 1
+    assert key in d.log()
