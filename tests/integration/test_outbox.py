@@ -412,3 +412,26 @@ def test_a_bad_target_setting_stops_the_daemon_naming_the_key(daemon, own_db, ke
     d = daemon(database=own_db, wait=False, **{key: value})
     assert d.wait_exit() == 1
     assert key in d.log()
+
+
+def test_a_target_added_on_reload_gets_what_was_accepted(daemon, own_db, receivers, tmp_path):
+    """Its token from $CREDENTIALS_DIRECTORY, its URL from the file, both read on SIGHUP."""
+    creds, conf, port = tmp_path / "credentials", tmp_path / "doraloop.conf", free_port()
+    creds.mkdir()
+    conf.write_text("")
+    d = daemon(database=own_db, port=port, env={"CREDENTIALS_DIRECTORY": str(creds)},
+               args=["--config", str(conf), "--listen", f"127.0.0.1:{port}",
+                     "--db", own_db.conninfo, "--spool-dir", "spool"],
+               **targets(receivers, ("webhook",)))
+    id_ = unauthorized(d, "o-reload")
+    accept(d, own_db, id_)
+    wait_delivered(d, id_, kinds=("webhook",))
+    assert set(exports(d, id_)) == {"webhook"}
+    (creds / "productboard_token").write_text(PB_TOKEN + "\n")
+    conf.write_text(f"productboard_url = {receivers['productboard'].url}\n")
+    d.signal(signal.SIGHUP)
+    wait_delivered(d, id_, kinds=("webhook", "productboard"))
+    note, = receivers["productboard"].received()
+    assert note["headers"]["Authorization"] == f"Bearer {PB_TOKEN}"
+    assert body_of(note)["source"]["record_id"] == f"{id_}/1"
+    assert len(receivers["webhook"].received()) == 1     # delivered: not sent again
