@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/utf8.h"
 #include "config.h"
 #include "target.h"
+
+#define SUMMARY_MAX 255         /* Jira refuses a longer summary (characters; bytes are more) */
 
 static bool configured(const struct config *cfg) {
         return *cfg->jpd_url && *cfg->jpd_project && *cfg->jpd_email && cfg->jpd_api_token &&
@@ -57,8 +60,10 @@ static json_t *document(const struct target_export *e, const char *opening) {
 
 static int send_export(const struct config *cfg, const struct target_export *e,
                        atomic_bool *stop, struct target_result *ret) {
-        char url[TARGET_URL_MAX + TARGET_ID_MAX + 64], userpwd[1024], opening[128];
-        const char *key = e->known_id;
+        char url[TARGET_URL_MAX + TARGET_ID_MAX + 64], userpwd[1024], opening[128],
+                summary[SUMMARY_MAX + 1];
+        const char *key = e->known_id, *title = json_string_value(json_object_get(e->item,
+                                                                                  "title"));
         json_t *body;
         int r;
 
@@ -68,10 +73,16 @@ static int send_export(const struct config *cfg, const struct target_export *e,
                 body = json_pack("{s:o?}", "body", document(e, opening));
                 snprintf(url, sizeof(url), "%s/rest/api/3/issue/%s/comment", cfg->jpd_url, key);
         } else {
-                body = json_pack("{s:{s:{s:s}, s:{s:s}, s:O?, s:o?, s:[s, O?]}}", "fields",
+                size_t n = title ? strlen(title) : 0;
+
+                if (n > SUMMARY_MAX)
+                        n = utf8_cut(title, SUMMARY_MAX);
+                memcpy(summary, title ? title : "", n);
+                summary[n] = '\0';
+                body = json_pack("{s:{s:{s:s}, s:{s:s}, s:s, s:o?, s:[s, O?]}}", "fields",
                                  "project", "key", cfg->jpd_project,
                                  "issuetype", "name", cfg->jpd_issue_type,
-                                 "summary", json_object_get(e->item, "title"),
+                                 "summary", summary,
                                  "description", document(e, NULL),
                                  "labels", "doraloop", json_object_get(e->item, "rule"));
                 snprintf(url, sizeof(url), "%s/rest/api/3/issue", cfg->jpd_url);

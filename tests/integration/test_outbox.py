@@ -435,3 +435,20 @@ def test_a_target_added_on_reload_gets_what_was_accepted(daemon, own_db, receive
     assert note["headers"]["Authorization"] == f"Bearer {PB_TOKEN}"
     assert body_of(note)["source"]["record_id"] == f"{id_}/1"
     assert len(receivers["webhook"].received()) == 1     # delivered: not sent again
+
+
+def test_sigterm_mid_delivery_stops_at_once_and_leaves_it_pending(daemon, own_db, receivers):
+    receivers["webhook"].script = [("block",)]
+    config = targets(receivers, ("webhook",))
+    d = daemon(database=own_db, **config)           # discovery_timeout_seconds 10
+    id_ = unauthorized(d, "o-term")
+    accept(d, own_db, id_)
+    wait_until(lambda: receivers["webhook"].received(), 15, what="the delivery under way")
+    started = time.monotonic()
+    d.stop()                                         # SIGTERM, exit status 0
+    assert time.monotonic() - started < 5            # not the 10 s timeout
+    assert own_db.query("SELECT state, attempts FROM outbox_exports") == [["pending", "0"]]
+    receivers["webhook"].release()
+    d2 = daemon(database=own_db, **config)
+    wait_delivered(d2, id_, kinds=("webhook",))
+    assert len(receivers["webhook"].received(f"{id_}/1")) == 2
