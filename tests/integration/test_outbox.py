@@ -444,6 +444,7 @@ def test_sigterm_mid_delivery_stops_at_once_and_leaves_it_pending(daemon, own_db
     id_ = unauthorized(d, "o-term")
     accept(d, own_db, id_)
     wait_until(lambda: receivers["webhook"].received(), 15, what="the delivery under way")
+    unauthorized(d, "o-term-meanwhile")             # ingestion and the upkeep go on
     started = time.monotonic()
     d.stop()                                         # SIGTERM, exit status 0
     assert time.monotonic() - started < 5            # not the 10 s timeout
