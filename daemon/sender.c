@@ -197,20 +197,24 @@ static int attempt(struct sender *s, const struct config *cfg, const struct clai
         else
                 snprintf(link, sizeof(link), "http://%s/api/v1/insights/%s", cfg->listen,
                          segment);
-        if (ti < 0 || !item) {
-                json_decref(item);
-                return error_set(err, EIO, "unavailable", NULL,
-                                 "Unknown target or item for %s", key);
+        if (ti < 0 || !item) {  /* not ours to send, ever: failing, not retried */
+                memset(&res, 0, sizeof(res));
+                snprintf(res.answer.error, sizeof(res.answer.error), "%s",
+                         ti < 0 ? "no such target" : "the queued item is not JSON");
+                r = -EINVAL;
+        } else {
+                r = targets[ti]->send(cfg, &(struct target_export) {
+                        .insight_id = c->insight_id, .version = c->version, .item = item,
+                        .known_id = c->known_id, .link = link, .idempotency_key = key },
+                        &s->stop, &res);
         }
-        r = targets[ti]->send(cfg, &(struct target_export) {
-                .insight_id = c->insight_id, .version = c->version, .item = item,
-                .known_id = c->known_id, .link = link, .idempotency_key = key }, &s->stop, &res);
         json_decref(item);
         if (atomic_load(&s->stop)) {    /* abandoned: it stays pending for the next start */
                 outbound_answer_free(&res.answer);
                 return 0;
         }
-        atomic_fetch_add(&attempts_total[ti], 1);
+        if (ti >= 0)
+                atomic_fetch_add(&attempts_total[ti], 1);
         snprintf(retry, sizeof(retry), "0");
         if (r == 0 && res.answer.status / 100 == 2) {
                 outcome = "delivered";
@@ -218,8 +222,10 @@ static int attempt(struct sender *s, const struct config *cfg, const struct clai
         } else {
                 long st = r == 0 ? res.answer.status : 0;
 
-                atomic_fetch_add(&failures_total[ti], 1);
-                outcome = st == 0 || st == 408 || st == 429 || st >= 500 ? "retry" : "failing";
+                if (ti >= 0)
+                        atomic_fetch_add(&failures_total[ti], 1);
+                outcome = r == -EINVAL ? "failing"
+                          : st == 0 || st == 408 || st == 429 || st >= 500 ? "retry" : "failing";
                 if (st) {
                         int n = snprintf(error_text, sizeof(error_text), "HTTP %ld: ", st);
 
