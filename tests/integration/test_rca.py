@@ -327,3 +327,99 @@ def test_metrics_incidents_by_dimension(daemon):
         'doraloop_incidents_by_dimension{service="we\\"b",dimension="technological"} 0',
     ]
     assert "# TYPE doraloop_incidents_by_dimension gauge" in text
+
+
+# Factors taken through links, hand-worked (the window [03-08, 03-15), checkout):
+#   Q1 03-09 00:00 -> 02:00 (7200 s), no factors of its own
+#   Q2 03-10 00:00, still open: downtime to the window's end, 5 days = 432000 s; none of
+#      its own
+#   Q3 03-11 00:00 -> 01:00 (3600 s): organizational of its own (root_cause_category: a
+#      primary factor with no category)
+#   Q4 03-12 00:00 -> 00:30 (1800 s): no factors, and nothing links it
+#   Q0 03-05 00:00 -> 01:00 (3600 s), in the window before; none of its own
+# PRB-1, a problem (generic body), links Q0 Q1 Q2 Q3: technological/"Disk Full" primary,
+# partner/"cloud provider" contributing.
+# PIR-1, a post-incident review (Jira, jira_review_types; derived from the review fixture),
+# links Q2: labels rca:process:deploys and rca:partner:cloud provider, each primary.
+# Each incident's factors:
+#   Q0, Q1: PRB-1's (they have none of their own)
+#   Q2: PRB-1's and PIR-1's together, one factor per dimension and category, primary when
+#       either says so: technological/disk full primary, partner/cloud provider primary
+#       (contributing in PRB-1, primary in PIR-1), process/deploys primary
+#   Q3: its own organizational only (its own factors win over PRB-1's)
+#   Q4: none
+# The window: incidents Q1..Q4 = 4, with factors Q1 Q2 Q3 = 3.
+#   partner: Q1 (contributing), Q2 (primary) = 2, primary 1, share 2/3 = 0.6667, downtime
+#     7200 + 432000 = 439200; cloud provider 2, 439200
+#   technological: Q1, Q2 = 2, primary 2, 0.6667, 439200; disk full 2, 439200
+#   organizational: Q3 = 1, primary 1, 1/3 = 0.3333, 3600, no category
+#   process: Q2 = 1, primary 1, 0.3333, 432000; deploys 1, 432000
+#   (most incidents first, ties by name: partner before technological, organizational
+#   before process)
+LINKED_WINDOW = {
+    "incidents": 4, "incidents_with_factors": 3,
+    "dimensions": [dim("partner", 2, 1, 0.6667, 439200, [("cloud provider", 2, 439200)]),
+                   dim("technological", 2, 2, 0.6667, 439200, [("disk full", 2, 439200)]),
+                   dim("organizational", 1, 1, 0.3333, 3600),
+                   dim("process", 1, 1, 0.3333, 432000, [("deploys", 1, 432000)])]}
+# The window before, [03-01, 03-08): Q0 alone, with PRB-1's factors: partner 1, primary 0
+# (contributing), share 1/1, 3600, cloud provider; technological 1, primary 1, 1.0, 3600,
+# disk full; the other two zeros.
+LINKED_PREVIOUS = {
+    "incidents": 1, "incidents_with_factors": 1,
+    "dimensions": [dim("partner", 1, 0, 1.0, 3600, [("cloud provider", 1, 3600)]),
+                   dim("technological", 1, 1, 1.0, 3600, [("disk full", 1, 3600)]),
+                   dim("organizational", 0, 0, 0.0, 0),
+                   dim("process", 0, 0, 0.0, 0)]}
+
+
+def jira_review(key, links, labels, event="jira:issue_created",
+                updated="2024-03-13T09:00:00.000+0000", timestamp=1710320400000):
+    """The post-incident review fixture with another key, links, labels and times."""
+    doc = json.loads(fixture("jira/jira_issue_created.post-incident-review").body)
+    doc["webhookEvent"], doc["timestamp"] = event, timestamp
+    doc["issue"]["key"] = key
+    fields = doc["issue"]["fields"]
+    fields["labels"] = labels
+    fields["created"] = "2024-03-13T09:00:00.000+0000"
+    fields["updated"] = updated
+    fields["issuelinks"] = [{"id": str(10100 + i), "type": {"name": "Relates"},
+                             "outwardIssue": {"key": k}} for i, k in enumerate(links)]
+    return doc
+
+
+def test_factors_through_a_problem_and_a_review_hand_worked(daemon):
+    d = daemon()
+    for i, doc in enumerate([
+            incident("Q0", "2024-03-05T00:00:00Z", "2024-03-05T01:00:00Z"),
+            incident("Q1", "2024-03-09T00:00:00Z", "2024-03-09T02:00:00Z"),
+            incident("Q2", "2024-03-10T00:00:00Z"),
+            incident("Q3", "2024-03-11T00:00:00Z", "2024-03-11T01:00:00Z",
+                     root_cause_category="organizational"),
+            incident("Q4", "2024-03-12T00:00:00Z", "2024-03-12T00:30:00Z")]):
+        post_generic_doc(d, doc, f"linked-{i}")
+    # Before any problem or review: 4 incidents, Q3 alone with factors.
+    assert (rca(d)["incidents"], rca(d)["incidents_with_factors"]) == (4, 1)
+    post_generic_doc(d, {
+        "type": "problem", "id": "PRB-1", "service": "checkout", "status": "open",
+        "summary": "disks fill up", "incidents": ["Q0", "Q1", "Q2", "Q3"],
+        "contributing_factors": [factor("technological", "Disk Full", "primary"),
+                                 factor("partner", "cloud provider", "contributing")],
+        "opened_at": "2024-03-05T02:00:00Z", "updated_at": "2024-03-12T00:00:00Z"}, "linked-p")
+    status, answer, _ = post_jira(d, jira_review(
+        "PIR-1", ["Q2"], ["rca:process:deploys", "rca:partner:cloud provider"]), "linked-r1")
+    assert status == 202, answer
+    doc = rca(d)
+    assert figures(doc) == LINKED_WINDOW
+    assert doc["previous"] == LINKED_PREVIOUS
+    # The review deleted (a newer webhook): Q2 keeps PRB-1's factors alone, so partner is
+    # Q1 and Q2 both contributing: primary 0; process goes to zero; technological stays.
+    status, answer, _ = post_jira(d, jira_review(
+        "PIR-1", ["Q2"], [], event="jira:issue_deleted", updated="2024-03-14T09:00:00.000+0000",
+        timestamp=1710406800000), "linked-r2")
+    assert status == 202, answer
+    dims = {x["dimension"]: x for x in rca(d)["dimensions"]}
+    assert dims["partner"] == dim("partner", 2, 0, 0.6667, 439200,
+                                  [("cloud provider", 2, 439200)])
+    assert dims["process"] == dim("process", 0, 0, 0.0, 0)
+    assert dims["technological"] == LINKED_WINDOW["dimensions"][1]

@@ -9,11 +9,12 @@ import json
 import os
 import re
 import urllib.parse
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from conftest import assert_error, post_generic_doc, sql_literal
+from conftest import assert_error, post_generic_doc, sql_literal, wait_until
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "review"
 WINDOW = {"from": "2024-03-08T00:00:00Z", "to": "2024-03-15T00:00:00Z"}   # 7 days
@@ -273,3 +274,67 @@ def test_head_and_a_wrong_method(scenario):
         conn.close()
     assert_error(scenario.post("/api/v1/review", b"{}", {"Content-Type": "application/json"}),
                  405)
+
+
+# Insights on the agenda. They are the stored ones, computed over insight_window (30 days)
+# up to now, so this scenario is dated from now (to the whole hour, so that every duration
+# is whole); the Markdown masks its times. payments:
+#   P-1, P-2, P-3 opened 3, 2 and 1 days ago, each resolved 1 h later, each with the factor
+#   partner/"payment provider": 3 incidents share one factor, so recurring_cause holds
+#   (the threshold is 3).
+#   Y1 (acme) links P-2 and Y2 (globex) links P-3: support requests opened 2 and 1 days ago,
+#   open. 2 requests: no support_spike (it needs 5). No deployment: no other rule.
+# Its score parts (API.md, "Insights"):
+#   impact_hours = 3 h of downtime (three apart: nothing to merge) + 0.5 x 2 requests = 4
+#   reach = 2 customers (acme, globex); confidence = 0.8 (2 kinds: incidents, observations);
+#   recurrence = 0 (the 3 windows before hold nothing)
+#   score = 4 x (1 + log2 2) x 0.8 x (1 + 0) = 6.4
+# Over the review's window=7d: 0 deployments; incidents P-1..P-3, 1h 0m each, partner/payment
+# provider (primary); support 2 opened, 0 resolved, 2 open, median -, 2 customers, 2 linked,
+# no feature; 1 insight awaiting a decision (nothing decided yet); no decisions.
+HOUR_NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def ago(days, hours=0):
+    t = HOUR_NOW - timedelta(days=days) + timedelta(hours=hours)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+LIVE = [
+    incident(f"P-{n}", ago(4 - n), ago(4 - n, 1), service="payments", severity="sev2",
+             title=f"Payments declined ({n})",
+             contributing_factors=[{"dimension": "partner", "category": "payment provider"}])
+    for n in (1, 2, 3)
+] + [
+    observation("Y1", ago(2, 1), service="payments", customer="acme", incident="P-2"),
+    observation("Y2", ago(1, 1), service="payments", customer="globex", incident="P-3"),
+]
+INSIGHT_ID = "recurring_cause/payments/partner/payment provider"
+
+
+def test_markdown_with_an_insight_awaiting_a_decision(daemon):
+    d = daemon()
+    for i, doc in enumerate(LIVE):
+        post_generic_doc(d, doc, f"live-{i}")
+    def with_both_requests():
+        items = d.get("/api/v1/insights?service=payments")[1]["items"]
+        return items if any(i["evidence"]["observations"] == ["Y1", "Y2"] for i in items) \
+            else None
+
+    # The upkeep may run between two of the bodies: wait for the version holding them all.
+    items = wait_until(with_both_requests, 10, interval=0.2,
+                       what="the recurring cause with both requests")
+    assert [(i["id"], i["score"], i["parts"]) for i in items] == [
+        (INSIGHT_ID, 6.4, {"impact_hours": 4.0, "reach": 2, "confidence": 0.8,
+                           "recurrence": 0})]
+    status, _, body = get(d, window="7d")
+    assert status == 200, body
+    doc = json.loads(body)
+    [s] = doc["services"]
+    assert (s["service"], s["insights_awaiting"]) == ("payments", 1)
+    assert [i["id"] for i in s["insights"]] == [INSIGHT_ID]
+    assert (s["support"]["opened"], s["support"]["customers"],
+            s["support"]["linked_to_incidents"]) == (2, 2, 2)
+    status, _, body = get(d, format="markdown", window="7d")
+    assert status == 200, body
+    assert masked(body) == expected("insights", body)

@@ -166,6 +166,21 @@ def test_no_support_in_a_window_is_zero_counts_and_null_figures(scenario):
     assert doc["features"] == []
 
 
+def test_per_deployment_divides_by_the_environment_asked_for(scenario):
+    # environment= changes only the divisor: staging has D4 alone, so checkout's 6 requests
+    # (as in the window of one service) over 1 deployment.
+    doc = support(scenario, service="checkout", environment="staging")
+    assert doc["requests"]["opened"] == 6
+    assert doc["per_deployment"] == pytest.approx(6.0)
+    # [03-07, 03-08): S6 alone was opened (20:00), and no deployment finished: requests
+    # without a deployment to divide by have no per_deployment (null, not infinite or 0).
+    doc = support(scenario, service="checkout", **{"from": "2024-03-07T00:00:00Z",
+                                                   "to": "2024-03-08T00:00:00Z"})
+    assert (doc["requests"]["opened"], doc["requests"]["customers"]) == (1, 1)   # globex
+    assert doc["per_deployment"] is None
+    assert doc["features"] == [{"feature": "search", "opened": 1, "customers": 1}]
+
+
 def test_the_rollup_is_what_rows_in_another_order_give(scenario, db):
     rows = "SELECT * FROM support_daily ORDER BY service, day, feature, kind"
     kept = db.query(rows)
