@@ -33,6 +33,8 @@ struct api_request {
         void *ctx;
         const char *param;      /* the path's {...} segment (routes.h), not NUL-ended */
         size_t param_len;       /* 0: the route has none */
+        const char *body;       /* RUNS_WRITE: the request's body, NUL-ended; else NULL */
+        size_t body_len;
 };
 
 /* A JSON endpoint. Returns 0 (200) or REPLY_ACCEPTED (202, daemon/reply.h) with *ret_body

@@ -738,6 +738,35 @@ static enum MHD_Result import_step(struct request *req, struct MHD_Connection *c
 }
 /* ---- end of the import block ---- */
 
+/* First call of a JSON write (RUNS_WRITE): its media type and announced length; then its
+ * body is read whole, at most max_body_bytes (413 past it, as for a webhook). */
+static enum MHD_Result start_write(struct request *req, struct MHD_Connection *conn) {
+        const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_TYPE);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        struct error err = { 0 };
+
+        if (!is_json_media_type(ct)) {
+                error_set(&err, EMEDIUMTYPE, "unsupported_media_type", NULL,
+                          "Content-Type must be application/json");
+                return reject(req, conn, -EMEDIUMTYPE, &err, NULL);
+        }
+        if (cl && strtoull(cl, NULL, 10) > req->cfg->max_body_bytes) {
+                error_set(&err, E2BIG, "payload_too_large", NULL,
+                          "The body is larger than max_body_bytes (%zu)",
+                          req->cfg->max_body_bytes);
+                return reject(req, conn, -E2BIG, &err, NULL);
+        }
+        buf_init(&req->body, req->cfg->max_body_bytes);
+        return MHD_YES;
+}
+
+/* Whether the request's body is read into req->body: a webhook's or a JSON write's. */
+static bool reads_body(const struct request *req) {
+        return req->source || (req->route.route && req->route.route->runs == RUNS_WRITE);
+}
+
 /* Whether the request announces a body, which an early answer leaves unread. */
 static bool announces_body(struct MHD_Connection *conn) {
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -784,6 +813,8 @@ static enum MHD_Result start_request(struct request *req, struct MHD_Connection 
                 return reject(req, conn, r, &err, NULL);
         if (req->route.route->runs == RUNS_IMPORT)
                 return start_import(req, conn);
+        if (req->route.route->runs == RUNS_WRITE)
+                return start_write(req, conn);
         return hook ? start_hook(req, conn) : MHD_YES;
 }
 
@@ -801,6 +832,8 @@ struct read_job {
         const struct config *cfg;
         struct route_match route;
         char *method, *path, *authorization;
+        char *body;                     /* RUNS_WRITE: the request's body */
+        size_t body_len;
         struct read_arg *args;
         size_t n_args, cap_args;
         bool oom;
@@ -823,6 +856,7 @@ static struct read_job *read_job_free(struct read_job *job) {
         free(job->method);
         free(job->path);
         free(job->authorization);
+        free(job->body);
         free(job->text);
         prometheus_free(job->metrics);
         free(job);
@@ -876,6 +910,11 @@ static struct read_job *read_job_new(struct request *req, struct MHD_Connection 
                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
                 &job->oom);
         (void) MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, copy_arg, job);
+        if (req->route.route->runs == RUNS_WRITE) {
+                job->body_len = req->body.len;
+                job->body = req->body.data ? buf_steal(&req->body) : strdup("");
+                job->oom |= !job->body;
+        }
         return job->oom ? read_job_free(job) : job;
 }
 
@@ -896,6 +935,7 @@ static void run_read(struct readpool_job *base, bool stopping) {
         const struct api_request ar = {
                 .cfg = job->cfg, .method = job->method, .path = job->path,
                 .authorization = job->authorization, .arg = job_arg, .ctx = job,
+                .body = job->body, .body_len = job->body_len,
         };
 
         json_t *body = NULL;
@@ -1009,6 +1049,7 @@ static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *co
         case RUNS_NOW:
                 break;
         case RUNS_READ:
+        case RUNS_WRITE:
         case RUNS_METRICS:
         case RUNS_INTAKE:       /* never here: take_delivery() answers intake */
         case RUNS_IMPORT:       /* never here: import_step() answers imports */
@@ -1073,7 +1114,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 size_t n = *upload_data_size;
 
                 *upload_data_size = 0;
-                if (!req->source)
+                if (!reads_body(req))
                         return MHD_YES; /* the read API takes no body */
                 if (req->state == REQ_RECEIVING) {
                         int r = buf_append(&req->body, upload_data, n);

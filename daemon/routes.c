@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../lib/error.h"
+#include "decision.h"
 #include "dora.h"
 #include "gate.h"
 #include "health.h"
@@ -21,7 +22,10 @@
 
 /* One line per method and path. Patterns are exact but for {name}, one non-empty segment
  * handed to the handler as req->param, or {name+}, one or more (the last placeholder of
- * its pattern). Routes of one path are adjacent. */
+ * its pattern). Routes of one path are adjacent. The first pattern a path fits owns it:
+ * the methods of the routes after it with other patterns do not apply (a POST's
+ * /api/v1/insights/{id+}/decision comes before the GET of /api/v1/insights/{id+}, which
+ * would fit the same path; so a GET there is a 405, not a read of insight "ID/decision"). */
 static const struct route routes[] = {
         { "POST", "/hooks/{source}",           AUTH_NONE,  RUNS_INTAKE,  NULL, NULL },
         { "GET",  "/",                         AUTH_NONE,  RUNS_PAGE,    NULL, NULL },
@@ -44,6 +48,7 @@ static const struct route routes[] = {
         { "GET",  "/api/v1/problems",          AUTH_API,   RUNS_READ,    lists_problems, NULL },
         { "GET",  "/api/v1/problems/{key}",    AUTH_API,   RUNS_READ,    lists_problem, NULL },
         { "GET",  "/api/v1/insights",          AUTH_API,   RUNS_READ,    insights_list, NULL },
+        { "POST", "/api/v1/insights/{id+}/decision", AUTH_TRIAGE, RUNS_WRITE, decision_post, NULL },
         { "GET",  "/api/v1/insights/{id+}",    AUTH_API,   RUNS_READ,    insights_one, NULL },
         { "GET",  "/api/v1/review",            AUTH_API,   RUNS_READ,    review_agenda, NULL },
         { "GET",  "/api/v1/replay",            AUTH_ADMIN, RUNS_READ,    replay_get, NULL },
@@ -116,7 +121,8 @@ int routes_decide(const char *method, const char *path, const struct config *cfg
 
         *ret = (struct route_match) { .route = NULL };
         for (size_t i = 0; i < N_ROUTES; i++) {
-                if (!fits(routes[i].pattern, path, &at, &len))
+                if (known ? strcmp(routes[i].pattern, known->pattern) != 0
+                          : !fits(routes[i].pattern, path, &at, &len))
                         continue;
                 known = &routes[i];
                 if (!takes(&routes[i], method))

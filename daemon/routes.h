@@ -22,6 +22,8 @@ enum route_runs {
         RUNS_NOW,       /* a cheap JSON answer on the HTTP thread: it must answer while reads
                          * queue (the health probes) */
         RUNS_READ,      /* a JSON answer made on a read thread (daemon/readpool.h) */
+        RUNS_WRITE,     /* the same, from a JSON body read whole first (at most
+                         * max_body_bytes; api_request.body) */
         RUNS_METRICS,   /* the Prometheus text: summed on a read thread, streamed */
         RUNS_IMPORT,    /* an NDJSON body fed as it streams (daemon/import.h), on the HTTP
                          * thread, into the writers */
@@ -38,7 +40,7 @@ struct route {
                                  * {..+} one or more */
         enum route_auth auth;
         enum route_runs runs;
-        api_handler *json;                      /* RUNS_NOW and RUNS_READ */
+        api_handler *json;                      /* RUNS_NOW, RUNS_READ, RUNS_WRITE */
         route_metrics_handler *metrics;         /* RUNS_METRICS */
 };
 
@@ -57,7 +59,7 @@ int routes_decide(const char *method, const char *path, const struct config *cfg
                   const char *authorization, struct route_match *ret, struct error *err)
         __attribute__((warn_unused_result));
 
-/* Answers req with m's JSON handler (RUNS_NOW, RUNS_READ), req->path being the path m was
+/* Answers req with m's JSON handler (RUNS_NOW, RUNS_READ, RUNS_WRITE), req->path being the path m was
  * decided on. Returns the HTTP status; *ret_body is a JSON document the caller owns (NULL
  * only on OOM), and err holds the refusal when the status is not 2xx. *ret_markdown says
  * that the answer is Markdown: the text of the JSON string *ret_body (REPLY_MARKDOWN).

@@ -91,6 +91,15 @@ int store_insight_get(struct store *s, const char *id, store_row_fn *row, void *
                           "Reading an insight", err);
 }
 
+int store_insight_decide(struct store *s, const char *id, const char *decision,
+                         const char *reason, const char *actor, store_row_fn *row, void *ctx,
+                         struct error *err) {
+        const char *params[4] = { id, decision, reason, actor };
+
+        return store_rows(s, "SELECT outcome, item::text FROM dl_insight_decide($1, $2, $3, $4)",
+                          4, params, "sj", NULL, row, ctx, "Recording a decision", err);
+}
+
 int store_insights_by_status(struct store *s, store_row_fn *row, void *ctx,
                              struct error *err) {
         return store_rows(s, "SELECT status, n FROM dl_insights_by_status()", 0, NULL, "sn",

@@ -63,6 +63,15 @@ int store_insights_list(struct store *s, const struct store_insight_query *q,
 int store_insight_get(struct store *s, const char *id, store_row_fn *row, void *ctx,
                       struct error *err) __attribute__((warn_unused_result));
 
+/* Records decision ("accept" or "dismiss") on insight id with reason and actor, in one
+ * transaction that also queues an accepted version in the outbox (dl_insight_decide in
+ * sql/functions/72_decisions.sql; a write: call it on the primary). Calls row() once with
+ * (outcome, item): outcome "decided", "unchanged", "conflict" or "unknown", item the
+ * insight with its history as JSON (NULL when unknown). Returns 1, -EIO or row()'s error. */
+int store_insight_decide(struct store *s, const char *id, const char *decision,
+                         const char *reason, const char *actor, store_row_fn *row, void *ctx,
+                         struct error *err) __attribute__((warn_unused_result));
+
 /* Calls row() with (status, count) of the insights that hold, for each of the four
  * statuses. Returns the number of rows, -EIO or row()'s error. */
 int store_insights_by_status(struct store *s, store_row_fn *row, void *ctx,

@@ -67,6 +67,49 @@ CREATE OR REPLACE FUNCTION dl_insight_incidents_of(p_deployments bigint[]) RETUR
     SELECT coalesce(array_agg(i.id ORDER BY i.id), '{}') FROM incidents i
     WHERE i.deployment_id = ANY (p_deployments) AND i.status <> 'deleted' $$;
 
+-- known_error: the problems of the service that at p_to were neither resolved nor known
+-- errors (no workaround) and link >= 2 of its incidents (not deleted) opened in [p_from,
+-- p_to). A problem's state at p_to is its last reported one before it (problem_history, in
+-- the source's time; at one instant as dl_problems_open_reference orders them), else its
+-- first: windows before now see what was true then. Its links are its current ones (a
+-- problem's history keeps no links). Only the service's own incidents count: an index range
+-- of the service, like every rule. Problems of one key from several sources are one.
+CREATE OR REPLACE FUNCTION dl_insight_known_errors(p_service text, p_from timestamptz,
+                                                   p_to timestamptz)
+    RETURNS TABLE (id text, rule text, feature text, subject jsonb, title text,
+                   incidents bigint[], deployments bigint[], observations bigint[],
+                   problems text[], failed int)
+    LANGUAGE sql STABLE AS $$
+    WITH p AS (
+        SELECT p.source, p.key, p.summary, p.incidents FROM problems p
+        WHERE p.service = p_service AND NOT p.deleted AND p.opened_at < p_to
+          AND cardinality(p.incidents) >= 2
+          AND coalesce((SELECT h.status FROM problem_history h
+                        WHERE (h.source, h.key) = (p.source, p.key) AND h.at < p_to
+                        ORDER BY h.at DESC,
+                                 CASE h.status WHEN 'deleted' THEN 0 WHEN 'resolved' THEN 1
+                                               WHEN 'open' THEN 2 ELSE 3 END
+                        LIMIT 1),
+                       (SELECT h.status FROM problem_history h
+                        WHERE (h.source, h.key) = (p.source, p.key)
+                        ORDER BY h.at, CASE h.status WHEN 'deleted' THEN 0 WHEN 'resolved' THEN 1
+                                                     WHEN 'open' THEN 2 ELSE 3 END
+                        LIMIT 1)) = 'open'),
+    linked AS (
+        SELECT p.key, min(p.summary) AS summary,
+               array_agg(DISTINCT i.id ORDER BY i.id) AS ids
+        FROM p JOIN incidents i ON i.service = p_service AND i.key = ANY (p.incidents)
+        WHERE i.status <> 'deleted' AND i.opened_at >= p_from AND i.opened_at < p_to
+        GROUP BY p.key)
+    SELECT 'known_error/' || p_service || '/' || l.key, 'known_error', NULL::text,
+        jsonb_build_object('problem', l.key),
+        format('%s: problem %s%s, open without a workaround, linked to %s incidents in %s '
+               'days', p_service, l.key,
+               coalesce(' "' || left(l.summary, 120) || '"', ''), cardinality(l.ids),
+               round(extract(epoch FROM p_to - p_from) / 86400, 1)),
+        l.ids, '{}'::bigint[], '{}'::bigint[], ARRAY[l.key], 0
+    FROM linked l WHERE cardinality(l.ids) >= 2 $$;
+
 -- The insights that hold for one service in [p_from, p_to), with what each rests on (row
 -- ids; problems by key) and its failed deployments. The conditions are API.md's table.
 CREATE OR REPLACE FUNCTION dl_insight_held(p_service text, p_from timestamptz,
@@ -190,13 +233,8 @@ BEGIN
         '{}'::bigint[], '{}'::bigint[], s.ids, '{}'::text[], 0
     FROM sums s WHERE s.n >= 5 AND s.n >= 2 * s.before;
 
-    -- known_error: the problems' rows come with the problems table (another branch); until
-    -- it is there this rule finds nothing.
-    IF to_regprocedure('dl_insight_known_errors(text,timestamptz,timestamptz)') IS NOT NULL
-    THEN
-        RETURN QUERY EXECUTE 'SELECT * FROM dl_insight_known_errors($1, $2, $3)'
-            USING p_service, p_from, p_to;
-    END IF;
+    -- known_error: problems open without a workaround that link >= 2 incidents.
+    RETURN QUERY SELECT * FROM dl_insight_known_errors(p_service, p_from, p_to);
 END $$;
 
 -- The evidence and the score parts of what an insight rests on (API.md, "Score"): its
@@ -404,6 +442,17 @@ CREATE OR REPLACE TRIGGER rca_daily_insights_insert AFTER INSERT ON rca_daily
     REFERENCING NEW TABLE AS rows_changed
     FOR EACH STATEMENT EXECUTE FUNCTION dl_insights_mark_rows();
 CREATE OR REPLACE TRIGGER rca_daily_insights_delete AFTER DELETE ON rca_daily
+    REFERENCING OLD TABLE AS rows_changed
+    FOR EACH STATEMENT EXECUTE FUNCTION dl_insights_mark_rows();
+
+-- A problem's changes mark its service, and on a move the service it left.
+CREATE OR REPLACE TRIGGER problems_insights_insert AFTER INSERT ON problems
+    REFERENCING NEW TABLE AS rows_changed
+    FOR EACH STATEMENT EXECUTE FUNCTION dl_insights_mark_rows();
+CREATE OR REPLACE TRIGGER problems_insights_update AFTER UPDATE ON problems
+    REFERENCING NEW TABLE AS rows_changed
+    FOR EACH STATEMENT EXECUTE FUNCTION dl_insights_mark_rows();
+CREATE OR REPLACE TRIGGER problems_insights_moved AFTER UPDATE ON problems
     REFERENCING OLD TABLE AS rows_changed
     FOR EACH STATEMENT EXECUTE FUNCTION dl_insights_mark_rows();
 

@@ -8,10 +8,12 @@ import os
 import pty
 import select
 import subprocess
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import REPO, daemon_binary, fixture, free_port, generic_body
+from conftest import (REPO, daemon_binary, fixture, free_port, generic_body, post_generic_doc,
+                      wait_until)
 
 ADMIN_TOKEN = "admin-test-token-ctl-5a"
 API_TOKEN = "api-test-token-ctl-91"
@@ -202,6 +204,29 @@ def test_insights_and_review_commands_read_their_endpoints(ctld):
     assert run.returncode == 0 and run.stdout.startswith(b"# "), run
     run = ctl(ctld, "decide", "x", "maybe", "--reason", "r")
     assert run.returncode == 2 and b"accept or dismiss" in run.stderr, run
+
+    # decide: an insight to decide on (an unauthorized production deployment), then accept.
+    post_generic_doc(ctld, {"type": "change_request", "id": "CHG-CTL", "service": "ctl-pay",
+                            "status": "pending", "change_type": "normal",
+                            "updated_at": "2024-01-01T00:00:00Z"}, "ctl-chg")
+    finished = (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    post_generic_doc(ctld, {"type": "deployment", "id": "CTL-D1", "service": "ctl-pay",
+                            "environment": "production", "status": "success", "sha": "4" * 40,
+                            "started_at": finished, "finished_at": finished,
+                            "change_request": "CHG-CTL"}, "ctl-dep")
+    wait_until(lambda: json.loads(ctl(ctld, "--json", "insights", "--service",
+                                      "ctl-pay").stdout)["items"], 10, interval=0.2,
+               what="the insight")
+    insight = "unauthorized_changes/ctl-pay"
+    run = ctl(ctld, "decide", insight, "accept", "--reason", "ship the fix")
+    assert run.returncode == 0 and run.stdout == f"{insight}: accepted\n".encode(), run
+    run, doc = ctl_json(ctld, "insights", "--service", "ctl-pay")
+    assert doc["items"][0]["status"] == "accepted", doc
+    # The decision's refusals exit 2 with the API's error: a wrong token, an unknown id.
+    run = ctl(ctld, "decide", insight, "dismiss", "--reason", "r", admin_token="not-it")
+    assert run.returncode == 2 and b"HTTP 401 bad_token" in run.stderr, run
+    run = ctl(ctld, "decide", "unauthorized_changes/nobody", "accept", "--reason", "r")
+    assert run.returncode == 2 and b"HTTP 404 not_found" in run.stderr, run
 
 
 def test_fourkeys_example_export(ctld, db):

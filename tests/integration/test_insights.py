@@ -53,6 +53,14 @@ def observation(key, service, occurred, kind="support", **fields):
     return doc
 
 
+def problem(key, service, opened, incidents, status="open", **fields):
+    doc = {"type": "problem", "id": key, "service": service, "status": status,
+           "summary": f"problem {key}", "opened_at": opened, "updated_at": opened,
+           "incidents": incidents}
+    doc.update(fields)
+    return doc
+
+
 def pending_change(key, service):
     return {"type": "change_request", "id": key, "service": service, "status": "pending",
             "change_type": "normal", "updated_at": at(days=200)}
@@ -143,12 +151,53 @@ U_REC = [pending_change("CHG-R", "u-r0")] + [
     deployment(f"UR{k}-{j}", f"u-r{k}", at(days=2 + 30 * j), "CHG-R")
     for k in range(4) for j in range(k + 1)]
 
+# known_error, k-auth: PRB-K1 (opened now-20d, open, no workaround) links K1 and K2, both in
+# the window; K1 lasts 2 h, K2 1 h (apart): downtime 3 h. O-K1 (support, acme) links K1,
+# O-K2 (support, globex) links K2.
+#   evidence: incidents [K1, K2], problems [PRB-K1], observations [O-K1, O-K2]: 3 kinds,
+#   confidence 1.0; impact = 3 h + 0.5 x 2 requests = 4.0; reach 2: 1 + log2 2 = 2
+#   the windows before: PRB-K1 opened after their ends: recurrence 0
+#   score = 4.0 x 2 x 1.0 x 1 = 8.0
+# (slow_restore does not hold: the window before restored nothing, no band to be worse than.)
+K_AUTH = [incident("K1", "k-auth", at(days=10), at(days=10, hours=2)),
+          incident("K2", "k-auth", at(days=5), at(days=5, hours=1)),
+          observation("O-K1", "k-auth", at(days=10, hours=1), customer="acme", incident="K1"),
+          observation("O-K2", "k-auth", at(days=5), customer="globex", incident="K2"),
+          problem("PRB-K1", "k-auth", at(days=20), ["K1", "K2"])]
+# Just below, each one condition short:
+#   k-one: PRB-K2 links KO1 and KO2, but KO2 opened 40 days ago, before the window: 1 incident;
+#   k-work: PRB-K3 links two incidents of the window, but has a workaround (a known error in
+#           ITIL's sense: its status is known_error);
+#   k-done: PRB-K4 links two incidents of the window, but is resolved;
+#   k-other: PRB-K5 links two incidents of the window, but one is another service's.
+K_BELOW = [incident("KO1", "k-one", at(days=4), at(days=4, hours=1)),
+           incident("KO2", "k-one", at(days=40), at(days=40, hours=1)),
+           problem("PRB-K2", "k-one", at(days=50), ["KO1", "KO2"]),
+           incident("KW1", "k-work", at(days=4), at(days=4, hours=1)),
+           incident("KW2", "k-work", at(days=3), at(days=3, hours=1)),
+           problem("PRB-K3", "k-work", at(days=20), ["KW1", "KW2"], workaround="fail over"),
+           incident("KD1", "k-done", at(days=4), at(days=4, hours=1)),
+           incident("KD2", "k-done", at(days=3), at(days=3, hours=1)),
+           problem("PRB-K4", "k-done", at(days=20), ["KD1", "KD2"], status="resolved",
+                   resolved_at=at(days=1), updated_at=at(days=1)),
+           incident("KX1", "k-other", at(days=4), at(days=4, hours=1)),
+           incident("KX2", "k-elsewhere", at(days=3), at(days=3, hours=1)),
+           problem("PRB-K5", "k-other", at(days=20), ["KX1", "KX2"])]
+# recurrence 0..3: k-r<k>'s problem (open since now-130d) links two incidents of no length in
+# the window and two in each of the first k windows before (impact 0, score 0; incidents and
+# the problem: 2 kinds, confidence 0.8).
+K_REC = [incident(f"KR{k}-{j}-{n}", f"k-r{k}", at(days=2 + n + 30 * j), at(days=2 + n + 30 * j))
+         for k in range(4) for j in range(k + 1) for n in range(2)] + [
+    problem(f"PRB-KR{k}", f"k-r{k}", at(days=130),
+            [f"KR{k}-{j}-{n}" for j in range(k + 1) for n in range(2)]) for k in range(4)]
+
 ALL = (U_PAY + U_OK + F_CART + F_TWO + F_BAND + S_API + S_SAME + R_DB + R_TWO + SP_WEB + SP_LOW
-       + SP_FLAT + U_REC)
+       + SP_FLAT + U_REC + K_AUTH + K_BELOW + K_REC)
 
 EXPECTED = {
     "recurring_cause/r-db/technological/capacity": (14.4, 4.5, 2, 0.8, 1),
     "unauthorized_changes/u-pay": (12.0, 4.0, 1, 1.0, 2),
+    "known_error/k-auth/PRB-K1": (8.0, 4.0, 2, 1.0, 0),
     "failing_changes/f-cart": (4.8, 6.0, 1, 0.8, 0),
     "failing_changes/u-pay": (4.0, 4.0, 1, 1.0, 0),
     "support_spike/sp-web": (3.0, 3.0, 2, 0.5, 0),
@@ -157,6 +206,7 @@ EXPECTED = {
     "slow_restore/s-api": (1.0, 2.0, 1, 0.5, 0),
 }
 EXPECTED.update({f"unauthorized_changes/u-r{k}": (0.0, 0.0, 1, 0.5, k) for k in range(4)})
+EXPECTED.update({f"known_error/k-r{k}/PRB-KR{k}": (0.0, 0.0, 1, 0.8, k) for k in range(4)})
 
 
 def get(d, path, **params):
@@ -201,6 +251,13 @@ def test_evidence_names_what_the_rule_counted(scenario):
         "deployments": []}
     assert got["support_spike/sp-web/search"]["evidence"]["observations"] == ["W1", "W2", "W3"]
     assert got["slow_restore/s-api"]["evidence"]["incidents"] == ["I-S2"]
+    assert got["known_error/k-auth/PRB-K1"]["evidence"] == {
+        "incidents": ["K1", "K2"], "problems": ["PRB-K1"], "observations": ["O-K1", "O-K2"],
+        "deployments": []}
+    assert got["known_error/k-auth/PRB-K1"]["title"] == (
+        'k-auth: problem PRB-K1 "problem PRB-K1", open without a workaround, linked to 2 '
+        'incidents in 30.0 days')
+    assert got["known_error/k-r2/PRB-KR2"]["evidence"]["incidents"] == ["KR2-0-0", "KR2-0-1"]
 
 
 def test_an_item_has_the_api_shape(scenario):
@@ -304,6 +361,29 @@ def test_an_insight_follows_new_data_within_5_s(scenario):
                                if i["evidence"]["deployments"] == ["FR1", "FR2"]], FRESH,
                       interval=0.1, what="the new version")[0]
     assert item["version"] == 2
+
+
+def test_a_problem_change_reaches_its_insight_within_5_s(scenario):
+    # Two incidents first; then the problem that links them: known_error holds within 5 s.
+    d = scenario
+    post_generic_doc(d, incident("KF1", "k-fresh", at(days=3), at(days=3, hours=1)), "kf-0")
+    post_generic_doc(d, incident("KF2", "k-fresh", at(days=2), at(days=2, hours=1)), "kf-1")
+    time.sleep(1.5)     # the upkeep has seen the incidents (it runs every second)
+    start = time.monotonic()
+    post_generic_doc(d, problem("PRB-KF", "k-fresh", at(days=10), ["KF1", "KF2"]), "kf-2")
+    item = wait_until(lambda: insights(d, service="k-fresh", rule="known_error"), FRESH,
+                      interval=0.1, what="the known_error insight")[0]
+    assert time.monotonic() - start < FRESH
+    assert item["id"] == "known_error/k-fresh/PRB-KF"
+    assert item["evidence"]["incidents"] == ["KF1", "KF2"]
+    # A workaround later: a known error in ITIL's sense, so the rule stops holding, in 5 s.
+    start = time.monotonic()
+    post_generic_doc(d, problem("PRB-KF", "k-fresh", at(days=10), ["KF1", "KF2"],
+                                workaround="restart", updated_at=at(days=0, minutes=-1)),
+                     "kf-3")
+    wait_until(lambda: not insights(d, service="k-fresh", rule="known_error"), FRESH,
+               interval=0.1, what="the insight to stop holding")
+    assert time.monotonic() - start < FRESH
 
 
 def test_two_daemons_share_the_upkeep(scenario, module_daemon):

@@ -4,6 +4,7 @@ beside it. A daemon reading from the standby answers the figures of one on the p
 the standby has replayed; /readyz shows replica_lag_seconds (and stays 200 while replay is
 paused), /metrics its gauge; the gate answers from the primary while the standby's replay
 is paused, even as the read API there still shows the change request as it was."""
+import json
 import os
 import random
 import re
@@ -175,3 +176,35 @@ def test_the_gate_answers_from_the_primary(loaded, db, standby):
     wait_replayed(standby, db)
     wait_until(lambda: replica.get(f"/api/v1/changes/{key}")[1]["status"] == "approved", 10,
                what="the approval read from the standby")
+
+
+def test_a_decision_is_written_on_the_primary(loaded, db, standby, module_daemon):
+    # A daemon whose query_db is the standby: the decision must still be written (on db),
+    # not refused by the read-only standby.
+    primary, _, _ = loaded
+    replica = module_daemon(query_db=standby.conninfo(db.name), triage_token="replica-tri-1")
+    when = datetime.now(timezone.utc) - timedelta(days=1)
+    for i, body in enumerate((
+            generic_body("change_request", id="CHG-RDEC", service="decided",
+                         change_type="normal", status="pending",
+                         updated_at="2024-01-01T00:00:00Z"),
+            generic_body("deployment", id="RDEC-1", service="decided",
+                         environment="production", status="success", sha="7" * 40,
+                         started_at=when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                         finished_at=when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                         change_request="CHG-RDEC"))):
+        status, doc, _ = primary.post("/hooks/generic", body, generic_headers(f"rdec-{i}"))
+        assert status == 202, doc
+    wait_until(lambda: db.scalar("SELECT count(*) FROM insights WHERE id = "
+                                 "'unauthorized_changes/decided'") == "1", 10,
+               what="the insight on the primary")
+    wait_replayed(standby, db)
+    status, doc, _ = replica.post("/api/v1/insights/unauthorized_changes%2Fdecided/decision",
+                                  json.dumps({"decision": "accept", "reason": "r"}).encode(),
+                                  {"Content-Type": "application/json",
+                                   "Authorization": "Bearer replica-tri-1"})
+    assert status == 200 and doc["status"] == "accepted", (status, doc)
+    assert db.scalar("SELECT count(*) FROM insight_decisions WHERE insight_id = "
+                     "'unauthorized_changes/decided'") == "1"
+    assert db.scalar("SELECT count(*) FROM outbox WHERE insight_id = "
+                     "'unauthorized_changes/decided'") == "1"

@@ -3,8 +3,9 @@
  * relative to now (the upkeep's window ends now), then the upkeep's claim of the services
  * the ingest marked, the recompute and its count of insights written, the stored list
  * (ranked, filtered, paged) and the live one, one insight with its decisions, the gauge by
- * status, marking again, a new version when the weights change the score, a callback's error
- * stopping each walk and a database refusal as -EIO.
+ * status, marking again, a new version when the weights change the score, a decision's four
+ * outcomes (decided, unchanged, conflict, unknown) with an accept's outbox row, a callback's
+ * error stopping each walk and a database refusal as -EIO.
  *
  * api: three support requests (counts 2, 2, 1; acme, globex; feature cards) in the last two
  *   days, none before: support_spike/api and support_spike/api/cards, each impact 0.5 x 5 =
@@ -34,6 +35,7 @@
 static const struct store_model model = { "production", 24 };
 static const struct store_insight_weights weights = { 7, "0.5", "1" };
 static time_t now;
+static const char *conninfo;
 
 /* RFC 3339 of now minus hours, into a static slot (four at a time). */
 static const char *ago(double hours) {
@@ -292,6 +294,61 @@ static void test_new_version(struct store *s) {
         rows_free(&l);
 }
 
+/* The outbox's rows of insight id, as psql counts them. */
+static const char *outbox_rows(const char *id) {
+        static char n[16];
+        char sql[256];
+
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM outbox WHERE insight_id = '%s'", id);
+        if (fixture_psql_value(conninfo, sql, n, sizeof(n)) < 0)
+                return "psql failed";
+        return n;
+}
+
+/* One decision: its outcome and (unless unknown) the item's status and history length. */
+static void decide(struct store *s, const char *id, const char *decision, const char *outcome,
+                   const char *status, size_t history) {
+        struct rows l = { 0 };
+        struct error err = { 0 };
+        const json_t *item;
+
+        rows_reset(&l, 0);
+        CHECK(store_insight_decide(s, id, decision, "a reason", "ana", keep_row, &l, &err) == 1);
+        CHECK_STR(l.kinds, "sj");
+        CHECK_STR(first(&l, 0), outcome);
+        item = json_array_get(l.items, 0);
+        if (!status) {
+                CHECK_STR(json_string_value(item), "");         /* NULL: no item */
+        } else {
+                CHECK_STR(json_string_value(json_object_get(item, "status")), status);
+                CHECK(json_array_size(json_object_get(item, "decisions")) == history);
+        }
+        rows_free(&l);
+}
+
+static void test_decide(struct store *s) {
+        struct rows l = { 0 };
+        struct error err = { 0 };
+
+        CHECK_STR(outbox_rows("failing_changes/web"), "0");
+        decide(s, "failing_changes/web", "accept", "decided", "accepted", 1);
+        CHECK_STR(outbox_rows("failing_changes/web"), "1");
+        decide(s, "failing_changes/web", "accept", "unchanged", "accepted", 1);
+        decide(s, "failing_changes/web", "dismiss", "conflict", "accepted", 1);
+        CHECK_STR(outbox_rows("failing_changes/web"), "1");
+        decide(s, "support_spike/api/cards", "dismiss", "decided", "dismissed", 1);
+        decide(s, "support_spike/api/cards", "dismiss", "unchanged", "dismissed", 1);
+        CHECK_STR(outbox_rows("support_spike/api/cards"), "0");
+        decide(s, "no/such", "accept", "unknown", NULL, 0);
+        /* neither accept nor dismiss: dl_insight_decide raises, -EIO naming the decision */
+        rows_reset(&l, 0);
+        CHECK(store_insight_decide(s, "failing_changes/web", "maybe", "r", "ana", keep_row, &l,
+                                   &err) == -EIO);
+        CHECK(json_array_size(l.first) == 0);
+        CHECK(strchr(err.msg, '\n') == NULL && strstr(err.msg, "decision") != NULL);
+        rows_free(&l);
+}
+
 /* Bad weights: PostgreSQL refuses them; -EIO with the reason, and the connection serves. */
 static void test_refused(struct store *s) {
         static const struct store_insight_weights bad = { 7, "lots", "1" };
@@ -306,9 +363,9 @@ static void test_refused(struct store *s) {
 }
 
 int main(int argc, char **argv) {
-        const char *conninfo = fixture_db(argc, argv);
         struct store *s;
 
+        conninfo = fixture_db(argc, argv);
         if (!conninfo) {
                 fprintf(stderr, "test_store_insights needs an empty database: DORALOOP_TEST_DB\n");
                 return 2;
@@ -324,6 +381,7 @@ int main(int argc, char **argv) {
         test_get_and_status(s);
         test_mark(s);
         test_new_version(s);
+        test_decide(s);
         test_refused(s);
         store_close(s);
         return check_summary();
