@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import free_port, post_generic_doc, quote, sql_literal, wait_until
+from conftest import free_port, post_generic_doc, quote, wait_until
 
 SECRET = "outbox-webhook-secret"
 JPD_EMAIL, JPD_TOKEN, PB_TOKEN = "bot@example.com", "jpd-api-token", "pb-api-token"
@@ -177,23 +177,16 @@ def item(d, id_):
     return doc if status == 200 else None
 
 
-def accept(d, db, id_):
-    """Accepts the insight: through POST /api/v1/insights/{id}/decision when the daemon has
-    it, else as that endpoint's transaction does (status, decision, outbox)."""
+def accept(d, id_):
+    """Accepts the insight through POST /api/v1/insights/{id}/decision (triage_token): the
+    decision's transaction queues its current version in the outbox."""
     status, doc, _ = d.post("/api/v1/insights/" + quote(id_) + "/decision",
                             json.dumps({"decision": "accept", "reason": "worth it",
                                         "actor": "tester"}).encode(),
                             {"Authorization": f"Bearer {TRIAGE}",
                              "Content-Type": "application/json"})
-    if status == 200:
-        return doc
-    assert status in (404, 405), doc       # before the endpoint (branch decision)
-    lit = sql_literal(id_)
-    db.query(f"UPDATE insights SET status = 'accepted' WHERE id = {lit}; "
-             "INSERT INTO insight_decisions (insight_id, decision, reason, actor, version, score) "
-             f"SELECT id, 'accept', 'worth it', 'tester', version, score FROM insights WHERE id = {lit}; "
-             f"SELECT dl_outbox_enqueue(id, version, dl_insight_json(id)) FROM insights WHERE id = {lit}")
-    return item(d, id_)
+    assert status == 200 and doc["status"] == "accepted", doc
+    return doc
 
 
 def exports(d, id_):
@@ -228,7 +221,7 @@ def body_of(request):
 def test_every_version_is_delivered_signed_and_in_each_targets_shape(daemon, own_db, receivers):
     d = daemon(database=own_db, **targets(receivers))
     id_ = unauthorized(d, "o-shape")
-    accept(d, own_db, id_)
+    accept(d, id_)
     doc = wait_delivered(d, id_)
     key = f"{id_}/1"
 
@@ -277,7 +270,9 @@ def test_every_version_is_delivered_signed_and_in_each_targets_shape(daemon, own
     # Every target has it: the insight is delivered, with the decision by doraloop.
     doc = wait_until(lambda: (lambda x: x if x["status"] == "delivered" else None)(item(d, id_)),
                      10, what="status delivered")
-    assert [(x["decision"], x["actor"]) for x in doc["decisions"]][-1] == ("deliver", "doraloop")
+    assert [(x["decision"], x["actor"], x["version"]) for x in doc["decisions"]] == [
+        ("accept", "tester", 1), ("deliver", "doraloop", 1)]
+    assert doc["decisions"][-1]["reason"] == "delivered to jpd, productboard, webhook"
 
     # Version 2 (a second unauthorized deployment): a comment on DISC-1, a new note, a webhook.
     deploy(d, "o-shape", 2)
@@ -304,7 +299,7 @@ def test_500_a_timeout_and_a_target_down_get_it_later_with_the_same_key(daemon, 
     receivers["productboard"].stop()                     # down: the port is closed
     d = daemon(database=own_db, discovery_timeout_seconds=1, **targets(receivers))
     id_ = unauthorized(d, "o-retry")
-    accept(d, own_db, id_)
+    accept(d, id_)
     wait_until(lambda: exports(d, id_).get("productboard", {}).get("attempts", 0) >= 2, 20,
                what="two attempts at the closed port")
     receivers["productboard"].start()
@@ -334,7 +329,7 @@ def test_a_400_shows_as_failing_with_status_and_body_start_until_a_reload(daemon
     receivers["webhook"].script = [("status", 400, b'{"error":"' + answer + b'"}')]
     d = daemon(database=own_db, **targets(receivers, ("webhook",)))
     id_ = unauthorized(d, "o-bad")
-    accept(d, own_db, id_)
+    accept(d, id_)
     export = wait_until(lambda: (lambda e: e if e.get("state") == "failing" else None)(
         exports(d, id_).get("webhook", {})), 15, what="the export failing")
     assert export["attempts"] == 1 and export["external_id"] is None
@@ -360,11 +355,11 @@ def test_sigkill_mid_delivery_loses_nothing_and_resends_nothing_delivered(daemon
     config = targets(receivers, ("webhook",))
     d = daemon(database=own_db, **config)
     first = unauthorized(d, "o-first")
-    accept(d, own_db, first)
+    accept(d, first)
     wait_delivered(d, first, kinds=("webhook",))
     receivers["webhook"].script = [("block",)]          # answers nothing until released
     second = unauthorized(d, "o-second")
-    accept(d, own_db, second)
+    accept(d, second)
     wait_until(lambda: receivers["webhook"].received(f"{second}/1"), 15,
                what="the second insight's delivery under way")
     d.signal(signal.SIGKILL)
@@ -385,7 +380,7 @@ def test_two_daemons_deliver_each_version_once(daemon, own_db, receivers):
     a, b = daemon(database=own_db, **config), daemon(database=own_db, **config)
     ids = [unauthorized(a if i % 2 else b, f"o-two-{i}") for i in range(4)]
     for i, id_ in enumerate(ids):
-        accept(b if i % 2 else a, own_db, id_)
+        accept(b if i % 2 else a, id_)
     for id_ in ids:
         wait_delivered(a, id_, timeout=60)
     time.sleep(1.5)
@@ -424,7 +419,7 @@ def test_a_target_added_on_reload_gets_what_was_accepted(daemon, own_db, receive
                      "--db", own_db.conninfo, "--spool-dir", "spool"],
                **targets(receivers, ("webhook",)))
     id_ = unauthorized(d, "o-reload")
-    accept(d, own_db, id_)
+    accept(d, id_)
     wait_delivered(d, id_, kinds=("webhook",))
     assert set(exports(d, id_)) == {"webhook"}
     (creds / "productboard_token").write_text(PB_TOKEN + "\n")
@@ -442,7 +437,7 @@ def test_sigterm_mid_delivery_stops_at_once_and_leaves_it_pending(daemon, own_db
     config = targets(receivers, ("webhook",))
     d = daemon(database=own_db, **config)           # discovery_timeout_seconds 10
     id_ = unauthorized(d, "o-term")
-    accept(d, own_db, id_)
+    accept(d, id_)
     wait_until(lambda: receivers["webhook"].received(), 15, what="the delivery under way")
     unauthorized(d, "o-term-meanwhile")             # ingestion and the upkeep go on
     started = time.monotonic()
