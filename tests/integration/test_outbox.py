@@ -267,6 +267,8 @@ def test_every_version_is_delivered_signed_and_in_each_targets_shape(daemon, own
     assert got["productboard"]["external_id"] == "note-1"
     assert got["productboard"]["external_url"] == "https://pb.example.com/notes/1"
     assert all(e["attempts"] == 1 and e["last_error"] is None for e in got.values())
+    listed, = d.get("/api/v1/insights?service=o-shape")[1]["items"]
+    assert listed["exports"] == doc["exports"]              # the list shows them too
     # Every target has it: the insight is delivered, with the decision by doraloop.
     doc = wait_until(lambda: (lambda x: x if x["status"] == "delivered" else None)(item(d, id_)),
                      10, what="status delivered")
