@@ -106,7 +106,7 @@ CREATE OR REPLACE FUNCTION dl_insight_known_errors(p_service text, p_from timest
         format('%s: problem %s%s, open without a workaround, linked to %s incidents in %s '
                'days', p_service, l.key,
                coalesce(' "' || left(l.summary, 120) || '"', ''), cardinality(l.ids),
-               round(extract(epoch FROM p_to - p_from) / 86400, 1)),
+               trim_scale(round(extract(epoch FROM p_to - p_from) / 86400, 1))),
         l.ids, '{}'::bigint[], '{}'::bigint[], ARRAY[l.key], 0
     FROM linked l WHERE cardinality(l.ids) >= 2 $$;
 
@@ -120,7 +120,7 @@ CREATE OR REPLACE FUNCTION dl_insight_held(p_service text, p_from timestamptz,
     LANGUAGE plpgsql STABLE AS $$
 DECLARE
     w interval := p_to - p_from;
-    days numeric := round(extract(epoch FROM p_to - p_from) / 86400, 1);
+    days numeric := trim_scale(round(extract(epoch FROM p_to - p_from) / 86400, 1));  -- 30, 7.5
     n_dep int;
     n_failed int;
     failed_ids bigint[];

@@ -256,7 +256,7 @@ def test_evidence_names_what_the_rule_counted(scenario):
         "deployments": []}
     assert got["known_error/k-auth/PRB-K1"]["title"] == (
         'k-auth: problem PRB-K1 "problem PRB-K1", open without a workaround, linked to 2 '
-        'incidents in 30.0 days')
+        'incidents in 30 days')
     assert got["known_error/k-r2/PRB-KR2"]["evidence"]["incidents"] == ["KR2-0-0", "KR2-0-1"]
 
 
