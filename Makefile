@@ -13,7 +13,7 @@ SYSUSERSDIR ?= $(or $(shell pkg-config --variable=sysusersdir systemd 2>/dev/nul
 CC ?= cc
 # Debian's interpreter, where install-deps puts pytest (not whatever python3 is first on PATH).
 PYTHON ?= /usr/bin/python3
-PKGS := libmicrohttpd jansson libpq libsystemd libcrypto libisal
+PKGS := libmicrohttpd jansson libpq libsystemd libcrypto libisal libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

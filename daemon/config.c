@@ -23,6 +23,7 @@ static const char *check_change_policy(const char *v);
 static const char *check_environment_list(const char *v);
 static const char *check_days(const char *v);
 static const char *check_hours(const char *v);
+static const char *check_url(const char *v);
 
 /* Where the sources' secrets, and the shared and the sources' settings, go in the table. */
 #define SOURCE_SECRETS { NULL, KEY_SECRET, NULL, 0, 0, 0, NULL, NULL, false }
@@ -119,6 +120,33 @@ static const struct confkey core_keys[] = {
         { "insight_failure_hours", KEY_STRING, "1", OFF(insight_failure_hours), 0, 0,
           check_hours, "impact hours an insight's score counts per failed deployment of its "
           "evidence (a decimal number, 0 to 10000)", RESTART },
+        { "public_url", KEY_STRING, "", OFF(public_url), 0, 0, check_url,
+          "doraloop's address as people reach it, for the links in what goes to product "
+          "discovery (empty: http:// and listen)", LIVE },
+        { "discovery_timeout_seconds", KEY_LONG, "10", OFF(discovery_timeout_seconds), 1, 600,
+          NULL, "seconds one delivery to a product-discovery target may take; then it is "
+          "retried with backoff", LIVE },
+        { "discovery_webhook_url", KEY_STRING, "", OFF(discovery_webhook_url), 0, 0, check_url,
+          "URL that accepted insights are POSTed to, signed (empty: no webhook)", LIVE },
+        { "discovery_webhook_secret", KEY_SECRET, NULL, OFF(discovery_webhook_secret), 0, 0,
+          NULL, "HMAC-SHA256 key of the webhook's X-Doraloop-Signature-256 header (unset: the "
+          "webhook stays off)", LIVE },
+        { "jpd_url", KEY_STRING, "", OFF(jpd_url), 0, 0, check_url,
+          "Jira Product Discovery site, e.g. https://example.atlassian.net (empty: no JPD)",
+          LIVE },
+        { "jpd_project", KEY_STRING, "", OFF(jpd_project), 0, 0, NULL,
+          "key of the JPD project ideas are created in", LIVE },
+        { "jpd_email", KEY_STRING, "", OFF(jpd_email), 0, 0, NULL,
+          "Atlassian account email of the API token", LIVE },
+        { "jpd_api_token", KEY_SECRET, NULL, OFF(jpd_api_token), 0, 0, NULL,
+          "Atlassian API token (basic auth with jpd_email)", LIVE },
+        { "jpd_issue_type", KEY_STRING, "Idea", OFF(jpd_issue_type), 0, 0, NULL,
+          "issue type of the ideas created", LIVE },
+        { "productboard_url", KEY_STRING, "https://api.productboard.com", OFF(productboard_url),
+          0, 0, check_url, "Productboard's API", LIVE },
+        { "productboard_token", KEY_SECRET, NULL, OFF(productboard_token), 0, 0, NULL,
+          "Productboard API token: accepted insights become notes (unset: no Productboard)",
+          LIVE },
 };
 #undef OFF
 #undef RESTART
@@ -149,6 +177,18 @@ static const char *check_days(const char *v) {
         if (errno || end == v || strcmp(end, "d") != 0 || days < 1 || days > 3660 ||
             !isdigit((unsigned char) v[0]))
                 return "must be a number of days from 1 to 3660 followed by d, e.g. 30d";
+        return NULL;
+}
+
+/* Empty, or an http(s) URL without a trailing slash (paths are appended to it). */
+static const char *check_url(const char *v) {
+        size_t n = strlen(v);
+
+        if (!n)
+                return NULL;
+        if ((strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) ||
+            n <= 8 || v[n - 1] == '/' || strpbrk(v, " \t\r\n"))
+                return "must be an http:// or https:// URL without a trailing slash";
         return NULL;
 }
 

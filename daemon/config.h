@@ -55,6 +55,19 @@ struct config {
         char *insight_window;           /* "30d": the window insights are kept for */
         char *insight_support_hours;    /* a decimal number: impact hours per support request */
         char *insight_failure_hours;    /* the same per failed deployment */
+        /* Delivery to product discovery (daemon/sender.h): a target is on when its URL (or,
+         * for Productboard, its token) is set. */
+        char *public_url;               /* doraloop's address in links; empty: http://listen */
+        long discovery_timeout_seconds; /* per delivery attempt */
+        char *discovery_webhook_url;
+        char *discovery_webhook_secret;
+        char *jpd_url;
+        char *jpd_project;
+        char *jpd_email;
+        char *jpd_api_token;
+        char *jpd_issue_type;
+        char *productboard_url;
+        char *productboard_token;
 };
 
 /* The days of an insight_window value ("30d") config_load() accepted. */

@@ -33,6 +33,7 @@
 #include "replay.h"
 #include "insights.h"
 #include "retention.h"
+#include "sender.h"
 #include "writer.h"
 
 #ifdef DORALOOP_FAULT_INJECTION
@@ -500,6 +501,7 @@ struct service {
         char **argv;
         struct config_live *live;
         struct writer *writer;
+        struct sender *sender;          /* registers its targets again on a reload */
         struct probe probe;
         struct limits limits;
         uint64_t watchdog_us;           /* 0: systemd wants no pings */
@@ -572,6 +574,7 @@ static void reload(struct service *s) {
                         log_warning("Reload: %s only take(s) effect on restart; keeping the "
                                     "running value", kept);
                 warn_open_doors(cfg);
+                sender_reload(s->sender);
                 log_notice("Reloaded the configuration");
         }
         (void) sd_notify(0, "READY=1");
@@ -766,6 +769,11 @@ int main(int argc, char **argv) {
                 log_error("Failed to start the upkeep of the insights");
                 goto out;
         }
+        s.sender = sender_start(conninfo, s.live);
+        if (!s.sender) {
+                log_error("Failed to start the sender of accepted insights");
+                goto out;
+        }
         notify = notify_start(conninfo, mirror);
         if (!notify)
                 log_warning("Cannot start the listener for other daemons' writes; polling "
@@ -835,6 +843,7 @@ out:
         http = http_stop(http);
         retention = retention_stop(retention);
         insights = insights_stop(insights);
+        s.sender = sender_stop(s.sender);
         replay = replay_free(replay);   /* after HTTP: no handler uses it; waits one chunk */
         notify = notify_stop(notify);
         mirror = mirror_free(mirror);   /* after the writer, HTTP, replay and notify */

@@ -23,6 +23,7 @@
 #include "problems.h"
 #include "rca.h"
 #include "reply.h"
+#include "sender.h"
 #include "stats.h"
 #include "support.h"
 #include "writer.h"
@@ -380,6 +381,8 @@ int prometheus_metrics(const struct api *api, const struct api_request *req,
                 r = problems_metrics(api, &m->tail, err);
         if (r == 0)
                 r = insights_metrics(api, &m->tail, err);
+        if (r == 0)
+                r = sender_metrics(api, &m->tail, err);
         if (r == 0)
                 r = stats_write(&m->tail);
         if (r == 0)
