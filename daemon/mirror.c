@@ -12,6 +12,8 @@
 #include "../lib/error.h"
 #include "../lib/store.h"
 #include "../lib/store_dora.h"
+#include "../lib/store_support.h"
+#include "../lib/supmirror.h"
 #include "dbpool.h"
 #include "stats.h"
 
@@ -34,6 +36,7 @@ struct mirror {
         pthread_mutex_t lock;
         pthread_mutex_t sync_lock;              /* one sync at a time */
         struct cube *cube;                      /* under lock; made by the first sync */
+        struct supmirror *obs;                  /* likewise: the observations */
         atomic_uint_fast64_t changes;           /* bumped by mirror_data_changed() */
         atomic_uint_fast64_t synced_changes;    /* `changes` when the last good sync began */
         atomic_uint_fast64_t synced_at_ns;      /* when it began */
@@ -56,6 +59,7 @@ struct mirror *mirror_free(struct mirror *m) {
         if (!m)
                 return NULL;
         cube_free(m->cube);
+        supmirror_free(m->obs);
         pthread_mutex_destroy(&m->lock);
         pthread_mutex_destroy(&m->sync_lock);
         free(m);
@@ -122,6 +126,59 @@ static int sink_row(void *ctx, const struct cube_row *r) {
         return ok ? 0 : -ENOMEM;
 }
 
+/* Observations read by a sync, likewise. */
+struct pending_obs {
+        int64_t reset_epoch;    /* 0: no reset */
+        struct sup_obs *obs;
+        size_t n, cap;
+};
+
+static void pending_obs_free(struct pending_obs *p) {
+        for (size_t i = 0; i < p->n; i++) {
+                free((char *) p->obs[i].source), free((char *) p->obs[i].key);
+                free((char *) p->obs[i].kind), free((char *) p->obs[i].service);
+                free((char *) p->obs[i].feature), free((char *) p->obs[i].customer);
+        }
+        free(p->obs);
+        *p = (struct pending_obs) { .n = 0 };
+}
+
+static void obs_reset(void *ctx, int64_t epoch) {
+        struct pending_obs *p = ctx;
+
+        pending_obs_free(p);
+        p->reset_epoch = epoch;
+}
+
+static char *dup_or_null(const char *s, bool *ok) {
+        char *d = s ? strdup(s) : NULL;
+
+        if (s && !d)
+                *ok = false;
+        return d;
+}
+
+static int obs_row(void *ctx, const struct sup_obs *o) {
+        struct pending_obs *p = ctx;
+        struct sup_obs c = *o;
+        bool ok = true;
+
+        if (p->n == p->cap) {
+                size_t cap = p->cap ? 2 * p->cap : 64;
+                struct sup_obs *n = realloc(p->obs, cap * sizeof(*n));
+
+                if (!n)
+                        return -ENOMEM;
+                p->obs = n;
+                p->cap = cap;
+        }
+        c.source = dup_or_null(o->source, &ok), c.key = dup_or_null(o->key, &ok);
+        c.kind = dup_or_null(o->kind, &ok), c.service = dup_or_null(o->service, &ok);
+        c.feature = dup_or_null(o->feature, &ok), c.customer = dup_or_null(o->customer, &ok);
+        p->obs[p->n++] = c;
+        return ok ? 0 : -ENOMEM;
+}
+
 void mirror_data_changed(struct mirror *m) {
         atomic_fetch_add(&m->changes, 1);
 }
@@ -151,9 +208,10 @@ static int with_conn(struct mirror_session *s, int (*fn)(struct mirror_session *
 }
 
 struct sync_read {
-        int64_t epoch;
-        uint64_t xmin, ret_xmin;
+        int64_t epoch, obs_epoch;
+        uint64_t xmin, ret_xmin, obs_xmin, ret_obs_xmin;
         struct pending rows;
+        struct pending_obs obs;
 };
 
 static int read_rollups(struct mirror_session *s, void *ctx) {
@@ -161,9 +219,19 @@ static int read_rollups(struct mirror_session *s, void *ctx) {
         const struct store_rollup_sink sink = { .ctx = &sr->rows, .reset = sink_reset,
                                                 .row = sink_row };
 
+        const struct store_obs_sink obs = { .ctx = &sr->obs, .reset = obs_reset,
+                                            .row = obs_row };
+        int r;
+
         pending_free(&sr->rows);
         sr->rows.reset_epoch = 0;
-        return store_dora_rollups(s->store, sr->epoch, sr->xmin, &sink, &sr->ret_xmin, &s->err);
+        pending_obs_free(&sr->obs);
+        sr->obs.reset_epoch = 0;
+        r = store_dora_rollups(s->store, sr->epoch, sr->xmin, &sink, &sr->ret_xmin, &s->err);
+        if (r == 0)
+                r = store_support_since(s->store, sr->obs_epoch, sr->obs_xmin, &obs,
+                                        &sr->ret_obs_xmin, &s->err);
+        return r;
 }
 
 /* One sync; the caller holds sync_lock (and not lock). Returns 0 or a negative errno. */
@@ -176,12 +244,16 @@ static int sync_mirror(struct mirror_session *s) {
         pthread_mutex_lock(&m->lock); /* only syncs change these, and we are the one */
         if (!m->cube)
                 m->cube = cube_new();
-        if (m->cube) {
+        if (!m->obs)
+                m->obs = supmirror_new();
+        if (m->cube && m->obs) {
                 sr.epoch = cube_epoch(m->cube);
                 sr.xmin = cube_xmin(m->cube);
+                sr.obs_epoch = supmirror_epoch(m->obs);
+                sr.obs_xmin = supmirror_xmin(m->obs);
         }
         pthread_mutex_unlock(&m->lock);
-        if (!m->cube)
+        if (!m->cube || !m->obs)
                 return error_set(&s->err, ENOMEM, "unavailable", NULL, "Out of memory");
         r = with_conn(s, read_rollups, &sr);
         if (r == 0) {
@@ -194,11 +266,20 @@ static int sync_mirror(struct mirror_session *s) {
                         cube_set_xmin(m->cube, sr.ret_xmin);
                 else /* a partial apply: start over from scratch next time */
                         cube_reset(m->cube, 0);
+                if (r == 0 && sr.obs.reset_epoch)
+                        supmirror_reset(m->obs, sr.obs.reset_epoch);
+                for (size_t i = 0; i < sr.obs.n && r == 0; i++)
+                        r = supmirror_apply(m->obs, &sr.obs.obs[i]);
+                if (r == 0)
+                        supmirror_set_xmin(m->obs, sr.ret_obs_xmin);
+                else if (r == -EINVAL || r == -ENOMEM)
+                        supmirror_reset(m->obs, 0), r = -ENOMEM;
                 pthread_mutex_unlock(&m->lock);
                 if (r < 0)
                         r = error_set(&s->err, ENOMEM, "unavailable", NULL, "Out of memory");
         }
         pending_free(&sr.rows);
+        pending_obs_free(&sr.obs);
         dbpool_release(s->mirror->pool, s->store);
         s->store = NULL;
         if (r == 0) {
@@ -231,7 +312,7 @@ int mirror_begin(struct mirror_session *s, struct mirror *m) {
         if (r < 0)
                 return r;
         pthread_mutex_lock(&m->lock);
-        if (!cube_epoch(m->cube)) { /* a failed apply reset it: not something to answer from */
+        if (!cube_epoch(m->cube) || !supmirror_epoch(m->obs)) { /* a failed apply reset it: not something to answer from */
                 pthread_mutex_unlock(&m->lock);
                 return error_set(&s->err, EIO, "unavailable", NULL, "The rollups are not loaded");
         }
@@ -315,4 +396,10 @@ int mirror_sum(struct mirror_session *s, const struct cube_query *q, struct metr
                                                         "Out of memory") : r;
         }
         return error_set(&s->err, EIO, "unavailable", NULL, "Edge days keep changing");
+}
+
+int mirror_support(struct mirror_session *s, const struct sup_query *q, struct sup_figures *ret) {
+        int r = supmirror_figures(s->mirror->obs, q, ret);
+
+        return r < 0 ? error_set(&s->err, ENOMEM, "unavailable", NULL, "Out of memory") : 0;
 }

@@ -13,6 +13,8 @@ struct dbpool;
 struct metrics_acc;
 struct mirror;
 struct store;
+struct sup_figures;
+struct sup_query;
 
 /* A use of the mirror: locked from mirror_begin() to mirror_end(). */
 struct mirror_session {
@@ -53,3 +55,8 @@ int mirror_sum(struct mirror_session *s, const struct cube_query *q, struct metr
 void mirror_series(struct mirror_session *s,
                    void (*fn)(void *ctx, const char *service, const char *environment),
                    void *ctx);
+
+/* The support figures of q (lib/supmirror.h), from the mirror of the observations; what
+ * *ret points to is the mirror's until mirror_end(). 0 or a negative errno with s->err. */
+int mirror_support(struct mirror_session *s, const struct sup_query *q, struct sup_figures *ret)
+        __attribute__((warn_unused_result));

@@ -41,7 +41,8 @@ BEGIN
         customer = excluded.customer, summary = excluded.summary, url = excluded.url,
         count = excluded.count, occurred_at = excluded.occurred_at,
         resolved_at = excluded.resolved_at, updated_at = excluded.updated_at,
-        incidents = excluded.incidents, deleted = excluded.deleted
+        incidents = excluded.incidents, deleted = excluded.deleted,
+        xid = pg_current_xact_id()
     WHERE dl_observation_order(excluded) > dl_observation_order(o)
     RETURNING id INTO new_id;
     RETURN new_id;
@@ -96,10 +97,12 @@ END $$;
 CREATE OR REPLACE TRIGGER observations_rollup AFTER INSERT OR UPDATE OR DELETE ON observations
     FOR EACH ROW EXECUTE FUNCTION dl_support_rollup();
 
--- A TRUNCATE of observations (store_replay) empties the rollup with it.
+-- A TRUNCATE of observations (store_replay) empties the rollup with it, and tells the
+-- daemons' mirrors to read everything again.
 CREATE OR REPLACE FUNCTION dl_support_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM support_daily;
+    UPDATE dl_support_epoch SET epoch = epoch + 1;
     RETURN NULL;
 END $$;
 
