@@ -57,7 +57,7 @@ struct store_obs_sink {
 
 /* Reads the observations written by transactions at or after xmin, in epoch `epoch`
  * (everything when epoch is 0 or has changed, after sink->reset()), and the snapshot's xmin
- * into *ret_xmin (sql/022_support_mirror.sql). Returns 0, -EIO or the sink's error. */
+ * into *ret_xmin (sql/022_mirrors.sql). Returns 0, -EIO or the sink's error. */
 int store_support_since(struct store *s, int64_t epoch, uint64_t xmin,
                         const struct store_obs_sink *sink, uint64_t *ret_xmin,
                         struct error *err) __attribute__((warn_unused_result));
