@@ -54,8 +54,12 @@ static void random_history(void) {
                             o[i].n, o[i].occ, o[i].res, o[i].linked, o[i].deleted);
                 }
         CHECK(supmirror_size(m) == 300);
-        for (int w = 0; w < 20; w++) {
-                int64_t from = (rand() % 150) * H + rand() % 1000, to = from + (rand() % 80 + 1) * H;
+        for (int w = 0; w < 300; w++) {
+                /* some windows on midnights, some in one day, most across a few */
+                int64_t from = w % 3 == 0 ? (rand() % 7) * 24 * H
+                                          : (rand() % 150) * H + rand() % 1000;
+                int64_t to = w % 3 == 0 ? from + (rand() % 3 + 1) * 24 * H
+                                        : from + (rand() % 80 + 1) * H - rand() % 1000;
                 int s = rand() % 3; /* 2: all */
                 struct sup_figures f = figures(m, s < 2 ? svcs[s] : NULL, NULL, from, to);
                 int64_t opened = 0, resolved = 0, open_now = 0, linked = 0, n_res = 0;
@@ -85,6 +89,33 @@ static void random_history(void) {
                 CHECK(f.open_now == open_now);
                 CHECK(f.linked == linked);
                 CHECK(f.customers == customers);
+                { /* the features: each with an opened request, its sum and customers */
+                        size_t n_expected = 0;
+
+                        for (int fe = 1; fe < 3; fe++) {
+                                int64_t fo = 0, fc = 0;
+                                bool present = false, fseen[5] = { false };
+
+                                for (int i = 0; i < 300; i++)
+                                        if (!o[i].deleted && (s == 2 || o[i].s == s) &&
+                                            o[i].f == fe && o[i].occ >= from && o[i].occ < to) {
+                                                present = true;
+                                                fo += o[i].n;
+                                                if (o[i].n > 0 && o[i].c >= 2 && !fseen[o[i].c])
+                                                        fseen[o[i].c] = true, fc++;
+                                        }
+                                if (!present)
+                                        continue;
+                                n_expected++;
+                                for (size_t k = 0; k < f.n_features; k++)
+                                        if (strcmp(f.features[k].feature, feats[fe]) == 0)
+                                                CHECK(f.features[k].opened == fo &&
+                                                      f.features[k].customers == fc);
+                        }
+                        CHECK(f.n_features == n_expected);
+                        for (size_t k = 1; k < f.n_features; k++)
+                                CHECK(f.features[k - 1].opened >= f.features[k].opened);
+                }
                 if (n_res == 0)
                         CHECK(isnan(f.median_seconds));
                 else { /* sort and take the middle, as percentile_cont(0.5) */
@@ -96,6 +127,17 @@ static void random_history(void) {
                                 }
                         CHECK(f.median_seconds == ((double) vals[(n_res - 1) / 2] / 1e6 +
                                                    (double) vals[n_res / 2] / 1e6) / 2);
+                }
+                { /* a change between two answers: kept whole-day figures must follow */
+                        int i = rand() % 300;
+
+                        o[i].s = rand() % 2, o[i].f = rand() % 3, o[i].c = rand() % 5;
+                        o[i].n = rand() % 4, o[i].occ = (rand() % 200) * H + rand() % 7;
+                        o[i].res = rand() % 3 ? o[i].occ + (rand() % 50) * H : SUPMIRROR_OPEN;
+                        o[i].linked = rand() % 4 == 0, o[i].deleted = rand() % 10 == 0;
+                        snprintf(key, sizeof(key), "k%d", i);
+                        add(m, key, "support", svcs[o[i].s], feats[o[i].f], custs[o[i].c],
+                            o[i].n, o[i].occ, o[i].res, o[i].linked, o[i].deleted);
                 }
         }
         supmirror_free(m);
