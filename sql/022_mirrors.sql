@@ -1,7 +1,8 @@
--- 022_mirrors: what the daemon's in-memory mirrors of the observations (lib/supmirror.c,
+-- 022_mirrors: what the daemons' in-memory mirrors of the observations (lib/supmirror.c,
 -- daemon/mirror.c) follow changes by, as dl_rollups does for the DORA mirror: the writer's
--- xid on every row (dl_apply_observation sets it on each new state; rows are never deleted
--- but by a TRUNCATE), and an epoch a TRUNCATE bumps, so that a reader then reads all again.
+-- xid on every row (a trigger sets it on each new state, sql/functions/61_support.sql; rows
+-- are never deleted but by a TRUNCATE), and an epoch a TRUNCATE bumps, so that a reader
+-- then reads everything again.
 ALTER TABLE observations ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX observations_by_xid ON observations (xid);
 

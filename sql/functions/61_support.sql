@@ -41,8 +41,7 @@ BEGIN
         customer = excluded.customer, summary = excluded.summary, url = excluded.url,
         count = excluded.count, occurred_at = excluded.occurred_at,
         resolved_at = excluded.resolved_at, updated_at = excluded.updated_at,
-        incidents = excluded.incidents, deleted = excluded.deleted,
-        xid = pg_current_xact_id()
+        incidents = excluded.incidents, deleted = excluded.deleted
     WHERE dl_observation_order(excluded) > dl_observation_order(o)
     RETURNING id INTO new_id;
     RETURN new_id;
@@ -93,6 +92,17 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
+
+-- Every new state carries its writer's xid (sql/022_mirrors.sql: what the daemons' mirrors
+-- follow), whoever writes it, the daemon or a hand.
+CREATE OR REPLACE FUNCTION dl_observation_xid() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.xid := pg_current_xact_id();
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE TRIGGER observations_xid BEFORE UPDATE ON observations
+    FOR EACH ROW EXECUTE FUNCTION dl_observation_xid();
 
 CREATE OR REPLACE TRIGGER observations_rollup AFTER INSERT OR UPDATE OR DELETE ON observations
     FOR EACH ROW EXECUTE FUNCTION dl_support_rollup();
