@@ -50,8 +50,29 @@ struct detail {
         struct { int8_t dim; int32_t cat; } *pairs;
 };
 
+struct cell {
+        int64_t incidents, primaries, downtime_us;
+        int64_t open;           /* open incidents of whole days, whose downtime_us runs to
+                                 * d1 so far: the rest, to the window's end, comes last */
+        bool present;
+};
+
+/* The whole days' sums of one scope, kept until a row of those days is set (a window
+ * ending now keeps its whole days all day). */
+struct daycache {
+        bool valid;
+        int svc;                /* -1: every service */
+        int32_t d0, d1;
+        size_t width;
+        struct cell *cells;
+};
+
+#define N_CACHE 8
+
 struct rcamirror {
         int64_t epoch;
+        struct daycache cache[N_CACHE];
+        size_t next_cache;
         uint64_t xmin, sets;
         struct svc *svcs;
         size_t n_svcs;
@@ -84,6 +105,8 @@ void rcamirror_reset(struct rcamirror *m, int64_t epoch) {
         free(m->cats);
         for (size_t i = 0; i < N_DETAIL; i++)
                 detail_free(&m->detail[i]);
+        for (size_t i = 0; i < N_CACHE; i++)
+                free(m->cache[i].cells);
         *m = (struct rcamirror) { .epoch = epoch, .sets = m->sets };
 }
 
@@ -227,6 +250,9 @@ int rcamirror_set_day(struct rcamirror *m, const char *service, int32_t day,
         slot->rows = c;
         slot->n = n;
         slot->set_at = ++m->sets;
+        for (size_t i = 0; i < N_CACHE; i++)
+                if (m->cache[i].valid && day >= m->cache[i].d0 && day < m->cache[i].d1)
+                        m->cache[i].valid = false;
         for (size_t i = 0; i < N_DETAIL; i++)
                 if (m->detail[i].loaded && m->detail[i].day == day)
                         detail_free(&m->detail[i]);
@@ -329,11 +355,6 @@ int rcamirror_set_detail(struct rcamirror *m, int32_t day, uint64_t token,
 
 /* ------------------------------------------------------------------ sums */
 
-struct cell {
-        int64_t incidents, primaries, downtime_us;
-        bool present;
-};
-
 struct sums {
         struct cell *cells;     /* [dim][cat + 1] */
         size_t width;           /* n_cats + 1 */
@@ -385,8 +406,9 @@ static void add_part(struct sums *s, const struct detail *d, int si, int64_t a, 
         }
 }
 
+/* The rows of days [d0, d1) of v, open incidents' downtime counted to ref_us. */
 static void add_days(struct sums *s, const struct svc *v, int32_t d0, int32_t d1,
-                     int64_t to_us) {
+                     int64_t ref_us) {
         int32_t lo = d0 > v->base ? d0 : v->base;
         int32_t hi = v->base + (int32_t) v->n_days < d1 ? v->base + (int32_t) v->n_days : d1;
 
@@ -397,7 +419,8 @@ static void add_days(struct sums *s, const struct svc *v, int32_t d0, int32_t d1
                         const struct crow *c = &r->rows[i];
 
                         add(s, c->dim, c->cat, c->incidents, c->primaries,
-                            c->resolved_us + c->open_incidents * to_us - c->open_opened_us);
+                            c->resolved_us + c->open_incidents * ref_us - c->open_opened_us);
+                        cell(s, c->dim, c->cat)->open += c->open_incidents;
                 }
         }
 }
@@ -514,16 +537,40 @@ int rcamirror_json(struct rcamirror *m, const char *service, int64_t from_us, in
         if (!s.cells)
                 return -ENOMEM;
         if (!service || si >= 0) {
-                for (size_t v = 0; d0 < d1 && v < m->n_svcs; v++)
-                        if (si < 0 || (int) v == si)
-                                add_days(&s, &m->svcs[v], (int32_t) (d0 / DAY_US),
-                                         (int32_t) (d1 / DAY_US), to_us);
+                int32_t w0 = (int32_t) (d0 / DAY_US), w1 = (int32_t) (d1 / DAY_US);
+                struct daycache *c = NULL;
+
+                for (size_t i = 0; d0 < d1 && i < N_CACHE; i++)
+                        if (m->cache[i].valid && m->cache[i].svc == si && m->cache[i].d0 == w0 &&
+                            m->cache[i].d1 == w1 &&
+                            m->cache[i].width == s.width)
+                                c = &m->cache[i];
+                if (c)
+                        memcpy(s.cells, c->cells, N_DIMS * s.width * sizeof(*s.cells));
+                else if (d0 < d1) {
+                        for (size_t v = 0; v < m->n_svcs; v++)
+                                if (si < 0 || (int) v == si)
+                                        add_days(&s, &m->svcs[v], w0, w1, d1);
+                        c = &m->cache[m->next_cache];
+                        m->next_cache = (m->next_cache + 1) % N_CACHE;
+                        free(c->cells);
+                        *c = (struct daycache) { .svc = si, .d0 = w0, .d1 = w1,
+                                                 .width = s.width,
+                                                 .cells = malloc(N_DIMS * s.width *
+                                                                 sizeof(*s.cells)) };
+                        if (c->cells) {
+                                memcpy(c->cells, s.cells, N_DIMS * s.width * sizeof(*s.cells));
+                                c->valid = true;
+                        }
+                }
                 for (int p = 0; p < n_parts; p++)
                         if (parts[p][0] < parts[p][1])
                                 add_part(&s, find_detail(m, (int32_t) floor_div(parts[p][0],
                                                                                 DAY_US)),
                                          service ? si : -1, parts[p][0], parts[p][1], to_us);
         }
+        for (size_t i = 0; i < N_DIMS * s.width; i++)      /* from d1 to the end */
+                s.cells[i].downtime_us += s.cells[i].open * (to_us - d1);
         *ret = answer(m, &s);
         free(s.cells);
         return *ret ? 0 : -ENOMEM;

@@ -122,6 +122,20 @@ int main(void) {
         CHECK(real(dim(o, "partner"), "downtime_seconds") == 60.0);
         json_decref(o);
 
+        /* The kept whole days follow a later end (the open incident's downtime grows with
+         * it) and a changed day. */
+        CHECK(rcamirror_json(m, "a", 10 * DAY, 12 * DAY + 36000 * S, &o, &missing) == 0);
+        CHECK(real(dim(o, "process"), "downtime_seconds") == 2 * 86400.0 - 3600.0 + 36000.0);
+        json_decref(o);
+        CHECK(rcamirror_json(m, "a", 10 * DAY, 12 * DAY + 36001 * S, &o, &missing) == 0);
+        CHECK(real(dim(o, "process"), "downtime_seconds") == 2 * 86400.0 - 3600.0 + 36001.0);
+        json_decref(o);
+        CHECK(rcamirror_set_day(m, "a", 10, a10, 4) == 0);     /* process gone */
+        CHECK(rcamirror_json(m, "a", 10 * DAY, 12 * DAY + 36001 * S, &o, &missing) == 0);
+        CHECK(integer(dim(o, "process"), "incidents") == 0);
+        CHECK(real(dim(o, "process"), "downtime_seconds") == 0.0);
+        json_decref(o);
+
         /* A set day forgets its incidents. */
         CHECK(rcamirror_set_day(m, "a", 12, NULL, 0) == 0);
         CHECK(rcamirror_json(m, "a", 12 * DAY + 3600 * S, 12 * DAY + 75600 * S, &o,
