@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -425,30 +424,21 @@ static void add_days(struct sums *s, const struct svc *v, int32_t d0, int32_t d1
         }
 }
 
-/* round(x, places) of a numeric, as text then a real: what json_loads makes of dl_rca_json's
- * output. x is in units of 10^-6 (downtime) or a ratio's numerator over den. */
+/* round(num / den, places) of a numeric, as the real json_loads makes of dl_rca_json's text:
+ * the rounded decimal q / 10^places, which IEEE division rounds to the same nearest double
+ * as strtod() of its digits. den > 0; rounding is half away from zero, as numeric's. */
 static json_t *rounded(int64_t num, int64_t den, int places) {
-        int64_t scale = 1, q, r;
-        char text[48];
-        bool neg;
+        int64_t scale = 1, q;
+        __int128 n;
+        bool neg = num < 0;
 
         for (int i = 0; i < places; i++)
                 scale *= 10;
-        /* num / den * scale, rounded half away from zero; den > 0 */
-        neg = num < 0;
-        if (neg)
-                num = -num;
-        {
-                __int128 n = (__int128) num * scale;
-
-                q = (int64_t) (n / den);
-                r = (int64_t) (n % den);
-        }
-        if (2 * (__int128) r >= den)
+        n = (__int128) (neg ? -num : num) * scale;
+        q = (int64_t) (n / den);
+        if (2 * (n % den) >= den)
                 q++;
-        snprintf(text, sizeof(text), "%s%lld.%0*lld", neg && q ? "-" : "",
-                 (long long) (q / scale), places, (long long) (q % scale));
-        return json_real(strtod(text, NULL));
+        return json_real(neg && q ? -((double) q / (double) scale) : (double) q / (double) scale);
 }
 
 struct ranked {
