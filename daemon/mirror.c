@@ -11,7 +11,11 @@
 #include "../lib/cube.h"
 #include "../lib/error.h"
 #include "../lib/store.h"
+#include "../lib/rcamirror.h"
 #include "../lib/store_dora.h"
+#include "../lib/store_rca.h"
+#include "../lib/store_support.h"
+#include "../lib/supmirror.h"
 #include "dbpool.h"
 #include "stats.h"
 
@@ -34,6 +38,8 @@ struct mirror {
         pthread_mutex_t lock;
         pthread_mutex_t sync_lock;              /* one sync at a time */
         struct cube *cube;                      /* under lock; made by the first sync */
+        struct supmirror *obs;                  /* likewise: the observations */
+        struct rcamirror *rca;                  /* and rca_daily */
         atomic_uint_fast64_t changes;           /* bumped by mirror_data_changed() */
         atomic_uint_fast64_t synced_changes;    /* `changes` when the last good sync began */
         atomic_uint_fast64_t synced_at_ns;      /* when it began */
@@ -56,6 +62,8 @@ struct mirror *mirror_free(struct mirror *m) {
         if (!m)
                 return NULL;
         cube_free(m->cube);
+        supmirror_free(m->obs);
+        rcamirror_free(m->rca);
         pthread_mutex_destroy(&m->lock);
         pthread_mutex_destroy(&m->sync_lock);
         free(m);
@@ -122,6 +130,122 @@ static int sink_row(void *ctx, const struct cube_row *r) {
         return ok ? 0 : -ENOMEM;
 }
 
+/* Observations read by a sync, likewise. */
+struct pending_obs {
+        int64_t reset_epoch;    /* 0: no reset */
+        struct sup_obs *obs;
+        size_t n, cap;
+};
+
+static void pending_obs_free(struct pending_obs *p) {
+        for (size_t i = 0; i < p->n; i++) {
+                free((char *) p->obs[i].source), free((char *) p->obs[i].key);
+                free((char *) p->obs[i].kind), free((char *) p->obs[i].service);
+                free((char *) p->obs[i].feature), free((char *) p->obs[i].customer);
+        }
+        free(p->obs);
+        *p = (struct pending_obs) { .n = 0 };
+}
+
+static void obs_reset(void *ctx, int64_t epoch) {
+        struct pending_obs *p = ctx;
+
+        pending_obs_free(p);
+        p->reset_epoch = epoch;
+}
+
+static char *dup_or_null(const char *s, bool *ok) {
+        char *d = s ? strdup(s) : NULL;
+
+        if (s && !d)
+                *ok = false;
+        return d;
+}
+
+static int obs_row(void *ctx, const struct sup_obs *o) {
+        struct pending_obs *p = ctx;
+        struct sup_obs c = *o;
+        bool ok = true;
+
+        if (p->n == p->cap) {
+                size_t cap = p->cap ? 2 * p->cap : 64;
+                struct sup_obs *n = realloc(p->obs, cap * sizeof(*n));
+
+                if (!n)
+                        return -ENOMEM;
+                p->obs = n;
+                p->cap = cap;
+        }
+        c.source = dup_or_null(o->source, &ok), c.key = dup_or_null(o->key, &ok);
+        c.kind = dup_or_null(o->kind, &ok), c.service = dup_or_null(o->service, &ok);
+        c.feature = dup_or_null(o->feature, &ok), c.customer = dup_or_null(o->customer, &ok);
+        p->obs[p->n++] = c;
+        return ok ? 0 : -ENOMEM;
+}
+
+/* rca_daily days read by a sync, likewise. */
+struct pending_day {
+        char *service;
+        int32_t day;
+        struct rca_row *rows;
+        size_t n;
+};
+
+struct pending_rca {
+        int64_t reset_epoch;
+        struct pending_day *days;
+        size_t n, cap;
+};
+
+static void pending_rca_free(struct pending_rca *p) {
+        for (size_t i = 0; i < p->n; i++) {
+                for (size_t j = 0; j < p->days[i].n; j++) {
+                        free((char *) p->days[i].rows[j].dimension);
+                        free((char *) p->days[i].rows[j].category);
+                }
+                free(p->days[i].rows);
+                free(p->days[i].service);
+        }
+        free(p->days);
+        *p = (struct pending_rca) { .n = 0 };
+}
+
+static void rca_reset(void *ctx, int64_t epoch) {
+        struct pending_rca *p = ctx;
+
+        pending_rca_free(p);
+        p->reset_epoch = epoch;
+}
+
+static int rca_day(void *ctx, const char *service, int32_t day, const struct rca_row *rows,
+                   size_t n) {
+        struct pending_rca *p = ctx;
+        struct pending_day *d;
+        bool ok = true;
+
+        if (p->n == p->cap) {
+                size_t cap = p->cap ? 2 * p->cap : 64;
+                struct pending_day *nd = realloc(p->days, cap * sizeof(*nd));
+
+                if (!nd)
+                        return -ENOMEM;
+                p->days = nd;
+                p->cap = cap;
+        }
+        d = &p->days[p->n++];
+        *d = (struct pending_day) { .service = dup_or_null(service, &ok), .day = day,
+                                    .rows = n ? calloc(n, sizeof(*d->rows)) : NULL };
+        if (n && !d->rows)
+                return -ENOMEM;
+        d->n = n;
+        for (size_t i = 0; i < n; i++) {
+                d->rows[i] = rows[i];
+                d->rows[i].dimension = dup_or_null(rows[i].dimension, &ok);
+                d->rows[i].category = dup_or_null(rows[i].category, &ok);
+        }
+        return ok ? 0 : -ENOMEM;
+}
+
 void mirror_data_changed(struct mirror *m) {
         atomic_fetch_add(&m->changes, 1);
 }
@@ -151,9 +275,11 @@ static int with_conn(struct mirror_session *s, int (*fn)(struct mirror_session *
 }
 
 struct sync_read {
-        int64_t epoch;
-        uint64_t xmin, ret_xmin;
+        int64_t epoch, obs_epoch, rca_epoch;
+        uint64_t xmin, ret_xmin, obs_xmin, ret_obs_xmin, rca_xmin, ret_rca_xmin;
         struct pending rows;
+        struct pending_obs obs;
+        struct pending_rca rca;
 };
 
 static int read_rollups(struct mirror_session *s, void *ctx) {
@@ -161,9 +287,27 @@ static int read_rollups(struct mirror_session *s, void *ctx) {
         const struct store_rollup_sink sink = { .ctx = &sr->rows, .reset = sink_reset,
                                                 .row = sink_row };
 
+        const struct store_obs_sink obs = { .ctx = &sr->obs, .reset = obs_reset,
+                                            .row = obs_row };
+        int r;
+
         pending_free(&sr->rows);
         sr->rows.reset_epoch = 0;
-        return store_dora_rollups(s->store, sr->epoch, sr->xmin, &sink, &sr->ret_xmin, &s->err);
+        const struct store_rca_sink rca = { .ctx = &sr->rca, .reset = rca_reset,
+                                            .day = rca_day };
+
+        pending_obs_free(&sr->obs);
+        sr->obs.reset_epoch = 0;
+        pending_rca_free(&sr->rca);
+        sr->rca.reset_epoch = 0;
+        r = store_dora_rollups(s->store, sr->epoch, sr->xmin, &sink, &sr->ret_xmin, &s->err);
+        if (r == 0)
+                r = store_support_since(s->store, sr->obs_epoch, sr->obs_xmin, &obs,
+                                        &sr->ret_obs_xmin, &s->err);
+        if (r == 0)
+                r = store_rca_since(s->store, sr->rca_epoch, sr->rca_xmin, &rca,
+                                    &sr->ret_rca_xmin, &s->err);
+        return r;
 }
 
 /* One sync; the caller holds sync_lock (and not lock). Returns 0 or a negative errno. */
@@ -176,12 +320,20 @@ static int sync_mirror(struct mirror_session *s) {
         pthread_mutex_lock(&m->lock); /* only syncs change these, and we are the one */
         if (!m->cube)
                 m->cube = cube_new();
-        if (m->cube) {
+        if (!m->obs)
+                m->obs = supmirror_new();
+        if (!m->rca)
+                m->rca = rcamirror_new();
+        if (m->cube && m->obs && m->rca) {
+                sr.rca_epoch = rcamirror_epoch(m->rca);
+                sr.rca_xmin = rcamirror_xmin(m->rca);
                 sr.epoch = cube_epoch(m->cube);
                 sr.xmin = cube_xmin(m->cube);
+                sr.obs_epoch = supmirror_epoch(m->obs);
+                sr.obs_xmin = supmirror_xmin(m->obs);
         }
         pthread_mutex_unlock(&m->lock);
-        if (!m->cube)
+        if (!m->cube || !m->obs || !m->rca)
                 return error_set(&s->err, ENOMEM, "unavailable", NULL, "Out of memory");
         r = with_conn(s, read_rollups, &sr);
         if (r == 0) {
@@ -194,11 +346,30 @@ static int sync_mirror(struct mirror_session *s) {
                         cube_set_xmin(m->cube, sr.ret_xmin);
                 else /* a partial apply: start over from scratch next time */
                         cube_reset(m->cube, 0);
+                if (r == 0 && sr.obs.reset_epoch)
+                        supmirror_reset(m->obs, sr.obs.reset_epoch);
+                for (size_t i = 0; i < sr.obs.n && r == 0; i++)
+                        r = supmirror_apply(m->obs, &sr.obs.obs[i]);
+                if (r == 0)
+                        supmirror_set_xmin(m->obs, sr.ret_obs_xmin);
+                else if (r == -EINVAL || r == -ENOMEM)
+                        supmirror_reset(m->obs, 0), r = -ENOMEM;
+                if (r == 0 && sr.rca.reset_epoch)
+                        rcamirror_reset(m->rca, sr.rca.reset_epoch);
+                for (size_t i = 0; i < sr.rca.n && r == 0; i++)
+                        r = rcamirror_set_day(m->rca, sr.rca.days[i].service, sr.rca.days[i].day,
+                                              sr.rca.days[i].rows, sr.rca.days[i].n);
+                if (r == 0)
+                        rcamirror_set_xmin(m->rca, sr.ret_rca_xmin);
+                else if (r == -EINVAL || r == -ENOMEM)
+                        rcamirror_reset(m->rca, 0), r = -ENOMEM;
                 pthread_mutex_unlock(&m->lock);
                 if (r < 0)
                         r = error_set(&s->err, ENOMEM, "unavailable", NULL, "Out of memory");
         }
         pending_free(&sr.rows);
+        pending_obs_free(&sr.obs);
+        pending_rca_free(&sr.rca);
         dbpool_release(s->mirror->pool, s->store);
         s->store = NULL;
         if (r == 0) {
@@ -231,7 +402,7 @@ int mirror_begin(struct mirror_session *s, struct mirror *m) {
         if (r < 0)
                 return r;
         pthread_mutex_lock(&m->lock);
-        if (!cube_epoch(m->cube)) { /* a failed apply reset it: not something to answer from */
+        if (!cube_epoch(m->cube) || !supmirror_epoch(m->obs) || !rcamirror_epoch(m->rca)) { /* a failed apply reset it: not something to answer from */
                 pthread_mutex_unlock(&m->lock);
                 return error_set(&s->err, EIO, "unavailable", NULL, "The rollups are not loaded");
         }
@@ -313,6 +484,81 @@ int mirror_sum(struct mirror_session *s, const struct cube_query *q, struct metr
                 if (r < 0)
                         return r == -ENOMEM ? error_set(&s->err, ENOMEM, "unavailable", NULL,
                                                         "Out of memory") : r;
+        }
+        return error_set(&s->err, EIO, "unavailable", NULL, "Edge days keep changing");
+}
+
+int mirror_support(struct mirror_session *s, const struct sup_query *q, struct sup_figures *ret) {
+        int r = supmirror_figures(s->mirror->obs, q, ret);
+
+        return r < 0 ? error_set(&s->err, ENOMEM, "unavailable", NULL, "Out of memory") : 0;
+}
+
+/* An edge day's incidents, copied until they are handed to the mirror. */
+struct rca_facts {
+        int32_t day;
+        struct rca_fact *f;
+        size_t n, cap;
+};
+
+static void rca_facts_free(struct rca_facts *l) {
+        for (size_t i = 0; i < l->n; i++) {
+                free((char *) l->f[i].service), free((char *) l->f[i].dimension);
+                free((char *) l->f[i].category), free((char *) l->f[i].role);
+        }
+        free(l->f);
+        l->f = NULL;
+        l->n = l->cap = 0;
+}
+
+static int collect_fact(void *ctx, const struct rca_fact *f) {
+        struct rca_facts *l = ctx;
+        struct rca_fact c = *f;
+        bool ok = true;
+
+        if (l->n == l->cap) {
+                size_t cap = l->cap ? 2 * l->cap : 256;
+                struct rca_fact *n = realloc(l->f, cap * sizeof(*n));
+
+                if (!n)
+                        return -ENOMEM;
+                l->f = n;
+                l->cap = cap;
+        }
+        c.service = dup_or_null(f->service, &ok), c.dimension = dup_or_null(f->dimension, &ok);
+        c.category = dup_or_null(f->category, &ok), c.role = dup_or_null(f->role, &ok);
+        l->f[l->n++] = c;
+        return ok ? 0 : -ENOMEM;
+}
+
+static int load_rca_day(struct mirror_session *s, void *ctx) {
+        struct rca_facts *l = ctx;
+
+        rca_facts_free(l);
+        return store_rca_day_facts(s->store, l->day, collect_fact, l, &s->err);
+}
+
+int mirror_rca(struct mirror_session *s, const char *service, int64_t from_us, int64_t to_us,
+               json_t **ret) {
+        struct mirror *m = s->mirror;
+
+        for (int attempt = 0; attempt < 6; attempt++) {
+                struct rca_facts l = { .day = 0 };
+                uint64_t token;
+                int r = rcamirror_json(m->rca, service, from_us, to_us, ret, &l.day);
+
+                if (r != -ENOENT)
+                        return r == -ENOMEM ? error_set(&s->err, ENOMEM, "unavailable", NULL,
+                                                        "Out of memory") : r;
+                token = rcamirror_detail_token(m->rca, l.day);
+                r = with_conn(s, load_rca_day, &l);
+                if (r == 0)
+                        r = rcamirror_set_detail(m->rca, l.day, token, l.f, l.n);
+                rca_facts_free(&l);
+                if (r < 0)
+                        return r == -ENOMEM || r == -EINVAL
+                               ? error_set(&s->err, ENOMEM, "unavailable", NULL,
+                                           "Out of memory") : r;
         }
         return error_set(&s->err, EIO, "unavailable", NULL, "Edge days keep changing");
 }

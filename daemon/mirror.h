@@ -4,6 +4,7 @@
  * days. One per API context (struct api owns it); no state outside it. */
 #pragma once
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "../lib/error.h"
@@ -13,6 +14,8 @@ struct dbpool;
 struct metrics_acc;
 struct mirror;
 struct store;
+struct sup_figures;
+struct sup_query;
 
 /* A use of the mirror: locked from mirror_begin() to mirror_end(). */
 struct mirror_session {
@@ -53,3 +56,13 @@ int mirror_sum(struct mirror_session *s, const struct cube_query *q, struct metr
 void mirror_series(struct mirror_session *s,
                    void (*fn)(void *ctx, const char *service, const char *environment),
                    void *ctx);
+
+/* The support figures of q (lib/supmirror.h), from the mirror of the observations; what
+ * *ret points to is the mirror's until mirror_end(). 0 or a negative errno with s->err. */
+int mirror_support(struct mirror_session *s, const struct sup_query *q, struct sup_figures *ret)
+        __attribute__((warn_unused_result));
+
+/* dl_rca_fast(service, from, to)'s object (lib/rcamirror.h) into *ret, a new reference,
+ * reading edge days from the database as needed. 0 or a negative errno with s->err. */
+int mirror_rca(struct mirror_session *s, const char *service, int64_t from_us, int64_t to_us,
+               json_t **ret) __attribute__((warn_unused_result));

@@ -1,4 +1,5 @@
-/* rca: GET /api/v1/rca: the store's figures of the window and the previous one, as JSON. */
+/* rca: GET /api/v1/rca: the figures of the window and the previous one, from the mirror
+ * (daemon/mirror.c, lib/rcamirror.c), as JSON. */
 #include "rca.h"
 
 #include <errno.h>
@@ -13,20 +14,9 @@
 #include "../lib/metrics.h"
 #include "../lib/store_rca.h"
 #include "../lib/timefmt.h"
+#include "mirror.h"
 #include "params.h"
 #include "reply.h"
-
-struct rca_read {
-        const struct params_window *p;
-        char *window, *previous;
-};
-
-static int read_figures(struct store *s, void *ctx, struct error *err) {
-        struct rca_read *rd = ctx;
-
-        return store_rca(s, rd->p->service, rd->p->from_us, rd->p->to_us, &rd->window,
-                         &rd->previous, err);
-}
 
 static json_t *time_json(int64_t us) {
         char buf[TIMEFMT_LEN];
@@ -49,22 +39,26 @@ static json_t *window_json(int64_t from_us, int64_t to_us) {
 int rca_figures(const struct api *api, const struct api_request *req, json_t **ret_body,
                 struct error *err) {
         struct params_window p;
-        struct rca_read rd = { .p = &p };
+        struct mirror_session s;
         json_t *o, *previous;
         int r;
 
         r = params_window(req, &p, err);
         if (r)
                 return r;
-        if (api_with_store(api, read_figures, &rd, err) < 0)
-                return reply_unavailable(err, err, "the root-cause figures");
-        o = json_loads(rd.window, 0, NULL);
-        previous = json_loads(rd.previous, 0, NULL);
-        free(rd.window), free(rd.previous);
-        if (!o || !previous) {
-                json_decref(o), json_decref(previous);
-                return reply_oom(err);
+        r = mirror_begin(&s, api->mirror);
+        if (r == 0) {
+                r = mirror_rca(&s, p.service, p.from_us, p.to_us, &o);
+                if (r == 0) {
+                        r = mirror_rca(&s, p.service, p.from_us - (p.to_us - p.from_us),
+                                       p.from_us, &previous);
+                        if (r < 0)
+                                json_decref(o);
+                }
+                mirror_end(&s);
         }
+        if (r < 0)
+                return reply_unavailable(err, &s.err, "the root-cause figures");
         if (json_object_set_new(o, "service", p.service ? json_string(p.service)
                                                         : json_null()) < 0 ||
             json_object_set_new(o, "window", window_json(p.from_us, p.to_us)) < 0 ||

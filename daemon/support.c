@@ -14,65 +14,47 @@
 #include "../lib/event.h"
 #include "../lib/metrics.h"
 #include "../lib/store_support.h"
+#include "../lib/supmirror.h"
 #include "dora.h"
 #include "gauge.h"
 #include "mirror.h"
 #include "params.h"
 #include "reply.h"
 
-/* What one read gathers: the figures and the features' objects. */
-struct support_read {
-        struct store_support_scope scope;
-        struct store_support_figures figures;
-        json_t *features;
-};
-
-static int add_feature(void *ctx, const struct store_row *r) {
-        struct support_read *sr = ctx;
-        json_t *o = json_pack("{s:s,s:I,s:I}", "feature", r->values[0], "opened",
-                              (json_int_t) strtoll(r->values[1], NULL, 10), "customers",
-                              (json_int_t) strtoll(r->values[2], NULL, 10));
-
-        return o && json_array_append_new(sr->features, o) == 0 ? 0 : -ENOMEM;
-}
-
-static int read_support(struct store *s, void *ctx, struct error *err) {
-        struct support_read *sr = ctx;
-
-        json_array_clear(sr->features);    /* a retry on a fresh connection starts again */
-        return store_support_figures(s, &sr->scope, &sr->figures, add_feature, sr, err);
-}
-
-/* The DORA deployment count of the window (deployment_frequency.deployments). */
-static int deployments(const struct api *api, const struct params_window *p, int64_t *ret,
-                       struct error *err) {
-        struct cube_query q = { .service = p->service, .envs = p->envs, .n_envs = p->n_envs,
-                                .unlinked = p->unlinked, .from_us = p->from_us,
-                                .to_us = p->to_us, .cache = true };
+/* The DORA deployment count of the window (deployment_frequency.deployments) and the
+ * support figures, both from the mirror in one session. */
+static int read_mirror(const struct api *api, const struct params_window *p,
+                       const struct sup_query *q, struct mirror_session *s,
+                       struct sup_figures *ret, int64_t *ret_deployments) {
+        struct cube_query cq = { .service = p->service, .envs = p->envs, .n_envs = p->n_envs,
+                                 .unlinked = p->unlinked, .from_us = p->from_us,
+                                 .to_us = p->to_us, .cache = true };
         struct metrics_acc *acc = malloc(sizeof(*acc));
-        struct mirror_session s;
         int r;
 
+        *s = (struct mirror_session) { .mirror = NULL };
         if (!acc)
-                return reply_oom(err);
-        r = mirror_begin(&s, api->mirror);
+                return -ENOMEM;
+        r = mirror_begin(s, api->mirror);
         if (r == 0) {
-                r = mirror_sum(&s, &q, acc);
-                mirror_end(&s);
+                r = mirror_sum(s, &cq, acc);
+                if (r == 0)
+                        r = mirror_support(s, q, ret);
+                if (r < 0)
+                        mirror_end(s);
         }
-        *ret = r == 0 ? acc->deployments : 0;
+        *ret_deployments = r == 0 ? acc->deployments : 0;
         free(acc);
-        return r < 0 ? reply_unavailable(err, &s.err, "the support deployments") : 0;
+        return r;
 }
 
 static json_t *number_or_null(double v) {
         return isnan(v) ? json_null() : json_real(v);
 }
 
-static json_t *figures_json(const struct params_window *p, const struct support_read *sr,
+static json_t *figures_json(const struct params_window *p, const struct sup_figures *f,
                             int64_t n_deployments) {
-        const struct store_support_figures *f = &sr->figures;
-        json_t *kinds = json_object();
+        json_t *kinds = json_object(), *features = json_array();
 
         for (size_t i = 0; kinds && i < 4; i++)
                 if (json_object_set_new(kinds, store_support_kinds[i],
@@ -80,7 +62,17 @@ static json_t *figures_json(const struct params_window *p, const struct support_
                         json_decref(kinds);
                         kinds = NULL;
                 }
-        return json_pack("{s:o,s:o,s:{s:I,s:I,s:I,s:o,s:I,s:I},s:o,s:o,s:O}",
+        for (size_t i = 0; features && i < f->n_features; i++) {
+                json_t *o = json_pack("{s:s,s:I,s:I}", "feature", f->features[i].feature,
+                                      "opened", (json_int_t) f->features[i].opened,
+                                      "customers", (json_int_t) f->features[i].customers);
+
+                if (!o || json_array_append_new(features, o) < 0) {
+                        json_decref(features);
+                        features = NULL;
+                }
+        }
+        return json_pack("{s:o,s:o,s:{s:I,s:I,s:I,s:o,s:I,s:I},s:o,s:o,s:o}",
                          "service", p->service ? json_string(p->service) : json_null(),
                          "window", dora_window_json(p->from_us, p->to_us),
                          "requests", "opened", (json_int_t) f->opened,
@@ -92,14 +84,16 @@ static json_t *figures_json(const struct params_window *p, const struct support_
                          "per_deployment", n_deployments ? json_real((double) f->opened /
                                                                      (double) n_deployments)
                                                          : json_null(),
-                         "kinds", kinds, "features", sr->features);
+                         "kinds", kinds, "features", features);
 }
 
 int support_figures(const struct api *api, const struct api_request *req, json_t **ret_body,
                     struct error *err) {
         const char *feature = req->arg(req->ctx, "feature");
-        struct support_read sr = { .features = NULL };
+        struct mirror_session s;
+        struct sup_figures f;
         struct params_window p;
+        struct sup_query q;
         int64_t n_deployments;
         int r;
 
@@ -108,25 +102,15 @@ int support_figures(const struct api *api, const struct api_request *req, json_t
                 return r;
         if (feature && strlen(feature) > EVENT_NAME_MAX)
                 return params_bad(err, "feature", "is longer than any stored feature");
-        sr.scope = (struct store_support_scope) { .from_us = p.from_us, .to_us = p.to_us,
-                                                  .service = p.service,
-                                                  .feature = feature && *feature ? feature
-                                                                                 : NULL };
-        r = deployments(api, &p, &n_deployments, err);
-        if (r < 0)
-                return r;
-        sr.features = json_array();
-        if (!sr.features)
+        q = (struct sup_query) { .from_us = p.from_us, .to_us = p.to_us, .service = p.service,
+                                 .feature = feature && *feature ? feature : NULL };
+        r = read_mirror(api, &p, &q, &s, &f, &n_deployments);
+        if (r == -ENOMEM && !s.mirror)
                 return reply_oom(err);
-        r = api_with_store(api, read_support, &sr, err);
-        if (r < 0) {
-                json_decref(sr.features);
-                if (r == -ENOMEM)
-                        return reply_oom(err);
-                return reply_unavailable(err, err, "the support figures");
-        }
-        *ret_body = figures_json(&p, &sr, n_deployments);
-        json_decref(sr.features);
+        if (r < 0)
+                return reply_unavailable(err, &s.err, "the support figures");
+        *ret_body = figures_json(&p, &f, n_deployments);  /* f is the mirror's till the end */
+        mirror_end(&s);
         return *ret_body ? 0 : reply_oom(err);
 }
 

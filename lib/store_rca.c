@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "rcamirror.h"
 #include "store.h"
 
 int store_rca(struct store *s, const char *service, int64_t from_us, int64_t to_us,
@@ -85,4 +86,134 @@ int store_rca_reference(struct store *s, const char *service, int64_t from_us, i
         *ret_json = strdup(PQgetvalue(res, 0, 0));
         PQclear(res);
         return *ret_json ? 0 : error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
+}
+
+static const char since_sql[] =
+        "SELECT e.epoch, pg_snapshot_xmin(pg_current_snapshot())::text, d.service, "
+        "d.day - date '1970-01-01', r.dimension, r.category, r.incidents, r.primaries, "
+        "(r.resolved_seconds * 1000000)::bigint, r.open_incidents, "
+        "(r.open_opened * 1000000)::bigint "
+        "FROM dl_rca_epoch e LEFT JOIN rca_daily_days d ON d.xid >= $1::text::xid8 "
+        "LEFT JOIN rca_daily r ON r.service = d.service AND r.day = d.day "
+        "ORDER BY d.service, d.day";
+
+static int read_since(struct store *s, uint64_t xmin, PGresult **ret, struct error *err) {
+        char from[24];
+        const char *params[1] = { from };
+        PGresult *res;
+
+        snprintf(from, sizeof(from), "%" PRIu64, xmin);
+        res = PQexecParams(store_pgconn(s), since_sql, 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1) {
+                int r = store_error(s, "Reading the root-cause rollups", err);
+
+                PQclear(res);
+                return r;
+        }
+        *ret = res;
+        return 0;
+}
+
+static int64_t integer(const PGresult *res, int i, int c) {
+        return strtoll(PQgetvalue(res, i, c), NULL, 10);
+}
+
+/* Hands the rows of res[from, to) (one service and day) to the sink. */
+static int hand_day(const struct store_rca_sink *sink, PGresult *res, int from, int to,
+                    struct rca_row *rows) {
+        size_t n = 0;
+
+        for (int i = from; i < to; i++) {
+                if (PQgetisnull(res, i, 4))
+                        continue; /* an emptied day */
+                rows[n++] = (struct rca_row) {
+                        .dimension = PQgetvalue(res, i, 4), .category = PQgetvalue(res, i, 5),
+                        .incidents = integer(res, i, 6), .primaries = integer(res, i, 7),
+                        .resolved_us = integer(res, i, 8), .open_incidents = integer(res, i, 9),
+                        .open_opened_us = integer(res, i, 10) };
+        }
+        return sink->day(sink->ctx, PQgetvalue(res, from, 2),
+                         (int32_t) integer(res, from, 3), rows, n);
+}
+
+int store_rca_since(struct store *s, int64_t epoch, uint64_t xmin,
+                    const struct store_rca_sink *sink, uint64_t *ret_xmin, struct error *err) {
+        PGresult *res = NULL;
+        struct rca_row *rows;
+        int64_t got;
+        int r = read_since(s, epoch ? xmin : 0, &res, err), n;
+
+        if (r < 0)
+                return r;
+        got = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (got != epoch) {
+                if (epoch && xmin) { /* a TRUNCATE since: read everything */
+                        PQclear(res);
+                        r = read_since(s, 0, &res, err);
+                        if (r < 0)
+                                return r;
+                        got = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+                }
+                sink->reset(sink->ctx, got);
+        }
+        *ret_xmin = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+        n = PQntuples(res);
+        rows = malloc(((size_t) n + 1) * sizeof(*rows));
+        if (!rows) {
+                PQclear(res);
+                return error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
+        }
+        for (int i = 0, start = 0; i <= n && r == 0; i++) {
+                if (i < n && PQgetisnull(res, i, 2)) {
+                        start = i + 1; /* the LEFT JOIN's row when nothing changed */
+                        continue;
+                }
+                if (i > start && (i == n || strcmp(PQgetvalue(res, i, 2),
+                                                   PQgetvalue(res, start, 2)) != 0 ||
+                                  strcmp(PQgetvalue(res, i, 3), PQgetvalue(res, start, 3)) != 0)) {
+                        r = hand_day(sink, res, start, i, rows);
+                        start = i;
+                }
+        }
+        free(rows);
+        PQclear(res);
+        return r;
+}
+
+int store_rca_day_facts(struct store *s, int32_t day,
+                        int (*fn)(void *ctx, const struct rca_fact *f), void *ctx,
+                        struct error *err) {
+        static const char sql[] =
+                "SELECT f.incident_id, f.service, dl_us(f.opened_at), "
+                "(f.resolved_seconds * 1000000)::bigint, f.dimension, f.category, f.role "
+                "FROM dl_rca_incident_factors((date '1970-01-01' + $1::int)::timestamp AT "
+                "TIME ZONE 'UTC', (date '1970-01-01' + $1::int + 1)::timestamp AT TIME ZONE "
+                "'UTC', NULL) f";
+        char d[16];
+        const char *params[1] = { d };
+        PGresult *res;
+        int r = 0;
+
+        snprintf(d, sizeof(d), "%" PRId32, day);
+        res = PQexecParams(store_pgconn(s), sql, 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                r = store_error(s, "Reading an edge day's root causes", err);
+                PQclear(res);
+                return r;
+        }
+        for (int i = 0; i < PQntuples(res) && r == 0; i++) {
+                const struct rca_fact f = {
+                        .incident_id = integer(res, i, 0), .service = PQgetvalue(res, i, 1),
+                        .opened_us = integer(res, i, 2),
+                        .resolved_us = PQgetisnull(res, i, 3) ? RCAMIRROR_OPEN
+                                                              : integer(res, i, 3),
+                        .dimension = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
+                        .category = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5),
+                        .role = PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6),
+                };
+
+                r = fn(ctx, &f);
+        }
+        PQclear(res);
+        return r;
 }

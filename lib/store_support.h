@@ -43,3 +43,21 @@ int store_support_observations(struct store *s, const char *const *params, store
  * in [from_us, to_us). Returns the number of rows, -EIO or row()'s error. */
 int store_support_opened(struct store *s, int64_t from_us, int64_t to_us, store_row_fn *row,
                          void *ctx, struct error *err) __attribute__((warn_unused_result));
+
+struct sup_obs;
+
+/* Where store_support_since() hands what it read. */
+struct store_obs_sink {
+        void *ctx;
+        /* The observations were truncated (or never read): forget them, start epoch. */
+        void (*reset)(void *ctx, int64_t epoch);
+        /* One observation's state, borrowed for the call. 0 or a negative errno that stops. */
+        int (*row)(void *ctx, const struct sup_obs *o);
+};
+
+/* Reads the observations written by transactions at or after xmin, in epoch `epoch`
+ * (everything when epoch is 0 or has changed, after sink->reset()), and the snapshot's xmin
+ * into *ret_xmin (sql/022_mirrors.sql). Returns 0, -EIO or the sink's error. */
+int store_support_since(struct store *s, int64_t epoch, uint64_t xmin,
+                        const struct store_obs_sink *sink, uint64_t *ret_xmin,
+                        struct error *err) __attribute__((warn_unused_result));

@@ -93,13 +93,26 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Every new state carries its writer's xid (sql/022_mirrors.sql: what the daemons' mirrors
+-- follow), whoever writes it, the daemon or a hand.
+CREATE OR REPLACE FUNCTION dl_observation_xid() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.xid := pg_current_xact_id();
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE TRIGGER observations_xid BEFORE UPDATE ON observations
+    FOR EACH ROW EXECUTE FUNCTION dl_observation_xid();
+
 CREATE OR REPLACE TRIGGER observations_rollup AFTER INSERT OR UPDATE OR DELETE ON observations
     FOR EACH ROW EXECUTE FUNCTION dl_support_rollup();
 
--- A TRUNCATE of observations (store_replay) empties the rollup with it.
+-- A TRUNCATE of observations (store_replay) empties the rollup with it, and tells the
+-- daemons' mirrors to read everything again.
 CREATE OR REPLACE FUNCTION dl_support_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM support_daily;
+    UPDATE dl_support_epoch SET epoch = epoch + 1;
     RETURN NULL;
 END $$;
 

@@ -295,3 +295,33 @@ CREATE OR REPLACE FUNCTION dl_rca_by_dimension(p_from_us bigint, p_to_us bigint)
                AS d(dimension)
     ORDER BY s.service, d.dimension
 $$;
+
+-- What the daemons' mirrors of rca_daily follow (sql/022_mirrors.sql): each statement that
+-- changes rca_daily marks its (service, day)s with its xid, once per statement.
+CREATE OR REPLACE FUNCTION dl_rca_daily_touched() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rca_daily_days AS d (service, day)
+    SELECT DISTINCT c.service, c.day FROM changed c ORDER BY 1, 2
+    ON CONFLICT (service, day) DO UPDATE SET xid = pg_current_xact_id();
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER dl_rca_daily_inserted AFTER INSERT ON rca_daily
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION dl_rca_daily_touched();
+CREATE OR REPLACE TRIGGER dl_rca_daily_deleted AFTER DELETE ON rca_daily
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION dl_rca_daily_touched();
+CREATE OR REPLACE TRIGGER dl_rca_daily_updated AFTER UPDATE ON rca_daily
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION dl_rca_daily_touched();
+
+-- A TRUNCATE (store_replay) starts the mirrors over.
+CREATE OR REPLACE FUNCTION dl_rca_daily_truncated() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM rca_daily_days;
+    UPDATE dl_rca_epoch SET epoch = epoch + 1;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER dl_rca_daily_truncated AFTER TRUNCATE ON rca_daily
+    FOR EACH STATEMENT EXECUTE FUNCTION dl_rca_daily_truncated();
