@@ -2,8 +2,7 @@
 api_token, admin_token and triage_token set, a request without a token where one is needed is
 a JSON 401, a method the path does not take is a JSON 405 with an Allow header naming exactly
 the methods it takes, and the right token is neither. The paths are listed here, from the
-HTTP contract (API.md, which is not part of this repository); the ones not built yet are in
-NOT_BUILT_YET and answer 404 today: move a path out of it when its endpoint lands."""
+HTTP contract (API.md, which is not part of this repository); every one is built."""
 import subprocess
 
 import pytest
@@ -55,10 +54,7 @@ ROUTES = [
     ("GET", "/api/v1/review", "api"),
 ]
 
-# Paths API.md names whose endpoints are not built yet: 404 (JSON) today, whatever the token.
-NOT_BUILT_YET = set()
-
-BUILT = [r for r in ROUTES if r[1] not in NOT_BUILT_YET]
+BUILT = ROUTES
 WRONG_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 
 
@@ -95,7 +91,6 @@ def d(module_daemon):
 
 def test_the_table_names_each_path_once_per_method():
     assert len({(m, p) for m, p, _ in ROUTES}) == len(ROUTES)
-    assert NOT_BUILT_YET <= {p for _, p, _ in ROUTES}
     assert {auth for _, _, auth in ROUTES} <= set(PASSES)
 
 
@@ -138,16 +133,6 @@ def test_a_wrong_method_is_405_json_with_allow(d, path):
             assert_error(response, 405, "method_not_allowed")
             allow = {m.strip() for m in response[2].get("Allow", "").split(",")}
             assert allow == allowed, (method, path, response[2].get("Allow"))
-
-
-@pytest.mark.parametrize("method,path,auth", [r for r in ROUTES if r[1] in NOT_BUILT_YET])
-def test_not_built_yet_is_404_json(d, method, path, auth):
-    # GET /api/v1/insights/{id+} takes every path under it (an id holds '/'): until the
-    # decision's POST route lands, a POST there is that path's 405.
-    status = 405 if path.startswith("/api/v1/insights/") and method == "POST" else 404
-    for token in PASSES[auth] + [None]:
-        assert_error(send(d, method, path, token, auth), status,
-                     "not_found" if status == 404 else "method_not_allowed")
 
 
 def test_an_unknown_path_is_404_json_before_any_token(d):
