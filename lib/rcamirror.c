@@ -196,7 +196,8 @@ static struct dayrows *day_slot(struct svc *s, int32_t day) {
 
                 if (!n)
                         return NULL;
-                memcpy(n + more, s->days, s->n_days * sizeof(*n));
+                if (s->n_days)  /* days is NULL before the first */
+                        memcpy(n + more, s->days, s->n_days * sizeof(*n));
                 free(s->days);
                 s->days = n;
                 s->n_days += more;
@@ -295,7 +296,8 @@ int rcamirror_set_detail(struct rcamirror *m, int32_t day, uint64_t token,
         }
         for (size_t i = 0; i < n; i++)
                 order[i] = &f[i];
-        qsort(order, n, sizeof(*order), by_incident);
+        if (n)
+                qsort(order, n, sizeof(*order), by_incident);
         for (size_t i = 0, n_pairs = 0; i < n && r == 0; i++) {
                 const struct rca_fact *x = order[i];
                 struct inc *c;
@@ -476,7 +478,8 @@ static json_t *answer(struct rcamirror *m, struct sums *s) {
                         if (cell(s, dim, (int32_t) c)->present)
                                 cats[n++] = (struct ranked) { m->cats[c],
                                                               cell(s, dim, (int32_t) c) };
-                qsort(cats, n, sizeof(*cats), by_incidents);
+                if (n)
+                        qsort(cats, n, sizeof(*cats), by_incidents);
                 for (size_t c = 0; c < n && cl; c++) {
                         json_t *x = json_pack("{s:s,s:I,s:o}", "category", cats[c].name,
                                               "incidents", (json_int_t) cats[c].c->incidents,

@@ -415,7 +415,8 @@ static int by_i32(const void *a, const void *b) {
 static size_t unique_u64(uint64_t *v, size_t n) {
         size_t k = 0;
 
-        qsort(v, n, sizeof(*v), by_u64);
+        if (n)
+                qsort(v, n, sizeof(*v), by_u64);
         for (size_t i = 0; i < n; i++)
                 if (k == 0 || v[k - 1] != v[i])
                         v[k++] = v[i];
@@ -500,7 +501,8 @@ static int cache_make(struct supmirror *m, struct cache *c) {
                 c->pair_start[(c->pairs[i] >> 32) + 1]++;
         for (size_t f = 0; f < n_feat; f++)
                 c->pair_start[f + 1] += c->pair_start[f];
-        qsort(c->vals, c->n_vals, sizeof(*c->vals), by_weighted);
+        if (c->n_vals)          /* vals is NULL when empty: qsort must not see it */
+                qsort(c->vals, c->n_vals, sizeof(*c->vals), by_weighted);
         c->cum = malloc((c->n_vals + 1) * sizeof(*c->cum));
         if (!c->cum)
                 return -ENOMEM;
@@ -636,7 +638,8 @@ static int scratch(struct supmirror *m) {
                         return -ENOMEM;
         }
         if (++m->gen == 0) {
-                memset(m->stamp, 0, m->n_stamp * sizeof(*m->stamp));
+                if (m->n_stamp)
+                        memset(m->stamp, 0, m->n_stamp * sizeof(*m->stamp));
                 m->gen = 1;
         }
         return 0;
@@ -668,8 +671,10 @@ int supmirror_figures(struct supmirror *m, const struct sup_query *q, struct sup
         memcpy(ret->kinds, c->kinds, sizeof(ret->kinds));
         ret->open_now = c->before;
         ret->customers = (int64_t) c->n_custs;
-        memset(m->feat_opened, 0, n_feat * sizeof(*m->feat_opened));
-        memset(m->feat_present, 0, n_feat * sizeof(*m->feat_present));
+        if (n_feat) {           /* the arrays are NULL while no feature is known */
+                memset(m->feat_opened, 0, n_feat * sizeof(*m->feat_opened));
+                memset(m->feat_present, 0, n_feat * sizeof(*m->feat_present));
+        }
         for (int p = 0; p < 3; p++) {
                 int64_t a = parts[p][0], b = parts[p][1];
                 const struct bucket *bo, *br;
@@ -734,7 +739,8 @@ int supmirror_figures(struct supmirror *m, const struct sup_query *q, struct sup
                 }
         }
         /* the median over the whole days' sorted values and the edges' */
-        qsort(m->edge, n_edge, sizeof(*m->edge), by_weighted);
+        if (n_edge)
+                qsort(m->edge, n_edge, sizeof(*m->edge), by_weighted);
         edge_cum = malloc((n_edge + 1) * sizeof(*edge_cum));
         if (!edge_cum)
                 return -ENOMEM;
@@ -768,7 +774,8 @@ int supmirror_figures(struct supmirror *m, const struct sup_query *q, struct sup
         for (size_t i = 0; i < n_pairs; i++)
                 if (!has_u64(c->pairs, c->n_pairs, m->edge_pairs[i]))
                         m->out[m->feat_slot[m->edge_pairs[i] >> 32]].customers++;
-        qsort(m->out, n_out, sizeof(*m->out), by_opened_then_name);
+        if (n_out)
+                qsort(m->out, n_out, sizeof(*m->out), by_opened_then_name);
         ret->features = m->out;
         ret->n_features = n_out;
         return 0;
