@@ -51,6 +51,10 @@ struct http {
         const struct api *api;
         struct guard *guard;            /* header deadline, lingering close (guard.h) */
         struct readpool *reads;         /* answers the read API and /metrics */
+        /* The listen socket once quiesced, closed only after MHD_stop_daemon(): MHD's own
+         * thread may still take it out of its epoll set, and a socket closed under it
+         * makes that fail and MHD abort ("Failed to remove listen FD from epoll set"). */
+        MHD_socket quiesced;
 
         pthread_mutex_t lock;           /* guards the fields below and suspend/resume */
         pthread_cond_t idle;
@@ -1258,6 +1262,7 @@ int http_start(const struct http_options *o, struct http **ret_http, char *errbu
         h->live = o->live;
         h->writer = o->writer;
         h->api = o->api;
+        h->quiesced = MHD_INVALID_SOCKET;
         h->rejects = (struct log_ratelimit) LOG_RATELIMIT(10, 20);
         h->mhd_log = (struct log_ratelimit) LOG_RATELIMIT(10, 20);
         pthread_mutex_init(&h->lock, NULL);
@@ -1333,9 +1338,9 @@ bool http_drain(struct http *h, int timeout_ms) {
         MHD_socket fd;
         bool idle;
 
-        fd = MHD_quiesce_daemon(h->mhd);
+        fd = MHD_quiesce_daemon(h->mhd);        /* INVALID when quiesced before */
         if (fd != MHD_INVALID_SOCKET)
-                close(fd);
+                h->quiesced = fd;
         clock_gettime(CLOCK_REALTIME, &deadline);
         deadline.tv_sec += timeout_ms / 1000;
         deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000;
@@ -1371,6 +1376,8 @@ struct http *http_stop(struct http *h) {
         pthread_mutex_unlock(&h->lock);
         readpool_free(reads);
         MHD_stop_daemon(h->mhd);
+        if (h->quiesced != MHD_INVALID_SOCKET)
+                close(h->quiesced);
         h->guard = guard_stop(h->guard);        /* after every connection is closed */
         pthread_mutex_destroy(&h->lock);
         pthread_mutex_destroy(&h->mhd_log_lock);
