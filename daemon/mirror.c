@@ -539,13 +539,13 @@ static int load_rca_day(struct mirror_session *s, void *ctx) {
 }
 
 int mirror_rca(struct mirror_session *s, const char *service, int64_t from_us, int64_t to_us,
-               json_t **ret) {
+               struct rca_sums **ret) {
         struct mirror *m = s->mirror;
 
         for (int attempt = 0; attempt < 6; attempt++) {
                 struct rca_facts l = { .day = 0 };
                 uint64_t token;
-                int r = rcamirror_json(m->rca, service, from_us, to_us, ret, &l.day);
+                int r = rcamirror_sums(m->rca, service, from_us, to_us, ret, &l.day);
 
                 if (r != -ENOENT)
                         return r == -ENOMEM ? error_set(&s->err, ENOMEM, "unavailable", NULL,

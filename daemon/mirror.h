@@ -4,7 +4,6 @@
  * days. One per API context (struct api owns it); no state outside it. */
 #pragma once
 
-#include <jansson.h>
 #include <stdint.h>
 
 #include "../lib/error.h"
@@ -62,7 +61,10 @@ void mirror_series(struct mirror_session *s,
 int mirror_support(struct mirror_session *s, const struct sup_query *q, struct sup_figures *ret)
         __attribute__((warn_unused_result));
 
-/* dl_rca_fast(service, from, to)'s object (lib/rcamirror.h) into *ret, a new reference,
- * reading edge days from the database as needed. 0 or a negative errno with s->err. */
+/* The sums of dl_rca_fast(service, from, to) (lib/rcamirror.h) into *ret, the caller's to
+ * free with rca_sums_free(), reading edge days from the database as needed. Their JSON is
+ * built after mirror_end(), so that readers do not queue on it. 0 or a negative errno with
+ * s->err. */
+struct rca_sums;
 int mirror_rca(struct mirror_session *s, const char *service, int64_t from_us, int64_t to_us,
-               json_t **ret) __attribute__((warn_unused_result));
+               struct rca_sums **ret) __attribute__((warn_unused_result));

@@ -12,6 +12,7 @@
 #include "../lib/buf.h"
 #include "../lib/error.h"
 #include "../lib/metrics.h"
+#include "../lib/rcamirror.h"
 #include "../lib/store_rca.h"
 #include "../lib/timefmt.h"
 #include "mirror.h"
@@ -38,6 +39,7 @@ static json_t *window_json(int64_t from_us, int64_t to_us) {
  * here: incidents are not per environment. */
 int rca_figures(const struct api *api, const struct api_request *req, json_t **ret_body,
                 struct error *err) {
+        struct rca_sums *now = NULL, *before = NULL;
         struct params_window p;
         struct mirror_session s;
         json_t *o, *previous;
@@ -48,21 +50,30 @@ int rca_figures(const struct api *api, const struct api_request *req, json_t **r
                 return r;
         r = mirror_begin(&s, api->mirror);
         if (r == 0) {
-                r = mirror_rca(&s, p.service, p.from_us, p.to_us, &o);
-                if (r == 0) {
+                r = mirror_rca(&s, p.service, p.from_us, p.to_us, &now);
+                if (r == 0)
                         r = mirror_rca(&s, p.service, p.from_us - (p.to_us - p.from_us),
-                                       p.from_us, &previous);
-                        if (r < 0)
-                                json_decref(o);
-                }
+                                       p.from_us, &before);
                 mirror_end(&s);
         }
-        if (r < 0)
+        if (r < 0) {
+                rca_sums_free(now);
                 return reply_unavailable(err, &s.err, "the root-cause figures");
-        if (json_object_set_new(o, "service", p.service ? json_string(p.service)
+        }
+        /* the JSON after mirror_end(): the other readers need not wait for it */
+        o = rca_sums_json(now);
+        previous = rca_sums_json(before);
+        rca_sums_free(now);
+        rca_sums_free(before);
+        if (!o || !previous ||
+            json_object_set_new(o, "service", p.service ? json_string(p.service)
                                                         : json_null()) < 0 ||
-            json_object_set_new(o, "window", window_json(p.from_us, p.to_us)) < 0 ||
-            json_object_set_new(o, "previous", previous) < 0) {
+            json_object_set_new(o, "window", window_json(p.from_us, p.to_us)) < 0) {
+                json_decref(o);
+                json_decref(previous);
+                return reply_oom(err);
+        }
+        if (json_object_set_new(o, "previous", previous) < 0) {
                 json_decref(o);
                 return reply_oom(err);
         }

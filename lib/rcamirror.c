@@ -356,16 +356,17 @@ int rcamirror_set_detail(struct rcamirror *m, int32_t day, uint64_t token,
 
 /* ------------------------------------------------------------------ sums */
 
-struct sums {
+struct rca_sums {
         struct cell *cells;     /* [dim][cat + 1] */
         size_t width;           /* n_cats + 1 */
+        char **names;           /* the categories' names, [width - 1], in one block with them */
 };
 
-static struct cell *cell(struct sums *s, int dim, int32_t cat) {
+static struct cell *cell(const struct rca_sums *s, int dim, int32_t cat) {
         return &s->cells[(size_t) dim * s->width + (size_t) (cat + 1)];
 }
 
-static void add(struct sums *s, int dim, int32_t cat, int64_t incidents, int64_t primaries,
+static void add(struct rca_sums *s, int dim, int32_t cat, int64_t incidents, int64_t primaries,
                 int64_t downtime_us) {
         struct cell *c = cell(s, dim, cat);
 
@@ -387,7 +388,7 @@ static const struct detail *find_detail(const struct rcamirror *m, int32_t day) 
 }
 
 /* The incidents opened in [a, b) (within one day) of service si (-1: all): dl_rca_parts. */
-static void add_part(struct sums *s, const struct detail *d, int si, int64_t a, int64_t b,
+static void add_part(struct rca_sums *s, const struct detail *d, int si, int64_t a, int64_t b,
                      int64_t to_us) {
         for (size_t i = 0; i < d->n; i++) {
                 const struct inc *c = &d->incs[i];
@@ -408,7 +409,7 @@ static void add_part(struct sums *s, const struct detail *d, int si, int64_t a, 
 }
 
 /* The rows of days [d0, d1) of v, open incidents' downtime counted to ref_us. */
-static void add_days(struct sums *s, const struct svc *v, int32_t d0, int32_t d1,
+static void add_days(struct rca_sums *s, const struct svc *v, int32_t d0, int32_t d1,
                      int64_t ref_us) {
         int32_t lo = d0 > v->base ? d0 : v->base;
         int32_t hi = v->base + (int32_t) v->n_days < d1 ? v->base + (int32_t) v->n_days : d1;
@@ -456,9 +457,9 @@ static int by_incidents(const void *a, const void *b) {
         return strcmp(x->name, y->name);
 }
 
-static json_t *answer(struct rcamirror *m, struct sums *s) {
+json_t *rca_sums_json(const struct rca_sums *s) {
         int64_t all = cell(s, D_ALL, -1)->incidents, with = cell(s, D_ANY, -1)->incidents;
-        struct ranked d[4], *cats = calloc(m->n_cats + 1, sizeof(*cats));
+        struct ranked d[4], *cats = calloc(s->width, sizeof(*cats));
         json_t *list = json_array();
 
         if (!cats || !list) {
@@ -474,9 +475,9 @@ static json_t *answer(struct rcamirror *m, struct sums *s) {
                 json_t *cl = json_array(), *o;
                 size_t n = 0;
 
-                for (size_t c = 0; c < m->n_cats; c++)
+                for (size_t c = 0; c + 1 < s->width; c++)
                         if (cell(s, dim, (int32_t) c)->present)
-                                cats[n++] = (struct ranked) { m->cats[c],
+                                cats[n++] = (struct ranked) { s->names[c],
                                                               cell(s, dim, (int32_t) c) };
                 if (n)
                         qsort(cats, n, sizeof(*cats), by_incidents);
@@ -508,15 +509,43 @@ static json_t *answer(struct rcamirror *m, struct sums *s) {
                          "incidents_with_factors", (json_int_t) with, "dimensions", list);
 }
 
-int rcamirror_json(struct rcamirror *m, const char *service, int64_t from_us, int64_t to_us,
-                   json_t **ret, int32_t *ret_missing_day) {
+void rca_sums_free(struct rca_sums *s) {
+        if (s) {
+                free(s->cells);
+                free(s->names);
+                free(s);
+        }
+}
+
+/* The category names, copied into s so that the sums outlive the mirror's lock. */
+static int copy_names(const struct rcamirror *m, struct rca_sums *s) {
+        size_t size = m->n_cats * sizeof(char *);
+        char *at;
+
+        for (size_t i = 0; i < m->n_cats; i++)
+                size += strlen(m->cats[i]) + 1;
+        s->names = malloc(size ? size : 1);
+        if (!s->names)
+                return -ENOMEM;
+        at = (char *) (s->names + m->n_cats);
+        for (size_t i = 0; i < m->n_cats; i++) {
+                size_t len = strlen(m->cats[i]) + 1;
+
+                s->names[i] = memcpy(at, m->cats[i], len);
+                at += len;
+        }
+        return 0;
+}
+
+int rcamirror_sums(struct rcamirror *m, const char *service, int64_t from_us, int64_t to_us,
+                   struct rca_sums **ret, int32_t *ret_missing_day) {
         /* the first midnight at or after from, the last at or before to */
         int64_t d0 = (floor_div(from_us - 1, DAY_US) + 1) * DAY_US;
         int64_t d1 = floor_div(to_us, DAY_US) * DAY_US;
         int64_t parts[2][2] = { { from_us, d0 <= d1 ? d0 : to_us }, { d1, to_us } };
         int n_parts = d0 <= d1 ? 2 : 1;
         int si = service ? find_svc(m, service) : -1;
-        struct sums s = { .width = m->n_cats + 1 };
+        struct rca_sums *s;
 
         *ret = NULL;
         /* the edge days first, so that a missing one costs no sums */
@@ -526,9 +555,15 @@ int rcamirror_json(struct rcamirror *m, const char *service, int64_t from_us, in
                         *ret_missing_day = (int32_t) floor_div(parts[p][0], DAY_US);
                         return -ENOENT;
                 }
-        s.cells = calloc(N_DIMS * s.width, sizeof(*s.cells));
-        if (!s.cells)
+        s = calloc(1, sizeof(*s));
+        if (!s)
                 return -ENOMEM;
+        s->width = m->n_cats + 1;
+        s->cells = calloc(N_DIMS * s->width, sizeof(*s->cells));
+        if (!s->cells || copy_names(m, s) < 0) {
+                rca_sums_free(s);
+                return -ENOMEM;
+        }
         if (!service || si >= 0) {
                 int32_t w0 = (int32_t) (d0 / DAY_US), w1 = (int32_t) (d1 / DAY_US);
                 struct daycache *c = NULL;
@@ -536,35 +571,47 @@ int rcamirror_json(struct rcamirror *m, const char *service, int64_t from_us, in
                 for (size_t i = 0; d0 < d1 && i < N_CACHE; i++)
                         if (m->cache[i].valid && m->cache[i].svc == si && m->cache[i].d0 == w0 &&
                             m->cache[i].d1 == w1 &&
-                            m->cache[i].width == s.width)
+                            m->cache[i].width == s->width)
                                 c = &m->cache[i];
                 if (c)
-                        memcpy(s.cells, c->cells, N_DIMS * s.width * sizeof(*s.cells));
+                        memcpy(s->cells, c->cells, N_DIMS * s->width * sizeof(*s->cells));
                 else if (d0 < d1) {
                         for (size_t v = 0; v < m->n_svcs; v++)
                                 if (si < 0 || (int) v == si)
-                                        add_days(&s, &m->svcs[v], w0, w1, d1);
+                                        add_days(s, &m->svcs[v], w0, w1, d1);
                         c = &m->cache[m->next_cache];
                         m->next_cache = (m->next_cache + 1) % N_CACHE;
                         free(c->cells);
                         *c = (struct daycache) { .svc = si, .d0 = w0, .d1 = w1,
-                                                 .width = s.width,
-                                                 .cells = malloc(N_DIMS * s.width *
-                                                                 sizeof(*s.cells)) };
+                                                 .width = s->width,
+                                                 .cells = malloc(N_DIMS * s->width *
+                                                                 sizeof(*s->cells)) };
                         if (c->cells) {
-                                memcpy(c->cells, s.cells, N_DIMS * s.width * sizeof(*s.cells));
+                                memcpy(c->cells, s->cells, N_DIMS * s->width * sizeof(*s->cells));
                                 c->valid = true;
                         }
                 }
                 for (int p = 0; p < n_parts; p++)
                         if (parts[p][0] < parts[p][1])
-                                add_part(&s, find_detail(m, (int32_t) floor_div(parts[p][0],
+                                add_part(s, find_detail(m, (int32_t) floor_div(parts[p][0],
                                                                                 DAY_US)),
                                          service ? si : -1, parts[p][0], parts[p][1], to_us);
         }
-        for (size_t i = 0; i < N_DIMS * s.width; i++)      /* from d1 to the end */
-                s.cells[i].downtime_us += s.cells[i].open * (to_us - d1);
-        *ret = answer(m, &s);
-        free(s.cells);
+        for (size_t i = 0; i < N_DIMS * s->width; i++)      /* from d1 to the end */
+                s->cells[i].downtime_us += s->cells[i].open * (to_us - d1);
+        *ret = s;
+        return 0;
+}
+
+int rcamirror_json(struct rcamirror *m, const char *service, int64_t from_us, int64_t to_us,
+                   json_t **ret, int32_t *ret_missing_day) {
+        struct rca_sums *s;
+        int r = rcamirror_sums(m, service, from_us, to_us, &s, ret_missing_day);
+
+        *ret = NULL;
+        if (r < 0)
+                return r;
+        *ret = rca_sums_json(s);
+        rca_sums_free(s);
         return *ret ? 0 : -ENOMEM;
 }

@@ -48,7 +48,20 @@ uint64_t rcamirror_detail_token(const struct rcamirror *m, int32_t day);
 int rcamirror_set_detail(struct rcamirror *m, int32_t day, uint64_t token,
                          const struct rca_fact *f, size_t n) __attribute__((warn_unused_result));
 
-/* dl_rca_fast(service, from, to) into *ret (a new object). 0; -ENOENT with
- * *ret_missing_day when an edge day's incidents are needed first; or -ENOMEM. */
+/* The sums of dl_rca_fast(service, from, to) into *ret, a copy that needs nothing of m, so
+ * that the caller can build the JSON after unlocking it. 0; -ENOENT with *ret_missing_day
+ * when an edge day's incidents are needed first; or -ENOMEM. */
+struct rca_sums;
+int rcamirror_sums(struct rcamirror *m, const char *service, int64_t from_us, int64_t to_us,
+                   struct rca_sums **ret, int32_t *ret_missing_day)
+        __attribute__((warn_unused_result));
+
+/* dl_rca_fast's object of s (a new reference), or NULL on OOM. Thread-safe. */
+json_t *rca_sums_json(const struct rca_sums *s);
+
+/* NULL-safe. */
+void rca_sums_free(struct rca_sums *s);
+
+/* rcamirror_sums() and rca_sums_json() in one: dl_rca_fast(service, from, to) into *ret. */
 int rcamirror_json(struct rcamirror *m, const char *service, int64_t from_us, int64_t to_us,
                    json_t **ret, int32_t *ret_missing_day) __attribute__((warn_unused_result));
