@@ -1254,6 +1254,46 @@ int store_rows(struct store *s, const char *sql, int n, const char *const *param
         return r < 0 ? r : rows;
 }
 
+static PGresult *read_from(struct store *s, const char *sql, uint64_t xmin, const char *what,
+                           struct error *err) {
+        char from[24];
+        const char *params[1] = { from };
+        PGresult *res;
+
+        snprintf(from, sizeof(from), "%" PRIu64, xmin);
+        res = PQexecParams(s->conn, sql, 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1) {
+                pg_error(err, s->conn, what);
+                PQclear(res);
+                return NULL;
+        }
+        return res;
+}
+
+int store_read_since(struct store *s, const char *sql, int64_t epoch, uint64_t xmin,
+                     void (*reset)(void *ctx, int64_t epoch), void *ctx, const char *what,
+                     PGresult **ret, uint64_t *ret_xmin, struct error *err) {
+        PGresult *res = read_from(s, sql, epoch ? xmin : 0, what, err);
+        int64_t got;
+
+        if (!res)
+                return -EIO;
+        got = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (got != epoch) {
+                if (epoch && xmin) { /* a TRUNCATE since: read everything */
+                        PQclear(res);
+                        res = read_from(s, sql, 0, what, err);
+                        if (!res)
+                                return -EIO;
+                        got = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+                }
+                reset(ctx, got);
+        }
+        *ret_xmin = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+        *ret = res;
+        return 0;
+}
+
 /* ------------------------------------------------------------------ raw retention */
 
 /* Runs one upkeep call (a function of 60_raw_partitions.sql) with n text parameters in a

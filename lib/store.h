@@ -145,6 +145,19 @@ int store_rows(struct store *s, const char *sql, int n, const char *const *param
                const char *kinds, const char *const *names, store_row_fn *row, void *ctx,
                const char *what, struct error *err) __attribute__((warn_unused_result));
 
+/* For the store modules that keep a mirror in step (store_rca.c, store_support.c): runs
+ * sql, whose one parameter is the xmin to read from ($1::text::xid8) and whose first row is
+ * always there, its columns 0 and 1 the stored epoch and the snapshot's xmin. It reads from
+ * xmin, or from the start when epoch is not the stored one (nothing loaded yet, or a
+ * TRUNCATE since), calling reset(ctx, stored epoch) then. Hands the result to the caller to
+ * PQclear() and the xmin to read from next to *ret_xmin. 0 or -EIO (err says why, after
+ * what). */
+struct pg_result;
+int store_read_since(struct store *s, const char *sql, int64_t epoch, uint64_t xmin,
+                     void (*reset)(void *ctx, int64_t epoch), void *ctx, const char *what,
+                     struct pg_result **ret, uint64_t *ret_xmin, struct error *err)
+        __attribute__((warn_unused_result));
+
 /* Calls row() for each stored delivery matching f, newest first: id, source, delivery_id,
  * event, received_at, status, error (NULL when none). Returns the number of rows, -EIO, or
  * row()'s negative return. */

@@ -88,6 +88,7 @@ int store_rca_reference(struct store *s, const char *service, int64_t from_us, i
         return *ret_json ? 0 : error_set(err, ENOMEM, "unavailable", NULL, "Out of memory");
 }
 
+static const char since_what[] = "Reading the root-cause rollups";
 static const char since_sql[] =
         "SELECT e.epoch, pg_snapshot_xmin(pg_current_snapshot())::text, d.service, "
         "d.day - date '1970-01-01', r.dimension, r.category, r.incidents, r.primaries, "
@@ -96,23 +97,6 @@ static const char since_sql[] =
         "FROM dl_rca_epoch e LEFT JOIN rca_daily_days d ON d.xid >= $1::text::xid8 "
         "LEFT JOIN rca_daily r ON r.service = d.service AND r.day = d.day "
         "ORDER BY d.service, d.day";
-
-static int read_since(struct store *s, uint64_t xmin, PGresult **ret, struct error *err) {
-        char from[24];
-        const char *params[1] = { from };
-        PGresult *res;
-
-        snprintf(from, sizeof(from), "%" PRIu64, xmin);
-        res = PQexecParams(store_pgconn(s), since_sql, 1, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1) {
-                int r = store_error(s, "Reading the root-cause rollups", err);
-
-                PQclear(res);
-                return r;
-        }
-        *ret = res;
-        return 0;
-}
 
 static int64_t integer(const PGresult *res, int i, int c) {
         return strtoll(PQgetvalue(res, i, c), NULL, 10);
@@ -140,23 +124,11 @@ int store_rca_since(struct store *s, int64_t epoch, uint64_t xmin,
                     const struct store_rca_sink *sink, uint64_t *ret_xmin, struct error *err) {
         PGresult *res = NULL;
         struct rca_row *rows;
-        int64_t got;
-        int r = read_since(s, epoch ? xmin : 0, &res, err), n;
+        int n, r = store_read_since(s, since_sql, epoch, xmin, sink->reset, sink->ctx,
+                                    since_what, &res, ret_xmin, err);
 
         if (r < 0)
                 return r;
-        got = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        if (got != epoch) {
-                if (epoch && xmin) { /* a TRUNCATE since: read everything */
-                        PQclear(res);
-                        r = read_since(s, 0, &res, err);
-                        if (r < 0)
-                                return r;
-                        got = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-                }
-                sink->reset(sink->ctx, got);
-        }
-        *ret_xmin = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
         n = PQntuples(res);
         rows = malloc(((size_t) n + 1) * sizeof(*rows));
         if (!rows) {

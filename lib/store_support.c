@@ -91,28 +91,12 @@ int store_support_opened(struct store *s, int64_t from_us, int64_t to_us, store_
                           row, ctx, "Reading the support gauge", err);
 }
 
+static const char since_what[] = "Reading the observations";
 static const char since_sql[] =
         "SELECT e.epoch, pg_snapshot_xmin(pg_current_snapshot())::text, o.source, o.key, "
         "o.kind, o.service, o.feature, o.customer, o.count, dl_us(o.occurred_at), "
         "dl_us(o.resolved_at), cardinality(o.incidents) > 0, o.deleted "
         "FROM dl_support_epoch e LEFT JOIN observations o ON o.xid >= $1::text::xid8";
-
-static int read_since(struct store *s, uint64_t xmin, PGresult **ret, struct error *err) {
-        char from[24];
-        const char *params[1] = { from };
-        PGresult *res;
-
-        snprintf(from, sizeof(from), "%" PRIu64, xmin);
-        res = PQexecParams(store_pgconn(s), since_sql, 1, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1) {
-                int r = store_error(s, "Reading the observations", err);
-
-                PQclear(res);
-                return r;
-        }
-        *ret = res;
-        return 0;
-}
 
 static const char *or_null(const PGresult *res, int i, int c) {
         return PQgetisnull(res, i, c) ? NULL : PQgetvalue(res, i, c);
@@ -122,23 +106,11 @@ int store_support_since(struct store *s, int64_t epoch, uint64_t xmin,
                         const struct store_obs_sink *sink, uint64_t *ret_xmin,
                         struct error *err) {
         PGresult *res = NULL;
-        int64_t got;
-        int r = read_since(s, epoch ? xmin : 0, &res, err);
+        int r = store_read_since(s, since_sql, epoch, xmin, sink->reset, sink->ctx, since_what,
+                                 &res, ret_xmin, err);
 
         if (r < 0)
                 return r;
-        got = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        if (got != epoch) {
-                if (epoch && xmin) { /* a TRUNCATE since: read everything */
-                        PQclear(res);
-                        r = read_since(s, 0, &res, err);
-                        if (r < 0)
-                                return r;
-                        got = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-                }
-                sink->reset(sink->ctx, got);
-        }
-        *ret_xmin = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
         for (int i = 0; i < PQntuples(res) && r == 0; i++) {
                 struct sup_obs o;
 

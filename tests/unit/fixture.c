@@ -183,3 +183,40 @@ int fixture_psql_value(const char *conninfo, const char *sql, char *out, size_t 
                 out[strcspn(out, "\n")] = '\0';
         return pclose(p) == 0 && ok ? 0 : -1;
 }
+
+struct store *fixture_open(int argc, char **argv, const char *test) {
+        const char *conninfo = fixture_db(argc, argv);
+
+        if (!conninfo) {
+                fprintf(stderr, "%s needs an empty database: DORALOOP_TEST_DB\n", test);
+                exit(2);
+        }
+        return fixture_store(conninfo);
+}
+
+int fixture_save(struct store *s, const char *delivery_id, const char *body,
+                 int64_t received_us) {
+        static const struct store_model model = { "production", 24 };
+        struct delivery *d = fixture_generic(delivery_id, body, received_us);
+        struct error err = { 0 };
+        int r = d ? store_save_batch(s, &model, &d, 1, &err) : -ENOMEM;
+
+        if (r < 0)
+                fprintf(stderr, "save %s: %s\n", delivery_id, d ? err.msg : "out of memory");
+        delivery_free(d);
+        return r;
+}
+
+int fixture_save_all(struct store *s, const char *prefix, const char *const *bodies, size_t n,
+                     int64_t received_us) {
+        for (size_t i = 0; i < n; i++) {
+                char id[64];
+                int r;
+
+                snprintf(id, sizeof(id), "%s-%zu", prefix, i);
+                r = fixture_save(s, id, bodies[i], received_us);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}

@@ -47,6 +47,19 @@ struct store *fixture_store(const char *conninfo);
  * received_us and normalized as the HTTP handler would; NULL on OOM. */
 struct delivery *fixture_generic(const char *delivery_id, const char *body, int64_t received_us);
 
+/* For a store test's main(): fixture_store() on fixture_db()'s database. Without a database
+ * it says so on stderr and exits 2. NULL when the store cannot be had. */
+struct store *fixture_open(int argc, char **argv, const char *test);
+
+/* Stores fixture_generic(delivery_id, body, received_us) as the daemon would (production
+ * "production", a 24 h incident window); 0, or a negative errno with a line on stderr. */
+int fixture_save(struct store *s, const char *delivery_id, const char *body,
+                 int64_t received_us);
+
+/* fixture_save() of bodies[0, n), as deliveries "<prefix>-<i>"; 0 or the first failure. */
+int fixture_save_all(struct store *s, const char *prefix, const char *const *bodies, size_t n,
+                     int64_t received_us);
+
 /* A psql session on conninfo, fed SQL as it is sent (its output discarded): what a store
  * test holds locks with, as tests/conftest.py's TableLock does. NULL when psql cannot run.
  * Closing ends the session (and so its transaction, its locks) and waits for it. */

@@ -23,17 +23,9 @@
 #define DAY_US (INT64_C(1715040000) * US)
 #define T0 (DAY_US + 8 * 3600 * US)
 
-static const struct store_model model = { "production", 24 };
 
 static int save(struct store *s, const char *id, const char *body) {
-        struct delivery *d = fixture_generic(id, body, T0);
-        struct error err = { 0 };
-        int r = d ? store_save_batch(s, &model, &d, 1, &err) : -ENOMEM;
-
-        if (r < 0)
-                fprintf(stderr, "save %s: %s\n", id, err.msg);
-        delivery_free(d);
-        return r;
+        return fixture_save(s, id, body, T0);
 }
 
 static const char *change_request(const char *key, const char *status, const char *services,
@@ -259,14 +251,8 @@ static void test_refusal(struct store *s) {
 }
 
 int main(int argc, char **argv) {
-        const char *conninfo = fixture_db(argc, argv);
-        struct store *s;
+        struct store *s = fixture_open(argc, argv, "test_store_changes");
 
-        if (!conninfo) {
-                fprintf(stderr, "test_store_changes needs an empty database: DORALOOP_TEST_DB\n");
-                return 2;
-        }
-        s = fixture_store(conninfo);
         CHECK(s != NULL);
         if (!s)
                 return check_summary();

@@ -48,14 +48,7 @@ static const char *const bodies[] = {
 #define RESTORE_S 3600.0
 
 static int save(struct store *s, const char *id, const char *body) {
-        struct delivery *d = fixture_generic(id, body, T0);
-        struct error err = { 0 };
-        int r = d ? store_save_batch(s, &model, &d, 1, &err) : -ENOMEM;
-
-        if (r < 0)
-                fprintf(stderr, "save %s: %s\n", id, err.msg);
-        delivery_free(d);
-        return r;
+        return fixture_save(s, id, body, T0);
 }
 
 /* ---------------------------------------------------------------- rollups */
@@ -341,14 +334,8 @@ static void test_lists(struct store *s) {
 }
 
 int main(int argc, char **argv) {
-        const char *conninfo = fixture_db(argc, argv);
-        struct store *s;
+        struct store *s = fixture_open(argc, argv, "test_store_dora");
 
-        if (!conninfo) {
-                fprintf(stderr, "test_store_dora needs an empty database: DORALOOP_TEST_DB\n");
-                return 2;
-        }
-        s = fixture_store(conninfo);
         CHECK(s != NULL);
         if (!s)
                 return check_summary();

@@ -20,7 +20,6 @@
 #define US INT64_C(1000000)
 #define MAR1 (INT64_C(1709251200) * US)        /* 2024-03-01T00:00:00Z */
 
-static const struct store_model model = { "production", 24 };
 
 /* PRB-1 (api) opens linking INC-1 and INC-X (never reported), then becomes a known error;
  * PRB-2 (web) is resolved; PRB-3 (api) is open. Saved in this order, so ids rise. */
@@ -41,17 +40,6 @@ static const char *const bodies[] = {
         "{\"type\":\"problem\",\"id\":\"PRB-3\",\"service\":\"api\",\"status\":\"open\","
         "\"opened_at\":\"2024-03-04T08:00:00Z\"}",
 };
-
-static int save(struct store *s, const char *id, const char *body) {
-        struct delivery *d = fixture_generic(id, body, MAR1);
-        struct error err = { 0 };
-        int r = d ? store_save_batch(s, &model, &d, 1, &err) : -ENOMEM;
-
-        if (r < 0)
-                fprintf(stderr, "save %s: %s\n", id, err.msg);
-        delivery_free(d);
-        return r;
-}
 
 /* The rows a walk gave: each as a JSON object of its columns (texts, or parsed JSON for
  * the 'j' ones), so that a check can name a column. */
@@ -215,23 +203,12 @@ static void test_open(struct store *s) {
 }
 
 int main(int argc, char **argv) {
-        const char *conninfo = fixture_db(argc, argv);
-        struct store *s;
+        struct store *s = fixture_open(argc, argv, "test_store_problems");
 
-        if (!conninfo) {
-                fprintf(stderr, "test_store_problems needs an empty database: DORALOOP_TEST_DB\n");
-                return 2;
-        }
-        s = fixture_store(conninfo);
         CHECK(s != NULL);
         if (!s)
                 return check_summary();
-        for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-                char id[16];
-
-                snprintf(id, sizeof(id), "p-%zu", i);
-                CHECK(save(s, id, bodies[i]) == 0);
-        }
+        CHECK(fixture_save_all(s, "p", bodies, sizeof(bodies) / sizeof(bodies[0]), MAR1) == 0);
         test_list(s);
         test_one(s);
         test_open(s);

@@ -20,17 +20,9 @@
 /* 2024-05-07T00:00:00Z = 19850 days x 86,400 s. */
 #define DAY_US (INT64_C(1715040000) * US)
 
-static const struct store_model model = { "production", 24 };
 
 static int save(struct store *s, const char *id, const char *body) {
-        struct delivery *d = fixture_generic(id, body, DAY_US);
-        struct error err = { 0 };
-        int r = d ? store_save_batch(s, &model, &d, 1, &err) : -ENOMEM;
-
-        if (r < 0)
-                fprintf(stderr, "save %s: %s\n", id, err.msg);
-        delivery_free(d);
-        return r;
+        return fixture_save(s, id, body, DAY_US);
 }
 
 /* INC-1 (api, 05-07 10:00-11:00) technological/capacity; INC-2 (web, 05-07 12:00, open)
@@ -154,14 +146,8 @@ static void test_refusal(struct store *s) {
 }
 
 int main(int argc, char **argv) {
-        const char *conninfo = fixture_db(argc, argv);
-        struct store *s;
+        struct store *s = fixture_open(argc, argv, "test_store_rca");
 
-        if (!conninfo) {
-                fprintf(stderr, "test_store_rca needs an empty database: DORALOOP_TEST_DB\n");
-                return 2;
-        }
-        s = fixture_store(conninfo);
         CHECK(s != NULL);
         if (!s)
                 return check_summary();

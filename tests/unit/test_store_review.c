@@ -24,7 +24,6 @@
 #define MAR1 (INT64_C(1709251200) * US)        /* 2024-03-01T00:00:00Z */
 #define SHA "\"sha\":\"3333333333333333333333333333333333333333\""
 
-static const struct store_model model = { "production", 24 };
 
 /* api: D1 (03-01 10:00, production) caused INC-1 (10:30-11:30, technological/capacity);
  * D2 (03-02 10:00, production); S1 (03-02 12:00, staging). web: one support request (03-02).
@@ -50,17 +49,6 @@ static const char *const bodies[] = {
         "\"production\",\"status\":\"success\"," SHA ",\"started_at\":\"2024-02-01T09:55:00Z\","
         "\"finished_at\":\"2024-02-01T10:00:00Z\"}",
 };
-
-static int save(struct store *s, const char *id, const char *body) {
-        struct delivery *d = fixture_generic(id, body, MAR1);
-        struct error err = { 0 };
-        int r = d ? store_save_batch(s, &model, &d, 1, &err) : -ENOMEM;
-
-        if (r < 0)
-                fprintf(stderr, "save %s: %s\n", id, err.msg);
-        delivery_free(d);
-        return r;
-}
 
 /* The agenda as parsed JSON; NULL (and a failed check) when the store or parse fails. */
 static json_t *agenda(struct store *s, const char *service, int64_t from, int64_t to,
@@ -182,23 +170,12 @@ static void test_refused(struct store *s) {
 }
 
 int main(int argc, char **argv) {
-        const char *conninfo = fixture_db(argc, argv);
-        struct store *s;
+        struct store *s = fixture_open(argc, argv, "test_store_review");
 
-        if (!conninfo) {
-                fprintf(stderr, "test_store_review needs an empty database: DORALOOP_TEST_DB\n");
-                return 2;
-        }
-        s = fixture_store(conninfo);
         CHECK(s != NULL);
         if (!s)
                 return check_summary();
-        for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-                char id[16];
-
-                snprintf(id, sizeof(id), "r-%zu", i);
-                CHECK(save(s, id, bodies[i]) == 0);
-        }
+        CHECK(fixture_save_all(s, "r", bodies, sizeof(bodies) / sizeof(bodies[0]), MAR1) == 0);
         test_window(s);
         test_edges(s);
         test_named(s);

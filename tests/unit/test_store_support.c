@@ -22,7 +22,6 @@
 #define DAY_US (86400 * US)
 #define MAR1 (INT64_C(1709251200) * US)        /* 2024-03-01T00:00:00Z */
 
-static const struct store_model model = { "production", 24 };
 
 /* In [03-01, 03-03): A (acme, saved-cards, count 3, resolved after 1 h), B (globex,
  * resolved after 3 h), C (acme, open), a usage count of 50; D opened before the window.
@@ -41,17 +40,6 @@ static const char *const bodies[] = {
         "{\"type\":\"observation\",\"id\":\"D\",\"kind\":\"support\",\"service\":\"web\","
         "\"occurred_at\":\"2024-02-20T12:00:00Z\"}",
 };
-
-static int save(struct store *s, const char *id, const char *body) {
-        struct delivery *d = fixture_generic(id, body, MAR1);
-        struct error err = { 0 };
-        int r = d ? store_save_batch(s, &model, &d, 1, &err) : -ENOMEM;
-
-        if (r < 0)
-                fprintf(stderr, "save %s: %s\n", id, err.msg);
-        delivery_free(d);
-        return r;
-}
 
 struct rows {
         int n, fail_at;
@@ -129,23 +117,12 @@ static void test_opened(struct store *s) {
 }
 
 int main(int argc, char **argv) {
-        const char *conninfo = fixture_db(argc, argv);
-        struct store *s;
+        struct store *s = fixture_open(argc, argv, "test_store_support");
 
-        if (!conninfo) {
-                fprintf(stderr, "test_store_support needs an empty database: DORALOOP_TEST_DB\n");
-                return 2;
-        }
-        s = fixture_store(conninfo);
         CHECK(s != NULL);
         if (!s)
                 return check_summary();
-        for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-                char id[16];
-
-                snprintf(id, sizeof(id), "o-%zu", i);
-                CHECK(save(s, id, bodies[i]) == 0);
-        }
+        CHECK(fixture_save_all(s, "o", bodies, sizeof(bodies) / sizeof(bodies[0]), MAR1) == 0);
         test_figures(s);
         test_list(s);
         test_opened(s);
