@@ -845,7 +845,7 @@ struct read_job {
         unsigned status;
         struct error err;               /* why, when status is not 2xx */
         char *text;                     /* the answer: a JSON body serialized (NULL: OOM), */
-        bool markdown;                  /* or Markdown (REPLY_MARKDOWN), */
+        enum route_form form;           /* or Markdown, or JSON text (routes.h), */
         struct prometheus *metrics;   /* or a /metrics text */
 };
 
@@ -954,11 +954,11 @@ static void run_read(struct readpool_job *base, bool stopping) {
                 if (r < 0)
                         body = reply_error_body(&job->err);
         } else {
-                job->status = routes_answer(&job->route, h->api, &ar, &body, &job->markdown,
+                job->status = routes_answer(&job->route, h->api, &ar, &body, &job->form,
                                             &job->err);
         }
         /* Serialized here too: a large answer costs the HTTP thread only its sending. */
-        if (body && job->markdown)
+        if (body && job->form != FORM_JSON)
                 job->text = strdup(json_string_value(body));
         else if (body)
                 job->text = json_dumps(body, JSON_COMPACT);
@@ -1029,7 +1029,7 @@ static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *co
         struct read_job *job = req->read;
         struct error err = { 0 };
         json_t *body = NULL;
-        bool markdown = false;
+        enum route_form form = FORM_JSON;
         unsigned status;
 
         if (job && job->done) { /* resumed by run_read: send what it made */
@@ -1040,7 +1040,7 @@ static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *co
                 job->text = NULL;
                 if (m)
                         return answer_metrics(req, conn, m);
-                if (job->markdown && text)
+                if (job->form == FORM_MARKDOWN && text)
                         return answer_markdown(req, conn, text);
                 log_refused(req->http, method, url, job->status, &job->err);
                 return reply_text(req, conn, job->status, text);
@@ -1059,13 +1059,15 @@ static enum MHD_Result answer_api(struct request *req, struct MHD_Connection *co
         case RUNS_IMPORT:       /* never here: import_step() answers imports */
                 return submit_read(req, conn, url, method);
         }
-        status = routes_answer(&req->route, req->http->api, &ar, &body, &markdown, &err);
-        if (markdown) {
+        status = routes_answer(&req->route, req->http->api, &ar, &body, &form, &err);
+        if (form != FORM_JSON) {
                 char *text = strdup(json_string_value(body));
 
                 json_decref(body);
-                return text ? answer_markdown(req, conn, text)
-                            : reply(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL);
+                if (!text)
+                        return reply(req, conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL);
+                return form == FORM_MARKDOWN ? answer_markdown(req, conn, text)
+                                             : reply_text(req, conn, status, text);
         }
         log_refused(req->http, method, url, status, &err);
         return reply(req, conn, status, body);

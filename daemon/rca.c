@@ -1,5 +1,5 @@
 /* rca: GET /api/v1/rca: the figures of the window and the previous one, from the mirror
- * (daemon/mirror.c, lib/rcamirror.c), as JSON. */
+ * (daemon/mirror.c, lib/rcamirror.c), as JSON text. */
 #include "rca.h"
 
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include "../lib/cube.h"
 #include "../lib/buf.h"
 #include "../lib/error.h"
+#include "../lib/jsontext.h"
 #include "../lib/metrics.h"
 #include "../lib/rcamirror.h"
 #include "../lib/store_rca.h"
@@ -19,30 +20,57 @@
 #include "params.h"
 #include "reply.h"
 
-static json_t *time_json(int64_t us) {
-        char buf[TIMEFMT_LEN];
+/* "from" and "to" as API.md's times, "days" a number (a real when not whole): the same
+ * "window" object as /api/v1/dora's. */
+static int put_window(struct buf *b, int64_t from_us, int64_t to_us) {
+        char from[TIMEFMT_LEN], to[TIMEFMT_LEN];
+        int64_t span = to_us - from_us;
+        int r = buf_puts(b, ",\"window\":{\"from\":");
 
-        return json_string(timefmt_format(us, buf));
+        if (r == 0)
+                r = jsontext_string(b, timefmt_format(from_us, from));
+        if (r == 0)
+                r = buf_puts(b, ",\"to\":");
+        if (r == 0)
+                r = jsontext_string(b, timefmt_format(to_us, to));
+        if (r == 0)
+                r = buf_puts(b, ",\"days\":");
+        if (r == 0)
+                r = span % CUBE_DAY_US == 0 ? jsontext_int(b, span / CUBE_DAY_US)
+                                            : jsontext_real(b, (double) span / CUBE_DAY_US);
+        return r ? r : buf_puts(b, "}");
 }
 
-/* The same "window" object as /api/v1/dora's. */
-static json_t *window_json(int64_t from_us, int64_t to_us) {
-        int64_t span = to_us - from_us;
-        json_t *days = span % CUBE_DAY_US == 0 ? json_integer((json_int_t) (span / CUBE_DAY_US))
-                                               : json_real((double) span / CUBE_DAY_US);
+/* The answer as JSON text: the window's figures, then service, window and the previous
+ * window's figures. */
+static int put_answer(struct buf *b, const struct params_window *p, const struct rca_sums *now,
+                      const struct rca_sums *before) {
+        int r = buf_puts(b, "{");
 
-        return json_pack("{s:o,s:o,s:o}", "from", time_json(from_us), "to", time_json(to_us),
-                         "days", days);
+        if (r == 0)
+                r = rca_sums_text(now, b);
+        if (r == 0)
+                r = buf_puts(b, ",\"service\":");
+        if (r == 0)
+                r = p->service ? jsontext_string(b, p->service) : buf_puts(b, "null");
+        if (r == 0)
+                r = put_window(b, p->from_us, p->to_us);
+        if (r == 0)
+                r = buf_puts(b, ",\"previous\":{");
+        if (r == 0)
+                r = rca_sums_text(before, b);
+        return r ? r : buf_puts(b, "}}");
 }
 
 /* environment and bands are read (and checked) by params_window() but change nothing
- * here: incidents are not per environment. */
+ * here: incidents are not per environment. The answer is written as text (REPLY_JSON_TEXT):
+ * a jansson tree of two windows' categories cost more than their sums. */
 int rca_figures(const struct api *api, const struct api_request *req, json_t **ret_body,
                 struct error *err) {
         struct rca_sums *now = NULL, *before = NULL;
         struct params_window p;
         struct mirror_session s;
-        json_t *o, *previous;
+        struct buf b;
         int r;
 
         r = params_window(req, &p, err);
@@ -60,25 +88,14 @@ int rca_figures(const struct api *api, const struct api_request *req, json_t **r
                 rca_sums_free(now);
                 return reply_unavailable(err, &s.err, "the root-cause figures");
         }
-        /* the JSON after mirror_end(): the other readers need not wait for it */
-        o = rca_sums_json(now);
-        previous = rca_sums_json(before);
+        /* after mirror_end(): the other readers need not wait for the text */
+        buf_init(&b, SIZE_MAX - 1);
+        r = put_answer(&b, &p, now, before);
         rca_sums_free(now);
         rca_sums_free(before);
-        if (!o || !previous ||
-            json_object_set_new(o, "service", p.service ? json_string(p.service)
-                                                        : json_null()) < 0 ||
-            json_object_set_new(o, "window", window_json(p.from_us, p.to_us)) < 0) {
-                json_decref(o);
-                json_decref(previous);
-                return reply_oom(err);
-        }
-        if (json_object_set_new(o, "previous", previous) < 0) {
-                json_decref(o);
-                return reply_oom(err);
-        }
-        *ret_body = o;
-        return 0;
+        *ret_body = r == 0 ? json_stringn_nocheck(b.data, b.len) : NULL;
+        buf_free(&b);
+        return *ret_body ? REPLY_JSON_TEXT : reply_oom(err);
 }
 
 struct gauge_lines {

@@ -13,6 +13,7 @@ unsigned reply_status(int r) {
         switch (r) {
         case 0: return 200;
         case REPLY_MARKDOWN: return 200;
+        case REPLY_JSON_TEXT: return 200;
         case REPLY_ACCEPTED: return 202;
         case -EBADMSG: return 400;
         case -EACCES: return 401;

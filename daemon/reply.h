@@ -7,11 +7,14 @@
 struct error;
 
 /* What a handler returns besides 0 (200) and a negative errno: it started a job (202), or
- * its 200 answer is Markdown, the text of the JSON string in its body (GET /api/v1/review). */
+ * its 200 answer is the text of the JSON string in its body: Markdown (GET /api/v1/review),
+ * or JSON it wrote as text itself (GET /api/v1/rca). */
 #define REPLY_ACCEPTED 1
 #define REPLY_MARKDOWN 2
+#define REPLY_JSON_TEXT 3
 
-/* The HTTP status of a handler's result r: 0 and REPLY_MARKDOWN 200, REPLY_ACCEPTED 202,
+/* The HTTP status of a handler's result r: 0, REPLY_MARKDOWN and REPLY_JSON_TEXT 200,
+ * REPLY_ACCEPTED 202,
  * -EBADMSG 400, -EACCES 401, -ENOENT 404, -EOPNOTSUPP 405, -EBUSY 409, -E2BIG 413, -EMEDIUMTYPE 415,
  * -ENOSYS 501, anything else (-EAGAIN, -EIO, -ENOMEM, -ESHUTDOWN) 503. Pure. */
 unsigned reply_status(int r);

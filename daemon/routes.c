@@ -139,8 +139,8 @@ int routes_decide(const char *method, const char *path, const struct config *cfg
 }
 
 unsigned routes_answer(const struct route_match *m, const struct api *api,
-                       const struct api_request *req, json_t **ret_body, bool *ret_markdown,
-                       struct error *err) {
+                       const struct api_request *req, json_t **ret_body,
+                       enum route_form *ret_form, struct error *err) {
         struct api_request with_param = *req;
         int r;
 
@@ -148,7 +148,9 @@ unsigned routes_answer(const struct route_match *m, const struct api *api,
         with_param.param = m->param_len ? req->path + m->param_at : NULL;
         with_param.param_len = m->param_len;
         r = m->route->json(api, &with_param, ret_body, err);
-        *ret_markdown = r == REPLY_MARKDOWN && json_is_string(*ret_body);
+        *ret_form = !json_is_string(*ret_body) ? FORM_JSON
+                    : r == REPLY_MARKDOWN ? FORM_MARKDOWN
+                    : r == REPLY_JSON_TEXT ? FORM_JSON_TEXT : FORM_JSON;
         if (r < 0 && !*ret_body)
                 *ret_body = reply_error_body(err);
         return reply_status(r);

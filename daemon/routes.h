@@ -59,11 +59,17 @@ int routes_decide(const char *method, const char *path, const struct config *cfg
                   const char *authorization, struct route_match *ret, struct error *err)
         __attribute__((warn_unused_result));
 
-/* Answers req with m's JSON handler (RUNS_NOW, RUNS_READ, RUNS_WRITE), req->path being the path m was
- * decided on. Returns the HTTP status; *ret_body is a JSON document the caller owns (NULL
- * only on OOM), and err holds the refusal when the status is not 2xx. *ret_markdown says
- * that the answer is Markdown: the text of the JSON string *ret_body (REPLY_MARKDOWN).
- * Thread-safe. */
+/* How an answer's body is sent. */
+enum route_form {
+        FORM_JSON,              /* *ret_body, dumped */
+        FORM_MARKDOWN,          /* the text of the JSON string *ret_body (REPLY_MARKDOWN) */
+        FORM_JSON_TEXT,         /* likewise, JSON written by the handler (REPLY_JSON_TEXT) */
+};
+
+/* Answers req with m's JSON handler (RUNS_NOW, RUNS_READ, RUNS_WRITE), req->path being the
+ * path m was decided on. Returns the HTTP status; *ret_body is a JSON document the caller
+ * owns (NULL only on OOM), sent as *ret_form says, and err holds the refusal when the status
+ * is not 2xx. Thread-safe. */
 unsigned routes_answer(const struct route_match *m, const struct api *api,
-                       const struct api_request *req, json_t **ret_body, bool *ret_markdown,
-                       struct error *err);
+                       const struct api_request *req, json_t **ret_body,
+                       enum route_form *ret_form, struct error *err);

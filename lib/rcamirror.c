@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "jsontext.h"
+
 #define DAY_US INT64_C(86400000000)
 #define N_DETAIL 8              /* edge days kept: both windows' ends, with room */
 
@@ -427,10 +430,10 @@ static void add_days(struct rca_sums *s, const struct svc *v, int32_t d0, int32_
         }
 }
 
-/* round(num / den, places) of a numeric, as the real json_loads makes of dl_rca_json's text:
- * the rounded decimal q / 10^places, which IEEE division rounds to the same nearest double
- * as strtod() of its digits. den > 0; rounding is half away from zero, as numeric's. */
-static json_t *rounded(int64_t num, int64_t den, int places) {
+/* round(num / den, places) of a numeric, scaled by 10^places: rounding half away from zero,
+ * as numeric's. den > 0. As text (jsontext_decimal) it is what json_loads makes of
+ * dl_rca_json's numbers. */
+static int64_t rounded(int64_t num, int64_t den, int places) {
         int64_t scale = 1, q;
         __int128 n;
         bool neg = num < 0;
@@ -441,7 +444,7 @@ static json_t *rounded(int64_t num, int64_t den, int places) {
         q = (int64_t) (n / den);
         if (2 * (n % den) >= den)
                 q++;
-        return json_real(neg && q ? -((double) q / (double) scale) : (double) q / (double) scale);
+        return neg ? -q : q;
 }
 
 struct ranked {
@@ -457,56 +460,86 @@ static int by_incidents(const void *a, const void *b) {
         return strcmp(x->name, y->name);
 }
 
-json_t *rca_sums_json(const struct rca_sums *s) {
+/* "name":integer, with the comma before it unless first. */
+static int put_int(struct buf *b, const char *name, int64_t v, bool first) {
+        int r = buf_puts(b, first ? "\"" : ",\"");
+
+        if (r == 0)
+                r = buf_puts(b, name);
+        if (r == 0)
+                r = buf_puts(b, "\":");
+        return r ? r : jsontext_int(b, v);
+}
+
+static int put_seconds(struct buf *b, int64_t us) {
+        int r = buf_puts(b, ",\"downtime_seconds\":");
+
+        return r ? r : jsontext_decimal(b, rounded(us, 1000000, 3), 3);
+}
+
+/* One dimension's object: its figures and its categories, most incidents first. */
+static int put_dimension(struct buf *b, const struct rca_sums *s, const struct ranked *d,
+                         int64_t with, struct ranked *cats) {
+        int dim = dim_index(d->name);
+        size_t n = 0;
+        int r = buf_puts(b, "{\"dimension\":");
+
+        for (size_t c = 0; c + 1 < s->width; c++)
+                if (cell(s, dim, (int32_t) c)->present)
+                        cats[n++] = (struct ranked) { s->names[c], cell(s, dim, (int32_t) c) };
+        if (n)
+                qsort(cats, n, sizeof(*cats), by_incidents);
+        if (r == 0)
+                r = jsontext_string(b, d->name);
+        if (r == 0)
+                r = put_int(b, "incidents", d->c->incidents, false);
+        if (r == 0)
+                r = put_int(b, "primary", d->c->primaries, false);
+        if (r == 0)
+                r = buf_puts(b, ",\"share\":");
+        if (r == 0)
+                r = with > 0 ? jsontext_decimal(b, rounded(d->c->incidents, with, 4), 4)
+                             : buf_puts(b, "null");
+        if (r == 0)
+                r = put_seconds(b, d->c->downtime_us);
+        if (r == 0)
+                r = buf_puts(b, ",\"categories\":[");
+        for (size_t c = 0; c < n && r == 0; c++) {
+                r = buf_puts(b, c ? ",{\"category\":" : "{\"category\":");
+                if (r == 0)
+                        r = jsontext_string(b, cats[c].name);
+                if (r == 0)
+                        r = put_int(b, "incidents", cats[c].c->incidents, false);
+                if (r == 0)
+                        r = put_seconds(b, cats[c].c->downtime_us);
+                if (r == 0)
+                        r = buf_puts(b, "}");
+        }
+        return r ? r : buf_puts(b, "]}");
+}
+
+int rca_sums_text(const struct rca_sums *s, struct buf *b) {
         int64_t all = cell(s, D_ALL, -1)->incidents, with = cell(s, D_ANY, -1)->incidents;
         struct ranked d[4], *cats = calloc(s->width, sizeof(*cats));
-        json_t *list = json_array();
+        int r = cats ? 0 : -ENOMEM;
 
-        if (!cats || !list) {
-                free(cats);
-                json_decref(list);
-                return NULL;
-        }
         for (int k = 0; k < 4; k++)
                 d[k] = (struct ranked) { dims[k], cell(s, D_FIRST + k, -1) };
         qsort(d, 4, sizeof(*d), by_incidents);
-        for (int k = 0; k < 4 && list; k++) {
-                int dim = dim_index(d[k].name);
-                json_t *cl = json_array(), *o;
-                size_t n = 0;
-
-                for (size_t c = 0; c + 1 < s->width; c++)
-                        if (cell(s, dim, (int32_t) c)->present)
-                                cats[n++] = (struct ranked) { s->names[c],
-                                                              cell(s, dim, (int32_t) c) };
-                if (n)
-                        qsort(cats, n, sizeof(*cats), by_incidents);
-                for (size_t c = 0; c < n && cl; c++) {
-                        json_t *x = json_pack("{s:s,s:I,s:o}", "category", cats[c].name,
-                                              "incidents", (json_int_t) cats[c].c->incidents,
-                                              "downtime_seconds",
-                                              rounded(cats[c].c->downtime_us, 1000000, 3));
-
-                        if (!x || json_array_append_new(cl, x) < 0) {
-                                json_decref(cl);
-                                cl = NULL;
-                        }
-                }
-                o = json_pack("{s:s,s:I,s:I,s:o,s:o,s:o}", "dimension", d[k].name,
-                              "incidents", (json_int_t) d[k].c->incidents,
-                              "primary", (json_int_t) d[k].c->primaries,
-                              "share", with > 0 ? rounded(d[k].c->incidents, with, 4)
-                                                : json_null(),
-                              "downtime_seconds", rounded(d[k].c->downtime_us, 1000000, 3),
-                              "categories", cl);
-                if (!o || json_array_append_new(list, o) < 0) {
-                        json_decref(list);
-                        list = NULL;
-                }
+        if (r == 0)
+                r = put_int(b, "incidents", all, true);
+        if (r == 0)
+                r = put_int(b, "incidents_with_factors", with, false);
+        if (r == 0)
+                r = buf_puts(b, ",\"dimensions\":[");
+        for (int k = 0; k < 4 && r == 0; k++) {
+                if (k)
+                        r = buf_puts(b, ",");
+                if (r == 0)
+                        r = put_dimension(b, s, &d[k], with, cats);
         }
         free(cats);
-        return json_pack("{s:I,s:I,s:o}", "incidents", (json_int_t) all,
-                         "incidents_with_factors", (json_int_t) with, "dimensions", list);
+        return r ? r : buf_puts(b, "]");
 }
 
 void rca_sums_free(struct rca_sums *s) {
@@ -606,12 +639,21 @@ int rcamirror_sums(struct rcamirror *m, const char *service, int64_t from_us, in
 int rcamirror_json(struct rcamirror *m, const char *service, int64_t from_us, int64_t to_us,
                    json_t **ret, int32_t *ret_missing_day) {
         struct rca_sums *s;
+        struct buf b;
         int r = rcamirror_sums(m, service, from_us, to_us, &s, ret_missing_day);
 
         *ret = NULL;
         if (r < 0)
                 return r;
-        *ret = rca_sums_json(s);
+        buf_init(&b, SIZE_MAX - 1);
+        r = buf_puts(&b, "{");
+        if (r == 0)
+                r = rca_sums_text(s, &b);
+        if (r == 0)
+                r = buf_puts(&b, "}");
+        if (r == 0)
+                *ret = json_loads(b.data, 0, NULL);
+        buf_free(&b);
         rca_sums_free(s);
         return *ret ? 0 : -ENOMEM;
 }

@@ -56,12 +56,16 @@ int rcamirror_sums(struct rcamirror *m, const char *service, int64_t from_us, in
                    struct rca_sums **ret, int32_t *ret_missing_day)
         __attribute__((warn_unused_result));
 
-/* dl_rca_fast's object of s (a new reference), or NULL on OOM. Thread-safe. */
-json_t *rca_sums_json(const struct rca_sums *s);
+/* The members of dl_rca_fast's object of s ("incidents":..,"incidents_with_factors":..,
+ * "dimensions":[..]) as JSON text, without the braces, appended to b. 0, -E2BIG or -ENOMEM.
+ * Thread-safe. */
+struct buf;
+int rca_sums_text(const struct rca_sums *s, struct buf *b) __attribute__((warn_unused_result));
 
 /* NULL-safe. */
 void rca_sums_free(struct rca_sums *s);
 
-/* rcamirror_sums() and rca_sums_json() in one: dl_rca_fast(service, from, to) into *ret. */
+/* rcamirror_sums() and rca_sums_text() in one, parsed: dl_rca_fast(service, from, to) into
+ * *ret (a new object), for the tests. */
 int rcamirror_json(struct rcamirror *m, const char *service, int64_t from_us, int64_t to_us,
                    json_t **ret, int32_t *ret_missing_day) __attribute__((warn_unused_result));

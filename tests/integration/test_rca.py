@@ -113,8 +113,9 @@ SEARCH = {
 
 
 def rca(d, **params):
-    status, doc, _ = d.get("/api/v1/rca?" + urllib.parse.urlencode({**WINDOW, **params}))
+    status, doc, headers = d.get("/api/v1/rca?" + urllib.parse.urlencode({**WINDOW, **params}))
     assert status == 200, doc
+    assert headers.get("Content-Type") == "application/json"  # the handler writes it as text
     return doc
 
 
@@ -178,6 +179,21 @@ def test_a_newer_body_replaces_the_factors_and_one_without_them_keeps_them(scena
     dims2 = {x["dimension"]: x for x in rca(scenario)["dimensions"]}
     assert dims2["technological"]["incidents"] == 2
     assert dims2["technological"]["downtime_seconds"] == 3 * HOUR + HOUR
+
+
+def test_names_that_need_escaping_come_back_as_sent(daemon):
+    # The answer is written as text (daemon/rca.c): a category and a service with quotes,
+    # a backslash, a control character and non-ASCII letters must come back as they went in.
+    d = daemon()
+    service, category = 'pay "eu" \\ caf\u00e9', 'dns "split"\tbrain \\ \u00fcber'
+    post_generic_doc(d, incident("Q", "2024-03-09T00:00:00Z", "2024-03-09T01:00:00Z",
+                                 service=service,
+                                 contributing_factors=[factor("technological", category)]),
+                     "rca-q")
+    doc = rca(d, service=service)
+    assert doc["service"] == service
+    assert doc["dimensions"][0] == dim("technological", 1, 1, 1.0, HOUR,  # a lone factor: primary
+                                       [(category.lower(), 1, HOUR)])
 
 
 def post_generic(d, doc):
